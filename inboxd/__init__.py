@@ -1,0 +1,3 @@
+"""inboxd: an email-first shared-inbox helpdesk daemon."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,163 @@
+"""Plain values passed between the pure core and the edges.
+
+Everything here is a frozen dataclass: the core takes these and returns these,
+never a database row or a socket, so it is tested from bytes alone.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """One mailbox from an address header; ``email`` is lowercased, ``name`` decoded."""
+
+    email: str
+    name: str = ""
+
+    @property
+    def domain(self) -> str:
+        return self.email.rpartition("@")[2]
+
+    @property
+    def local(self) -> str:
+        return self.email.rpartition("@")[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """A file carried by a message. ``data`` is the decoded payload."""
+
+    filename: str
+    content_type: str
+    data: bytes = field(repr=False)
+    sha256: str = ""
+    content_id: str = ""
+    inline: bool = False
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+class MessageKind(str, enum.Enum):
+    """What sort of mail this is, as far as loop prevention and SLA care."""
+
+    NORMAL = "normal"
+    AUTO_REPLY = "auto_reply"  # out-of-office and other RFC 3834 responses
+    BULK = "bulk"  # lists, newsletters, Precedence: bulk
+    BOUNCE = "bounce"  # delivery status notifications and other bounces
+
+
+@dataclass(frozen=True, slots=True)
+class AutoFlags:
+    """Markers that say a machine, not a person, sent this mail."""
+
+    auto_submitted: str = ""  # value of Auto-Submitted, lowercased, "" when absent
+    precedence: str = ""  # value of Precedence, lowercased
+    list_id: str = ""
+    has_list_unsubscribe: bool = False
+    return_path_empty: bool = False  # Return-Path: <>
+    x_auto_response_suppress: str = ""
+    is_mailer_daemon: bool = False  # mailer-daemon@ / postmaster@ sender
+    is_noreply: bool = False  # noreply@ / no-reply@ / donotreply@ sender
+
+
+@dataclass(frozen=True, slots=True)
+class Bounce:
+    """What a delivery status notification says about the mail that bounced."""
+
+    original_message_id: str = ""  # Message-ID of the mail that bounced, without <>
+    failed_recipients: tuple[str, ...] = ()
+    status: str = ""  # RFC 3463 status such as 5.1.1
+    action: str = ""  # failed | delayed | delivered ...
+    diagnostic: str = ""
+    permanent: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """Everything inboxd needs from one raw mail; built by ``core.parse``.
+
+    Message-IDs are stored without angle brackets and lowercased in their
+    domain part only where RFC 5322 allows; ``content_digest`` identifies the
+    content independently of transport headers (Received, Delivered-To), so the
+    same mail fetched from two mailboxes dedupes while a reused Message-ID with a
+    different body does not.
+    """
+
+    message_id: str
+    message_id_synthesized: bool
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    from_: Address | None
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    date: datetime | None  # timezone-aware, UTC; None when absent or unparseable
+    subject: str  # decoded, whitespace-collapsed
+    normalized_subject: str  # Re:/Fwd:/AW:/[#123] stripped, casefolded
+    text: str  # best plain-text body (derived from HTML when there is no text part)
+    html: str  # the HTML body as sent ("" when none)
+    new_text: str  # what the sender wrote this time: quotes and signature stripped
+    attachments: tuple[Attachment, ...]
+    headers: tuple[tuple[str, str], ...]  # every header, name lowercased, value decoded
+    auto: AutoFlags
+    kind: MessageKind
+    bounce: Bounce | None
+    defects: tuple[str, ...]  # parser defects worth recording (not fatal)
+    raw_sha256: str
+    content_digest: str
+    size: int
+
+    def header(self, name: str) -> str:
+        """First value of header ``name`` (case-insensitive), "" when absent."""
+        wanted = name.lower()
+        for key, value in self.headers:
+            if key == wanted:
+                return value
+        return ""
+
+    def header_all(self, name: str) -> list[str]:
+        wanted = name.lower()
+        return [value for key, value in self.headers if key == wanted]
+
+    @property
+    def recipients(self) -> tuple[Address, ...]:
+        return self.to + self.cc
+
+
+class ParseError(Exception):
+    """The bytes cannot be read as a mail at all; ``reason`` goes to quarantine."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class TicketStatus(str, enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    SOLVED = "solved"
+    CLOSED = "closed"
+    MERGED = "merged"
+
+
+class Direction(str, enum.Enum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+    NOTE = "note"  # internal note by an agent, never sent to the customer
+
+
+class MatchedBy(str, enum.Enum):
+    """How a message found its ticket; stored on the message and shown to admins."""
+
+    HEADER = "header"  # In-Reply-To / References
+    TOKEN = "token"  # reply token in a recipient address
+    TAG = "tag"  # [#123] in the subject, sender already a participant
+    GROUP = "group"  # a rule grouped it with an open ticket of the same sender+subject
+    NEW = "new"  # started a new ticket

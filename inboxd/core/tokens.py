@@ -1,0 +1,75 @@
+"""Signed ticket tokens: in our own Message-IDs and in reply addresses.
+
+A token names a ticket (and optionally an agent) and carries an HMAC made with
+the server secret, so a reply finds its ticket even when the subject was
+rewritten or the database row for the outbound mail is gone, and nobody can
+forge one for a ticket they were never mailed about.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+from dataclasses import dataclass
+
+_SIG_LEN = 12  # base32 characters: 60 bits, plenty against guessing over SMTP
+
+_TOKEN_RE = re.compile(r"^(\d{1,12})-(\d{1,12})-([a-z2-7]{%d})$" % _SIG_LEN)
+_MSGID_RE = re.compile(r"^ibx\.(\d{1,12})\.([a-z0-9]{1,32})\.([a-z2-7]{%d})@" % _SIG_LEN)
+
+
+@dataclass(frozen=True, slots=True)
+class TicketToken:
+    ticket_id: int
+    agent_id: int  # 0 when the token is not bound to an agent
+
+
+def _sign(secret: bytes, payload: str) -> str:
+    digest = hmac.new(secret, payload.encode("ascii"), hashlib.sha256).digest()
+    return base64.b32encode(digest).decode("ascii").lower()[:_SIG_LEN]
+
+
+def make_reply_token(secret: bytes, ticket_id: int, agent_id: int = 0) -> str:
+    """Token for ``support+TOKEN@domain``; binds ticket and (optionally) agent."""
+    return f"{ticket_id}-{agent_id}-{_sign(secret, f'rt:{ticket_id}:{agent_id}')}"
+
+
+def verify_reply_token(secret: bytes, token: str) -> TicketToken | None:
+    """The ticket/agent a token names, or None when malformed or the signature is wrong."""
+    match = _TOKEN_RE.match(token.lower())
+    if not match:
+        return None
+    ticket_id, agent_id = int(match.group(1)), int(match.group(2))
+    expected = _sign(secret, f"rt:{ticket_id}:{agent_id}")
+    if not hmac.compare_digest(expected, match.group(3)):
+        return None
+    return TicketToken(ticket_id, agent_id)
+
+
+def token_from_address(email: str, local_base: str) -> str | None:
+    """``support+TOKEN@d`` -> ``TOKEN`` when the local part is ``local_base+...``."""
+    local = email.rpartition("@")[0].lower()
+    prefix = local_base.lower() + "+"
+    if not local.startswith(prefix):
+        return None
+    return local[len(prefix) :] or None
+
+
+def make_message_id(secret: bytes, ticket_id: int, nonce: str, domain: str) -> str:
+    """Our own Message-ID (without <>), carrying a signed ticket reference."""
+    nonce = nonce.lower()
+    sig = _sign(secret, f"mid:{ticket_id}:{nonce}")
+    return f"ibx.{ticket_id}.{nonce}.{sig}@{domain}"
+
+
+def ticket_from_message_id(secret: bytes, message_id: str) -> int | None:
+    """The ticket named by one of our Message-IDs, or None for anyone else's."""
+    match = _MSGID_RE.match(message_id.lower())
+    if not match:
+        return None
+    ticket_id, nonce = int(match.group(1)), match.group(2)
+    if not hmac.compare_digest(_sign(secret, f"mid:{ticket_id}:{nonce}"), match.group(3)):
+        return None
+    return ticket_id
