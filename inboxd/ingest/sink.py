@@ -1,0 +1,43 @@
+"""What a mailbox fetcher hands raw mail to, and the checkpoint it resumes from.
+
+The fetcher knows IMAP; the sink knows storage. Keeping the seam this narrow
+lets the fetcher be tested against a real Dovecot with the real pipeline, and
+makes "commit before acknowledging" one rule: ``store_batch`` returns only
+after the messages AND the new checkpoint are committed in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Where a mailbox folder was left: all UIDs <= last_uid under uidvalidity are stored."""
+
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True, slots=True)
+class FetchedMail:
+    uid: int
+    raw: bytes
+
+
+class MailboxSink(Protocol):
+    def checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
+        """The stored checkpoint, or None for a folder never synced."""
+        ...
+
+    def store_batch(
+        self, mailbox: str, folder: str, uidvalidity: int, mails: Sequence[FetchedMail]
+    ) -> None:
+        """Store every mail (dedupe, thread, quarantine on failure) and advance the
+        checkpoint to max(uid) in ONE transaction. A uidvalidity different from the
+        stored one resets the checkpoint (the caller rescans from UID 1; duplicates
+        are recognised by Message-ID + content digest). Raises only when the
+        database itself fails; then nothing of the batch is committed."""
+        ...
