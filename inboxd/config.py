@@ -1,0 +1,235 @@
+"""Settings: one TOML file, validated at start, errors naming the key.
+
+Secrets never live in the file: a mailbox or SMTP login names an environment
+variable (``password_env``) or a file (``password_file``, e.g. systemd's
+``LoadCredential=``) and the secret is read only when a connection is made.
+Nothing happens on import; ``load_settings`` is called by the CLI.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+Security = Literal["none", "starttls", "tls"]
+
+DEFAULT_CONFIG = "inboxd.toml"
+
+
+class ConfigError(Exception):
+    """The configuration file is missing or invalid; the message names the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Secret(_Strict):
+    """Where a password comes from. Its value is never stored in Settings."""
+
+    password_env: str | None = None
+    password_file: Path | None = None
+
+    def read_password(self) -> str | None:
+        if self.password_env:
+            value = os.environ.get(self.password_env)
+            if value is None:
+                raise ConfigError(f"environment variable {self.password_env} is not set")
+            return value
+        if self.password_file:
+            try:
+                return self.password_file.read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read password_file {self.password_file}: {exc}") from exc
+        return None
+
+
+class DatabaseConfig(_Strict):
+    url: str = "sqlite:///var/inboxd.db"
+
+
+class MailboxConfig(Secret):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    address: str
+    imap_host: str = "127.0.0.1"
+    imap_port: int = 993
+    imap_security: Security = "tls"
+    username: str = ""
+    folder: str = "INBOX"
+    sent_folder: str | None = None
+    after_import: str = "keep"
+    idle: bool = True
+    poll_interval: float = 60.0
+    batch_size: Annotated[int, Field(ge=1, le=5000)] = 200
+    imap_timeout: float = 60.0
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if "@" not in value:
+            raise ValueError("must be an email address")
+        return value.strip().lower()
+
+    @field_validator("after_import")
+    @classmethod
+    def _after_import(cls, value: str) -> str:
+        if value in ("keep", "seen") or (value.startswith("move:") and len(value) > 5):
+            return value
+        raise ValueError("must be keep, seen or move:FOLDER")
+
+    @property
+    def move_target(self) -> str | None:
+        return self.after_import[5:] if self.after_import.startswith("move:") else None
+
+
+class LmtpConfig(_Strict):
+    enabled: bool = True
+    listen: str = "127.0.0.1:8024"
+    protocol: Literal["lmtp", "smtp"] = "lmtp"
+    max_message_size: int = 50 * 1024 * 1024
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit():
+            raise ValueError("must be HOST:PORT")
+        return value
+
+
+class SmtpConfig(Secret):
+    host: str = "127.0.0.1"
+    port: int = 25
+    security: Security = "none"
+    username: str = ""
+    timeout: float = 30.0
+    retry_for: float = 2 * 24 * 3600.0  # seconds a temporary failure is retried
+    max_per_run: int = 100
+
+
+class HelpdeskConfig(_Strict):
+    """Identity of the helpdesk in outbound mail and threading."""
+
+    domain: str = "inboxd.localhost"  # right side of our Message-IDs
+    secret_env: str | None = None  # HMAC secret for tokens; from env or file
+    secret_file: Path | None = None
+    subject_tag: str = "[#{id}]"
+    reopen_window_days: float = 30.0  # reply to a ticket closed longer ago -> new linked ticket
+    acknowledge: bool = True
+    ack_per_sender_per_hour: int = 3
+
+    @field_validator("subject_tag")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        if "{id}" not in value:
+            raise ValueError("must contain {id}")
+        return value
+
+    def read_secret(self) -> bytes:
+        if self.secret_env:
+            value = os.environ.get(self.secret_env)
+            if value:
+                return value.encode()
+            raise ConfigError(f"helpdesk.secret_env: environment variable {self.secret_env} is not set")
+        if self.secret_file:
+            try:
+                return self.secret_file.read_bytes().strip()
+            except OSError as exc:
+                raise ConfigError(f"helpdesk.secret_file: {exc}") from exc
+        raise ConfigError("helpdesk: set secret_env or secret_file (the HMAC key for reply tokens)")
+
+
+class DirConfig(_Strict):
+    dir: Path
+
+
+class SlackConfig(_Strict):
+    token_env: str | None = None
+    token_file: Path | None = None
+    base_url: str | None = None  # for tests: a local stand-in of the Web API
+    ops_channel: str | None = None
+
+
+class Settings(_Strict):
+    database: DatabaseConfig = DatabaseConfig()
+    helpdesk: HelpdeskConfig = HelpdeskConfig()
+    mailbox: list[MailboxConfig] = []
+    lmtp: LmtpConfig = LmtpConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    rules: DirConfig = DirConfig(dir=Path("rules"))
+    templates: DirConfig = DirConfig(dir=Path("templates"))
+    slack: SlackConfig = SlackConfig()
+
+    @model_validator(mode="after")
+    def _unique_mailboxes(self) -> Settings:
+        seen: set[str] = set()
+        for box in self.mailbox:
+            if box.name in seen:
+                raise ValueError(f"mailbox name {box.name!r} is used twice")
+            seen.add(box.name)
+        return self
+
+    @property
+    def support_addresses(self) -> frozenset[str]:
+        return frozenset(box.address for box in self.mailbox)
+
+
+def _resolve_paths(data: dict[str, object], base: Path) -> None:
+    """Relative directories and SQLite paths are taken relative to the config file."""
+    for section in ("rules", "templates"):
+        table = data.get(section)
+        if isinstance(table, dict) and isinstance(table.get("dir"), str):
+            path = Path(table["dir"])
+            table["dir"] = str(path if path.is_absolute() else base / path)
+    db = data.get("database")
+    if isinstance(db, dict) and isinstance(db.get("url"), str):
+        url: str = db["url"]
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            db["url"] = prefix + str(base / url[len(prefix) :])
+
+
+def _format_error(path: Path, exc: ValidationError) -> str:
+    lines = [f"{path}: invalid configuration"]
+    for err in exc.errors():
+        key = ".".join(str(part) for part in err["loc"])
+        lines.append(f"  {key}: {err['msg']}")
+    return "\n".join(lines)
+
+
+def parse_settings(text: str, path: Path) -> Settings:
+    """Validate TOML text; relative paths resolve against ``path``'s directory."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    base = path.resolve().parent
+    _resolve_paths(data, base)
+    data.setdefault("rules", {"dir": str(base / "rules")})
+    data.setdefault("templates", {"dir": str(base / "templates")})
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(path, exc)) from exc
+
+
+def config_path(explicit: str | None) -> Path:
+    return Path(explicit or os.environ.get("INBOXD_CONFIG") or DEFAULT_CONFIG)
+
+
+def load_settings(explicit: str | None = None) -> Settings:
+    path = config_path(explicit)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from exc
+    return parse_settings(text, path)
