@@ -1,0 +1,91 @@
+"""Engine, SQLite pragmas and schema management.
+
+A fresh database gets ``create_all`` plus an Alembic stamp at head (as Mailman's
+SchemaManager does); an existing one must be at head, or ``inboxd db upgrade``
+brings it there. SQLite runs in WAL mode with a busy timeout, so the IMAP
+threads, the LMTP listener and the CLI can share one file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event, inspect
+from sqlalchemy.engine import Engine
+from sqlmodel import create_engine
+
+from inboxd.db.tables import metadata
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class SchemaError(Exception):
+    """The database schema is not the one this inboxd expects."""
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=FULL")  # a 250 to the MTA must survive power loss
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``; creates the directory of a SQLite file."""
+    if url.startswith("sqlite:///") and ":memory:" not in url:
+        Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _head(cfg: Config) -> str | None:
+    return ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> str:
+    """Bring the schema to head: a fresh DB is created and stamped, an old one migrated."""
+    cfg = alembic_config(engine)
+    tables = set(inspect(engine).get_table_names())
+    if not tables - {"alembic_version"}:
+        metadata.create_all(engine)
+        command.stamp(cfg, "head")
+    else:
+        command.upgrade(cfg, "head")
+    return current_revision(engine) or ""
+
+
+def ensure_schema(engine: Engine, *, create_if_empty: bool = True) -> None:
+    """Refuse to run on a schema that is not at head; initialise an empty database."""
+    cfg = alembic_config(engine)
+    rev = current_revision(engine)
+    if rev is None and create_if_empty:
+        tables = set(inspect(engine).get_table_names())
+        if not tables - {"alembic_version"}:
+            upgrade(engine)
+            return
+    head = _head(cfg)
+    if rev != head:
+        raise SchemaError(
+            f"database schema is at {rev or 'none'}, expected {head}: run 'inboxd db upgrade'"
+        )

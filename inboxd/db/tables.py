@@ -1,0 +1,217 @@
+"""The schema. Every table is SQLModel; constraint names follow one convention.
+
+Design rules the later issues rely on:
+- ``event`` is append-only: nothing updates or deletes a row there.
+- every side effect is first a row (``outbox``, ``slack_notice``, ``quarantine``).
+- raw mail is kept byte for byte, content-addressed in ``blob``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, LargeBinary, MetaData, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata: MetaData = SQLModel.metadata
+metadata.naming_convention = NAMING_CONVENTION
+
+
+def _json_list() -> Any:
+    return Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+
+
+def _json_dict() -> Any:
+    return Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+
+
+class Blob(SQLModel, table=True):
+    """Raw bytes (a whole mail or an attachment), stored once per sha256."""
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    data: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class Ticket(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    subject: str = ""
+    normalized_subject: str = Field(default="", index=True)
+    status: str = Field(default="new", index=True)
+    requester: str = Field(default="", index=True)
+    requester_name: str = ""
+    mailbox: str = ""
+    priority: str = "normal"
+    vip: bool = False
+    team: str | None = None
+    assignee: str | None = None
+    sla_policy: str | None = None
+    tags: list[str] = _json_list()
+    created_at: datetime
+    updated_at: datetime
+    status_changed_at: datetime
+    merged_into: int | None = Field(default=None, foreign_key="ticket.id")
+    previous_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    acknowledged: bool = False
+
+
+class Message(SQLModel, table=True):
+    """One mail in a ticket (or, with ticket_id NULL, one held in quarantine)."""
+
+    __table_args__ = (
+        UniqueConstraint("message_id", "content_digest", name="uq_message_identity"),
+        Index("ix_message_ticket_created", "ticket_id", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    message_id: str = Field(index=True)
+    content_digest: str
+    raw_sha256: str = Field(foreign_key="blob.sha256")
+    direction: str = "in"
+    kind: str = "normal"
+    source: str = ""  # imap:MAILBOX/FOLDER or lmtp
+    mailbox: str = ""
+    from_email: str = ""
+    from_name: str = ""
+    to: list[str] = _json_list()
+    cc: list[str] = _json_list()
+    subject: str = ""
+    date: datetime | None = None
+    received_at: datetime
+    text: str = ""
+    html: str = ""
+    new_text: str = ""
+    matched_by: str = "new"
+    match_reason: str = ""
+    size: int = 0
+    attachment_count: int = 0
+
+
+class Attachment(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    message_row_id: int = Field(foreign_key="message.id", index=True)
+    filename: str = ""
+    content_type: str = ""
+    size: int = 0
+    sha256: str = Field(foreign_key="blob.sha256")
+    content_id: str = ""
+    inline: bool = False
+
+
+class Participant(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("ticket_id", "email", name="uq_participant_ticket_email"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    email: str
+    name: str = ""
+    role: str = "customer"  # requester | customer | agent
+
+
+class ThreadKey(SQLModel, table=True):
+    """Message-ID -> ticket, for every Message-ID a ticket's mail carries or cites.
+
+    ``origin`` is ``self`` for the Message-ID of a stored mail and ``ref`` for one
+    only cited so far: a parent that arrives after its reply finds the ticket
+    through a ``ref`` key, while a sender reusing its own Message-ID for
+    unrelated mail does not glue those mails together.
+    """
+
+    key: str = Field(primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    origin: str = "ref"
+
+
+class MailboxState(SQLModel, table=True):
+    """IMAP checkpoint: every UID <= last_uid under uidvalidity is stored."""
+
+    mailbox: str = Field(primary_key=True)
+    folder: str = Field(primary_key=True)
+    uidvalidity: int
+    last_uid: int
+    updated_at: datetime
+
+
+class Event(SQLModel, table=True):
+    """The append-only ticket log: who did what, when, and why."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    at: datetime
+    actor: str  # system | customer:EMAIL | agent:NAME | rule:NAME
+    kind: str  # created | message | rule | status | assigned | ...
+    data: dict[str, Any] = _json_dict()
+
+
+class Quarantine(SQLModel, table=True):
+    """A mail that could not be parsed or threaded: kept raw, with the reason."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    raw_sha256: str = Field(foreign_key="blob.sha256", index=True)
+    reason: str
+    source: str = ""
+    mailbox: str = ""
+    folder: str = ""
+    uid: int | None = None
+    received_at: datetime
+    released_at: datetime | None = None
+
+
+class Outbox(SQLModel, table=True):
+    """Every outbound mail, written in the transaction that causes it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    kind: str
+    message_id: str = Field(index=True)
+    mail_from: str
+    rcpts: list[str] = _json_list()
+    raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    status: str = Field(default="queued", index=True)  # queued | sending | sent | failed
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str = ""
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class SlackNotice(SQLModel, table=True):
+    """A Slack post waiting to be made; ``dedupe_key`` makes alerts fire once."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
+    channel: str
+    text: str
+    blocks: list[Any] = _json_list()
+    dedupe_key: str | None = Field(default=None, unique=True)
+    status: str = Field(default="queued", index=True)
+    attempts: int = 0
+    next_attempt_at: datetime
+    last_error: str = ""
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
+class AgentIdentity(SQLModel, table=True):
+    """A stable number per agent address, bound into reply tokens."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(unique=True)
+    name: str = ""
+
+
+class AssignmentCursor(SQLModel, table=True):
+    """Round-robin position per team."""
+
+    team: str = Field(primary_key=True)
+    last_agent: str = ""
