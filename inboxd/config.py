@@ -139,7 +139,9 @@ class HelpdeskConfig(_Strict):
             value = os.environ.get(self.secret_env)
             if value:
                 return value.encode()
-            raise ConfigError(f"helpdesk.secret_env: environment variable {self.secret_env} is not set")
+            raise ConfigError(
+                f"helpdesk.secret_env: environment variable {self.secret_env} is not set"
+            )
         if self.secret_file:
             try:
                 return self.secret_file.read_bytes().strip()

@@ -43,7 +43,7 @@ class Attachment:
         return len(self.data)
 
 
-class MessageKind(str, enum.Enum):
+class MessageKind(enum.StrEnum):
     """What sort of mail this is, as far as loop prevention and SLA care."""
 
     NORMAL = "normal"
@@ -138,7 +138,7 @@ class ParseError(Exception):
         self.reason = reason
 
 
-class TicketStatus(str, enum.Enum):
+class TicketStatus(enum.StrEnum):
     NEW = "new"
     OPEN = "open"
     PENDING = "pending"
@@ -147,13 +147,13 @@ class TicketStatus(str, enum.Enum):
     MERGED = "merged"
 
 
-class Direction(str, enum.Enum):
+class Direction(enum.StrEnum):
     INBOUND = "in"
     OUTBOUND = "out"
     NOTE = "note"  # internal note by an agent, never sent to the customer
 
 
-class MatchedBy(str, enum.Enum):
+class MatchedBy(enum.StrEnum):
     """How a message found its ticket; stored on the message and shown to admins."""
 
     HEADER = "header"  # In-Reply-To / References

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 _SIG_LEN = 12  # base32 characters: 60 bits, plenty against guessing over SMTP
 
-_TOKEN_RE = re.compile(r"^(\d{1,12})-(\d{1,12})-([a-z2-7]{%d})$" % _SIG_LEN)
-_MSGID_RE = re.compile(r"^ibx\.(\d{1,12})\.([a-z0-9]{1,32})\.([a-z2-7]{%d})@" % _SIG_LEN)
+_TOKEN_RE = re.compile(rf"^(\d{{1,12}})-(\d{{1,12}})-([a-z2-7]{{{_SIG_LEN}}})$")
+_MSGID_RE = re.compile(rf"^ibx\.(\d{{1,12}})\.([a-z0-9]{{1,32}})\.([a-z2-7]{{{_SIG_LEN}}})@")
 
 
 @dataclass(frozen=True, slots=True)
