@@ -1,0 +1,1 @@
+"""Real servers (Dovecot) run privately by the test fixtures."""
