@@ -1,0 +1,256 @@
+"""The ``inboxd`` command: run the daemon, sync once, look at tickets, manage the DB.
+
+``--json`` outputs are a stable interface (documented in the README): fields
+are only ever added, never renamed or removed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlmodel import Session
+
+from inboxd.config import ConfigError, Settings, load_settings
+from inboxd.daemon import App, Daemon
+from inboxd.db import repo
+from inboxd.db.engine import SchemaError, make_engine, upgrade
+from inboxd.db.tables import Message, Ticket
+from inboxd.ingest.pipeline import Source
+from inboxd.logs import setup_logging
+
+
+class Context:
+    def __init__(self, config: str | None, verbose: bool) -> None:
+        self.config_path = config
+        self.verbose = verbose
+        self._settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path)
+            except ConfigError as exc:
+                raise click.ClickException(str(exc)) from exc
+        return self._settings
+
+    def app(self) -> App:
+        try:
+            return App.build(self.settings)
+        except (ConfigError, SchemaError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.group()
+@click.option("--config", "-c", envvar="INBOXD_CONFIG", help="TOML config (default inboxd.toml)")
+@click.option("--verbose", "-v", is_flag=True, help="debug logging")
+@click.pass_context
+def main(click_ctx: click.Context, config: str | None, verbose: bool) -> None:
+    """inboxd: email-first shared-inbox helpdesk."""
+    setup_logging(logging.DEBUG if verbose else logging.INFO)
+    click_ctx.obj = Context(config, verbose)
+
+
+@main.command()
+@pass_ctx
+def run(ctx: Context) -> None:
+    """Run the daemon in the foreground (logs to stderr)."""
+    Daemon(ctx.app()).run_forever()
+
+
+@main.command()
+@click.option("--once", is_flag=True, required=True, help="fetch everything pending, then exit")
+@pass_ctx
+def sync(ctx: Context, once: bool) -> None:
+    """Fetch and process all pending mail in every mailbox."""
+    app = ctx.app()
+    counts = app.sync_once()
+    for name, n in counts.items():
+        click.echo(f"{name}: {n} fetched")
+
+
+@main.command("import")
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mailbox", default="", help="mailbox name to record as the source")
+@pass_ctx
+def import_(ctx: Context, files: tuple[Path, ...], mailbox: str) -> None:
+    """Ingest .eml files (e.g. a saved mail) as if they had arrived."""
+    app = ctx.app()
+    for path in files:
+        outcome = app.pipeline.ingest(path.read_bytes(), Source("file", mailbox))
+        click.echo(f"{path}: {outcome.status} ticket={outcome.ticket_id} {outcome.reason}")
+
+
+# --- tickets --------------------------------------------------------------------------
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def ticket_json(t: Ticket) -> dict[str, Any]:
+    return {
+        "id": t.id,
+        "subject": t.subject,
+        "status": t.status,
+        "requester": t.requester,
+        "tags": list(t.tags),
+        "priority": t.priority,
+        "assignee": t.assignee,
+        "team": t.team,
+        "vip": t.vip,
+        "sla_policy": t.sla_policy,
+        "mailbox": t.mailbox,
+        "created_at": _iso(t.created_at),
+        "updated_at": _iso(t.updated_at),
+        "merged_into": t.merged_into,
+        "previous_ticket_id": t.previous_ticket_id,
+    }
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    return {
+        "message_id": m.message_id,
+        "from": m.from_email,
+        "from_name": m.from_name,
+        "date": _iso(m.date),
+        "received_at": _iso(m.received_at),
+        "direction": m.direction,
+        "kind": m.kind,
+        "subject": m.subject,
+        "text": m.new_text,
+        "matched_by": m.matched_by,
+        "match_reason": m.match_reason,
+        "attachments": m.attachment_count,
+    }
+
+
+def _session(ctx: Context) -> Session:
+    return Session(make_engine(ctx.settings.database.url))
+
+
+@main.group()
+def tickets() -> None:
+    """Look at tickets."""
+
+
+@tickets.command("list")
+@click.option("--status", help="only tickets with this status")
+@click.option("--quarantined", is_flag=True, help="list quarantined mail instead")
+@click.option("--json", "as_json", is_flag=True)
+@pass_ctx
+def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: bool) -> None:
+    """List tickets (or the quarantine)."""
+    with _session(ctx) as session:
+        if quarantined:
+            rows = [
+                {
+                    "id": q.id,
+                    "reason": q.reason,
+                    "source": q.source,
+                    "uid": q.uid,
+                    "received_at": _iso(q.received_at),
+                    "sha256": q.raw_sha256,
+                }
+                for q in repo.list_quarantine(session)
+            ]
+            if as_json:
+                click.echo(json.dumps(rows, indent=2))
+            for row in [] if as_json else rows:
+                click.echo(
+                    f"Q{row['id']:<5} {row['received_at'][:19]} {row['source']:<20} {row['reason']}"
+                )
+            return
+        found = repo.list_tickets(session, status)
+        if as_json:
+            click.echo(json.dumps([ticket_json(t) for t in found], indent=2))
+            return
+        for t in found:
+            who = t.assignee or t.team or "-"
+            click.echo(
+                f"#{t.id:<6} {t.status:<8} {t.priority:<7} {who:<12} {t.requester:<30} {t.subject}"
+            )
+
+
+@tickets.command("show")
+@click.argument("ticket_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--events", is_flag=True, help="include the event log")
+@pass_ctx
+def tickets_show(ctx: Context, ticket_id: int, as_json: bool, events: bool) -> None:
+    """Show one ticket with its messages in order."""
+    with _session(ctx) as session:
+        ticket = repo.get_ticket(session, ticket_id)
+        if ticket is None:
+            raise click.ClickException(f"no ticket #{ticket_id}")
+        messages = repo.ticket_messages(session, ticket_id)
+        log_rows = repo.events(session, ticket_id) if (events or as_json) else []
+        if as_json:
+            data = ticket_json(ticket)
+            data["messages"] = [message_json(m) for m in messages]
+            data["participants"] = [
+                {"email": p.email, "name": p.name, "role": p.role}
+                for p in repo.participants(session, ticket_id)
+            ]
+            data["events"] = [
+                {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "data": e.data}
+                for e in log_rows
+            ]
+            click.echo(json.dumps(data, indent=2))
+            return
+        click.echo(f"#{ticket.id} [{ticket.status}] {ticket.subject}")
+        click.echo(
+            f"requester={ticket.requester} priority={ticket.priority} team={ticket.team} "
+            f"assignee={ticket.assignee} tags={','.join(ticket.tags)}"
+        )
+        for m in messages:
+            click.echo(f"\n--- {m.direction} {_iso(m.date)} {m.from_email} ({m.matched_by})")
+            click.echo(f"Subject: {m.subject}")
+            click.echo(m.new_text)
+        for e in log_rows:
+            click.echo(f"{_iso(e.at)} {e.actor} {e.kind} {json.dumps(e.data)}")
+
+
+# --- database -------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Database schema management."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the schema to the current version."""
+    engine = make_engine(ctx.settings.database.url)
+    click.echo(f"schema at {upgrade(engine)}")
+
+
+@main.command("check-config")
+@pass_ctx
+def check_config(ctx: Context) -> None:
+    """Validate the config and print it with secrets redacted."""
+    click.echo(json.dumps(ctx.settings.model_dump(mode="json"), indent=2))
+
+
+def _register_optional() -> None:
+    """Sub-command groups living in their own modules."""
+    from inboxd.cli.rules import rules
+
+    main.add_command(rules)
+
+
+_register_optional()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

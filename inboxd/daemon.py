@@ -1,0 +1,171 @@
+"""Composition root: the only place that turns Settings into running parts.
+
+``App`` wires engine, rules and pipeline (used by the CLI's one-shot commands
+too); ``Daemon`` adds the long-running parts: one thread per mailbox folder,
+the LMTP listener, rule hot reload (SIGHUP and file changes), signals and a
+clean shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy.engine import Engine
+
+from inboxd.config import MailboxConfig, Settings
+from inboxd.core.thread import tag_pattern
+from inboxd.db.engine import ensure_schema, make_engine
+from inboxd.ingest.imap import MailboxFetcher
+from inboxd.ingest.lmtp import InboundController, InboundHandler
+from inboxd.ingest.pipeline import IngestContext, Pipeline
+from inboxd.rulesdir import RuleStore
+from inboxd.sdnotify import Notifier
+
+log = logging.getLogger("inboxd.daemon")
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    rules: RuleStore
+    pipeline: Pipeline
+    secret: bytes
+    clock: Callable[[], datetime] = field(default=utcnow)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        create_schema: bool = True,
+    ) -> App:
+        engine = make_engine(settings.database.url)
+        ensure_schema(engine, create_if_empty=create_schema)
+        rules = RuleStore()
+        errors = rules.reload(Path(settings.rules.dir))
+        for error in errors:
+            log.error("rules: %s", error)
+        secret = settings.helpdesk.read_secret()
+        ctx = IngestContext(
+            secret=secret,
+            support_addresses=settings.support_addresses,
+            mailbox_addresses={box.name: box.address for box in settings.mailbox},
+            rules=lambda: rules.current,
+            clock=clock,
+            reopen_window=timedelta(days=settings.helpdesk.reopen_window_days),
+            tag_re=tag_pattern(settings.helpdesk.subject_tag),
+            max_bytes=settings.lmtp.max_message_size,
+        )
+        return cls(settings, engine, rules, Pipeline(engine, ctx), secret, clock)
+
+    def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
+        return MailboxFetcher(box, self.pipeline, password=box.read_password())
+
+    def sync_once(self) -> dict[str, int]:
+        """Fetch and store everything pending in every mailbox; returns counts per mailbox."""
+        counts: dict[str, int] = {}
+        for box in self.settings.mailbox:
+            result = self.fetcher(box).sync_once()
+            counts[box.name] = result.fetched
+        return counts
+
+
+class Daemon:
+    def __init__(self, app: App, notifier: Notifier | None = None) -> None:
+        self.app = app
+        self.stop = threading.Event()
+        self.reload_requested = threading.Event()
+        self.notifier = notifier or Notifier.from_env()
+        self.threads: list[threading.Thread] = []
+        self.controller: InboundController | None = None
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    def start(self) -> None:
+        settings = self.app.settings
+        if settings.lmtp.enabled:
+            handler = InboundHandler(
+                {box.address: box.name for box in settings.mailbox},
+                self.app.pipeline.ingest,
+                lmtp=settings.lmtp.protocol == "lmtp",
+            )
+            host, port = settings.lmtp.host_port
+            self.controller = InboundController(handler, host, port, settings.lmtp.max_message_size)
+            self.controller.start()
+            log.info("listening protocol=%s addr=%s:%d", settings.lmtp.protocol, host, port)
+        for box in settings.mailbox:
+            self._spawn(f"imap-{box.name}", self.app.fetcher(box).run)
+        self._spawn("rules-watch", self._watch_rules)
+        self.notifier.ready(f"{len(settings.mailbox)} mailboxes")
+
+    def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:
+        thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
+        thread.start()
+        self.threads.append(thread)
+
+    def run_forever(self) -> None:
+        """Start, then wait for SIGTERM/SIGINT; SIGHUP reloads rules."""
+        self.install_signals()
+        self.start()
+        while not self.stop.is_set():
+            if self.reload_requested.wait(timeout=1.0):
+                self.reload_requested.clear()
+                self.reload_rules()
+        self.shutdown()
+
+    def install_signals(self) -> None:
+        def on_stop(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal=%s stopping", signal.Signals(signum).name)
+            self.stop.set()
+
+        def on_hup(_signum: int, _frame: FrameType | None) -> None:
+            self.reload_requested.set()
+
+        signal.signal(signal.SIGTERM, on_stop)
+        signal.signal(signal.SIGINT, on_stop)
+        signal.signal(signal.SIGHUP, on_hup)
+
+    def reload_rules(self) -> bool:
+        self.notifier.reloading()
+        errors = self.app.rules.reload(Path(self.app.settings.rules.dir))
+        for error in errors:
+            log.error("rules: %s", error)
+        status = (
+            f"rules: {len(errors)} errors, keeping last good set" if errors else "rules reloaded"
+        )
+        log.log(logging.ERROR if errors else logging.INFO, status)
+        self.notifier.ready(status)
+        return not errors
+
+    def _watch_rules(self, stop: threading.Event) -> None:
+        from watchfiles import watch
+
+        directory = Path(self.app.settings.rules.dir)
+        if not directory.is_dir():
+            return
+        for _changes in watch(directory, stop_event=stop, debounce=300, rust_timeout=1000):
+            self.reload_rules()
+
+    def shutdown(self) -> None:
+        self.notifier.stopping()
+        self.stop.set()
+        if self.controller is not None:
+            self.controller.stop()
+        for thread in self.threads:
+            thread.join(timeout=15)
+        alive = [t.name for t in self.threads if t.is_alive()]
+        log.info("stopped threads=%d still_alive=%s", len(self.threads), ",".join(alive) or "none")
+        self.app.engine.dispose()

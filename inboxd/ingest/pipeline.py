@@ -1,0 +1,498 @@
+"""The one sequence every inbound mail goes through, whichever way it came in.
+
+parse -> dedupe -> thread -> rules -> store -> react, inside the caller's
+transaction and a savepoint per mail: a mail that fails anywhere after the
+bytes were read is quarantined with the reason in the same transaction, so
+nothing is dropped and one bad mail never blocks the rest. Only a failure of
+the database itself propagates (then nothing is committed and IMAP refetches /
+LMTP answers 4xx).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session
+
+from inboxd.core.model import (
+    Direction,
+    MatchedBy,
+    MessageKind,
+    ParsedMessage,
+    ParseError,
+    TicketStatus,
+)
+from inboxd.core.parse import parse_message
+from inboxd.core.rules import Decision, RuleContext, RuleSet, evaluate
+from inboxd.core.thread import DEFAULT_TAG_PATTERN, ThreadMatch, choose, thread_keys
+from inboxd.core.ticket_fields import PRIORITY_ORDER, apply_decision
+from inboxd.db import repo
+from inboxd.db.tables import Attachment as AttachmentRow
+from inboxd.ingest.sink import Checkpoint, FetchedMail
+
+log = logging.getLogger("inboxd.ingest")
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where a raw mail came from; stored on the message and the quarantine row."""
+
+    kind: str  # imap | lmtp | file
+    mailbox: str = ""
+    folder: str = ""
+    uid: int | None = None
+
+    @property
+    def label(self) -> str:
+        if self.kind == "imap":
+            return f"imap:{self.mailbox}/{self.folder}"
+        return f"{self.kind}:{self.mailbox}" if self.mailbox else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    status: str  # stored | duplicate | quarantined
+    ticket_id: int | None = None
+    message_row_id: int | None = None
+    matched_by: str = ""
+    reason: str = ""
+    new_ticket: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMail:
+    """What reactors (acknowledgements, notifications, agent replies) get to see."""
+
+    parsed: ParsedMessage
+    source: Source
+    ticket_id: int
+    message_row_id: int
+    new_ticket: bool
+    match: ThreadMatch
+    decision: Decision | None
+    now: datetime
+
+
+class Reactor(Protocol):
+    """A follow-up inside the ingest transaction, e.g. queueing an acknowledgement.
+
+    Reactors only write rows (outbox, notices, events); they never do I/O.
+    """
+
+    def on_stored(self, session: Session, mail: StoredMail) -> None: ...
+
+
+class Interceptor(Protocol):
+    """Takes a mail before normal threading (e.g. an agent's reply relayed to the
+    customer, or a bounce attached to the mail it reports). Returns an Outcome
+    when it handled the mail, None to let the normal path run."""
+
+    def intercept(
+        self, session: Session, parsed: ParsedMessage, raw: bytes, source: Source, now: datetime
+    ) -> Outcome | None: ...
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    secret: bytes
+    support_addresses: frozenset[str]
+    mailbox_addresses: dict[str, str]  # mailbox name -> address
+    rules: Callable[[], RuleSet | None]
+    clock: Callable[[], datetime]
+    reopen_window: timedelta = timedelta(days=30)
+    tag_re: re.Pattern[str] = DEFAULT_TAG_PATTERN
+    max_bytes: int = 50 * 1024 * 1024
+    reactors: Sequence[Reactor] = ()
+    interceptors: Sequence[Interceptor] = field(default_factory=tuple)
+
+    @property
+    def support_locals(self) -> tuple[str, ...]:
+        return tuple(sorted({a.partition("@")[0] for a in self.support_addresses}))
+
+
+def _is_db_failure(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated
+    )
+
+
+class Pipeline:
+    """Stores raw mail; also the MailboxSink the IMAP fetchers hand batches to."""
+
+    def __init__(self, engine: Engine, ctx: IngestContext) -> None:
+        self.engine = engine
+        self.ctx = ctx
+
+    # --- entry points ---------------------------------------------------------
+
+    def ingest(self, raw: bytes, source: Source) -> Outcome:
+        """Store one mail in its own transaction (LMTP, CLI import)."""
+        with Session(self.engine) as session, session.begin():
+            return self.ingest_in(session, raw, source)
+
+    def checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
+        with Session(self.engine) as session:
+            found = repo.get_checkpoint(session, mailbox, folder)
+        return Checkpoint(*found) if found else None
+
+    def store_batch(
+        self, mailbox: str, folder: str, uidvalidity: int, mails: Sequence[FetchedMail]
+    ) -> None:
+        if not mails:
+            return
+        with Session(self.engine) as session, session.begin():
+            stored = repo.get_checkpoint(session, mailbox, folder)
+            if stored and stored[0] != uidvalidity:
+                log.warning(
+                    "uidvalidity changed mailbox=%s folder=%s old=%s new=%s: rescanning",
+                    mailbox,
+                    folder,
+                    stored[0],
+                    uidvalidity,
+                )
+            for mail in mails:
+                self.ingest_in(session, mail.raw, Source("imap", mailbox, folder, mail.uid))
+            last = max(m.uid for m in mails)
+            if stored and stored[0] == uidvalidity:
+                last = max(last, stored[1])
+            repo.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
+
+    # --- the sequence -----------------------------------------------------------
+
+    def ingest_in(self, session: Session, raw: bytes, source: Source) -> Outcome:
+        now = self.ctx.clock()
+        try:
+            parsed = parse_message(raw, max_bytes=self.ctx.max_bytes)
+        except ParseError as exc:
+            return self._quarantine(session, raw, source, now, exc.reason)
+        except Exception as exc:  # a parser bug must not lose the mail
+            log.exception("parser failed source=%s", source.label)
+            return self._quarantine(session, raw, source, now, f"parser error: {exc!r}")
+        try:
+            with session.begin_nested():
+                outcome = self._store(session, parsed, raw, source, now)
+        except Exception as exc:
+            if _is_db_failure(exc):
+                raise
+            log.exception("store failed msgid=%s source=%s", parsed.message_id, source.label)
+            return self._quarantine(session, raw, source, now, f"could not store: {exc!r}")
+        log.info(
+            "ingest status=%s ticket=%s msgid=%s source=%s matched_by=%s",
+            outcome.status,
+            outcome.ticket_id,
+            parsed.message_id,
+            source.label,
+            outcome.matched_by,
+        )
+        return outcome
+
+    def _quarantine(
+        self, session: Session, raw: bytes, source: Source, now: datetime, reason: str
+    ) -> Outcome:
+        sha = hashlib.sha256(raw).hexdigest()
+        with session.begin_nested():
+            repo.put_blob(session, sha, raw)
+            qid = repo.add_quarantine(
+                session,
+                {
+                    "raw_sha256": sha,
+                    "reason": reason[:2000],
+                    "source": source.label,
+                    "mailbox": source.mailbox,
+                    "folder": source.folder,
+                    "uid": source.uid,
+                    "received_at": now,
+                },
+            )
+        log.warning("quarantined id=%s source=%s reason=%s", qid, source.label, reason[:200])
+        return Outcome("quarantined", reason=reason)
+
+    def _store(
+        self, session: Session, parsed: ParsedMessage, raw: bytes, source: Source, now: datetime
+    ) -> Outcome:
+        dup = repo.find_message(session, parsed.message_id, parsed.content_digest)
+        if dup is not None:
+            return Outcome("duplicate", dup[1], dup[0], reason="already stored")
+        for interceptor in self.ctx.interceptors:
+            handled = interceptor.intercept(session, parsed, raw, source, now)
+            if handled is not None:
+                return handled
+
+        keys = thread_keys(
+            parsed,
+            secret=self.ctx.secret,
+            support_locals=self.ctx.support_locals,
+            tag_re=self.ctx.tag_re,
+        )
+        lookup = repo.thread_lookup(session, keys)
+        machine = parsed.kind is not MessageKind.NORMAL
+        match = choose(
+            parsed,
+            keys,
+            lookup,
+            now=now,
+            reopen_window=self.ctx.reopen_window,
+            may_reopen=not machine,
+        )
+        ruleset = self.ctx.rules()
+        decision = self._evaluate(ruleset, parsed, source, match, now)
+        if match.ticket_id is None and decision is not None and decision.group_window:
+            sender = parsed.from_.email if parsed.from_ else ""
+            grouped = repo.find_group_ticket(
+                session, sender, parsed.normalized_subject, now - decision.group_window
+            )
+            if grouped is not None:
+                match = ThreadMatch(grouped, MatchedBy.GROUP, "grouped with open ticket")
+
+        new_ticket = match.ticket_id is None
+        if new_ticket:
+            ticket_id = self._open_ticket(session, parsed, source, match, now)
+        else:
+            assert match.ticket_id is not None
+            ticket_id = match.ticket_id
+            self._touch_ticket(session, ticket_id, parsed, match, now, machine)
+        if decision is not None:
+            self._apply(session, ticket_id, decision, ruleset, now)
+
+        stored_match = (
+            match if not new_ticket else ThreadMatch(None, match.matched_by, match.reason)
+        )
+        row_id = self._store_message(session, ticket_id, parsed, raw, source, stored_match, now)
+        stored = StoredMail(parsed, source, ticket_id, row_id, new_ticket, match, decision, now)
+        for reactor in self.ctx.reactors:
+            reactor.on_stored(session, stored)
+        return Outcome(
+            "stored", ticket_id, row_id, match.matched_by.value, match.reason, new_ticket
+        )
+
+    def _evaluate(
+        self,
+        ruleset: RuleSet | None,
+        parsed: ParsedMessage,
+        source: Source,
+        match: ThreadMatch,
+        now: datetime,
+    ) -> Decision | None:
+        if ruleset is None:
+            return None
+        address = self.ctx.mailbox_addresses.get(source.mailbox, "")
+        ctx = RuleContext(
+            is_new=match.ticket_id is None,
+            mailbox=source.mailbox,
+            mailbox_address=address,
+            now=now,
+        )
+        return evaluate(ruleset, parsed, ctx)
+
+    # --- writes -------------------------------------------------------------------
+
+    def _open_ticket(
+        self,
+        session: Session,
+        parsed: ParsedMessage,
+        source: Source,
+        match: ThreadMatch,
+        now: datetime,
+    ) -> int:
+        sender = parsed.from_
+        ticket_id = repo.create_ticket(
+            session,
+            {
+                "subject": parsed.subject[:998],
+                "normalized_subject": parsed.normalized_subject[:998],
+                "status": TicketStatus.NEW.value,
+                "requester": sender.email if sender else "",
+                "requester_name": sender.name if sender else "",
+                "mailbox": source.mailbox,
+                "created_at": now,
+                "updated_at": now,
+                "status_changed_at": now,
+                "previous_ticket_id": match.follow_up_of,
+                "tags": [],
+            },
+        )
+        repo.add_event(
+            session,
+            ticket_id,
+            now,
+            f"customer:{sender.email}" if sender else "system",
+            "created",
+            {"source": source.label, "follow_up_of": match.follow_up_of},
+        )
+        return ticket_id
+
+    def _touch_ticket(
+        self,
+        session: Session,
+        ticket_id: int,
+        parsed: ParsedMessage,
+        match: ThreadMatch,
+        now: datetime,
+        machine: bool,
+    ) -> None:
+        ticket = repo.get_ticket(session, ticket_id)
+        if ticket is None:
+            return
+        values: dict[str, Any] = {"updated_at": now}
+        customer_wrote = not machine
+        if match.reopen or (customer_wrote and ticket.status == TicketStatus.PENDING.value):
+            values.update(status=TicketStatus.OPEN.value, status_changed_at=now)
+            repo.add_event(
+                session,
+                ticket_id,
+                now,
+                "system",
+                "status",
+                {"from": ticket.status, "to": TicketStatus.OPEN.value, "why": "customer replied"},
+            )
+        repo.update_ticket(session, ticket_id, values)
+
+    def _apply(
+        self,
+        session: Session,
+        ticket_id: int,
+        decision: Decision,
+        ruleset: RuleSet | None,
+        now: datetime,
+    ) -> None:
+        ticket = repo.get_ticket(session, ticket_id)
+        if ticket is None:
+            return
+        changes = apply_decision(
+            {
+                "tags": list(ticket.tags),
+                "priority": ticket.priority,
+                "vip": ticket.vip,
+                "team": ticket.team,
+                "assignee": ticket.assignee,
+                "sla_policy": ticket.sla_policy,
+                "status": ticket.status,
+            },
+            decision,
+        )
+        if "team" in changes and "assignee" not in changes and ruleset is not None:
+            picked = self._pick_agent(session, ruleset, changes["team"])
+            if picked:
+                changes["assignee"] = picked
+        if changes.get("status") and changes["status"] != ticket.status:
+            changes["status_changed_at"] = now
+        repo.update_ticket(session, ticket_id, changes)
+        for hit in decision.hits:
+            repo.add_event(
+                session,
+                ticket_id,
+                now,
+                f"rule:{hit.rule}",
+                "rule",
+                {
+                    "file": hit.file,
+                    "line": hit.line,
+                    "reasons": list(hit.reasons),
+                    "applied": list(hit.applied),
+                    "overridden": list(hit.overridden),
+                },
+            )
+        if "assignee" in changes:
+            repo.add_event(
+                session, ticket_id, now, "system", "assigned", {"to": changes["assignee"]}
+            )
+
+    def _pick_agent(self, session: Session, ruleset: RuleSet, team_name: str) -> str | None:
+        team = ruleset.teams.get(team_name)
+        if team is None or not team.agents:
+            return None
+        names = [a.name for a in team.agents]
+        if team.assignment == "round_robin":
+            return repo.round_robin_next(session, team_name, names)
+        if team.assignment == "least_open":
+            counts = repo.open_ticket_counts(session, names)
+            return min(names, key=lambda n: (counts[n], names.index(n)))
+        return None
+
+    def _store_message(
+        self,
+        session: Session,
+        ticket_id: int,
+        parsed: ParsedMessage,
+        raw: bytes,
+        source: Source,
+        match: ThreadMatch,
+        now: datetime,
+        *,
+        new_ticket: bool,
+    ) -> int:
+        repo.put_blob(session, parsed.raw_sha256, raw)
+        sender = parsed.from_
+        row_id = repo.add_message(
+            session,
+            {
+                "ticket_id": ticket_id,
+                "message_id": parsed.message_id,
+                "content_digest": parsed.content_digest,
+                "raw_sha256": parsed.raw_sha256,
+                "direction": Direction.INBOUND.value,
+                "kind": parsed.kind.value,
+                "source": source.label,
+                "mailbox": source.mailbox,
+                "from_email": sender.email if sender else "",
+                "from_name": sender.name if sender else "",
+                "to": [a.email for a in parsed.to],
+                "cc": [a.email for a in parsed.cc],
+                "subject": parsed.subject[:998],
+                "date": parsed.date,
+                "received_at": now,
+                "text": parsed.text,
+                "html": parsed.html,
+                "new_text": parsed.new_text,
+                "matched_by": match.matched_by.value,
+                "match_reason": match.reason,
+                "size": parsed.size,
+                "attachment_count": len(parsed.attachments),
+            },
+        )
+        attachment_rows = []
+        for att in parsed.attachments:
+            repo.put_blob(session, att.sha256, att.data)
+            attachment_rows.append(
+                {
+                    "message_row_id": row_id,
+                    "filename": att.filename,
+                    "content_type": att.content_type,
+                    "size": att.size,
+                    "sha256": att.sha256,
+                    "content_id": att.content_id,
+                    "inline": att.inline,
+                }
+            )
+        repo.add_rows(session, AttachmentRow, attachment_rows)
+        if parsed.kind is MessageKind.NORMAL:
+            ours = self.ctx.support_addresses
+            role = "requester" if new_ticket else "customer"
+            people = [(sender.email, sender.name, role)] if sender else []
+            people += [
+                (a.email, a.name, "customer") for a in parsed.recipients if a.email not in ours
+            ]
+            repo.add_participants(session, ticket_id, people)
+        repo.add_thread_keys(
+            session, ticket_id, parsed.message_id, parsed.references + parsed.in_reply_to
+        )
+        repo.add_event(
+            session,
+            ticket_id,
+            now,
+            f"customer:{sender.email}" if sender else "system",
+            "message",
+            {"message": row_id, "kind": parsed.kind.value, "matched_by": match.matched_by.value},
+        )
+        return row_id
+
+
+__all__ = ["PRIORITY_ORDER", "IngestContext", "Outcome", "Pipeline", "Source", "StoredMail"]
