@@ -1,0 +1,343 @@
+"""What a human wrote this time: quoted history and signature stripped.
+
+Precision first: a line is only treated as the start of quoted history when it
+looks like one of the attribution lines real clients write (Gmail, Outlook in
+several languages, Apple Mail, Thunderbird, ...) or is ">"-quoted. Sign-offs
+("Thanks, Bob") are kept: guessing them wrong would cut real text.
+"""
+
+from __future__ import annotations
+
+import re
+
+from selectolax.lexbor import LexborNode
+
+from inboxd.core.html_text import html_to_text, node_to_text, parse_html
+
+# --- attribution lines ("On <date>, <who> wrote:") -------------------------------------------
+
+_LEADS = (
+    r"On|Am|Le|El|Il|Op|Em|Den|På|Pe|W\s+dniu|Dne|Dňa|Στις|В|У|Ngày|Vào|Tanggal|Pada|Op\s+\S+"
+)
+_VERBS = (
+    r"wrote|writes|schrieb|hat\s+geschrieben|a\s+écrit|a\s+ecrit|escribió|escribio|"
+    r"ha\s+scritto|scrisse|schreef|heeft\s+geschreven|escreveu|skrev|kirjoitti|napisał|"
+    r"napisal|napsal|napísal|írta|написал|написала|пише|έγραψε|yazdı|viết|menulis|"
+    r"a\s+scris|rašė|rakstīja|kirjutas|je\s+napisao|je\s+napisala|napisao|"
+    r"написав|写道|寫道|のメッセージ|님이\s+작성"
+)
+# Whole attribution on one (possibly re-joined) line.
+_ATTRIBUTION = re.compile(
+    r"^\s*(?:" + _LEADS + r")\b.{3,300}?(?:" + _VERBS + r")\s*[:：]?\s*$",
+    re.IGNORECASE,
+)
+_LEAD_START = re.compile(r"^\s*(?:" + _LEADS + r")\b", re.IGNORECASE)
+# "John Doe <j@x.com> wrote:" / "j@x.com wrote:" followed by ">" lines (Thunderbird, mutt).
+_WHO_WROTE = re.compile(r"^\s*\S.{0,200}\s(?:" + _VERBS + r")\s*[:：]\s*$", re.IGNORECASE)
+# Japanese/Chinese clients: "2024年1月3日(水) 10:00 Taro <t@x.jp>:".
+_CJK_ATTRIBUTION = re.compile(r"^\s*\d{4}年\d{1,2}月\d{1,2}日.{0,200}[:：]\s*$")
+# Yahoo and some webmails: "On Tuesday, 3 January 2024, 10:00:00 GMT, X <x@y> wrote:"
+# is covered by _ATTRIBUTION; "Sent: ..." alone is not a marker.
+
+# --- separators --------------------------------------------------------------------------------
+
+_ORIGINAL = re.compile(
+    r"^\s*[-_=*\s]*[-_=]{2,}\s*(?:"
+    r"original\s+message|forwarded\s+message|ursprüngliche\s+nachricht|"
+    r"weitergeleitete\s+nachricht|message\s+d'origine|message\s+transféré|"
+    r"mensaje\s+original|mensaje\s+reenviado|messaggio\s+originale|messaggio\s+inoltrato|"
+    r"oorspronkelijk\s+bericht|doorgestuurd\s+bericht|origineel\s+bericht|"
+    r"ursprungligt\s+meddelande|vidarebefordrat\s+meddelande|opprinnelig\s+melding|"
+    r"oprindelig\s+meddelelse|videresendt\s+meddelelse|mensagem\s+original|"
+    r"mensagem\s+encaminhada|oryginalna\s+wiadomość|wiadomość\s+oryginalna|"
+    r"původní\s+zpráva|alkuperäinen\s+viesti|eredeti\s+üzenet|исходное\s+сообщение|"
+    r"пересылаемое\s+сообщение|αρχικό\s+μήνυμα|orijinal\s+mesaj|原始邮件|原始郵件|"
+    r"元のメッセージ|reply\s+message|original\s+nachricht"
+    r")\s*[-_=*\s]*$",
+    re.IGNORECASE,
+)
+_BEGIN_FORWARDED = re.compile(
+    r"^\s*(?:begin\s+forwarded\s+message|anfang\s+der\s+weitergeleiteten\s+nachricht|"
+    r"début\s+du\s+message\s+réexpédié|inicio\s+del\s+mensaje\s+reenviado|"
+    r"inizio\s+messaggio\s+inoltrato|begin\s+doorgestuurd\s+bericht|"
+    r"vidarebefordrat\s+brev)\s*:\s*$",
+    re.IGNORECASE,
+)
+_UNDERSCORES = re.compile(r"^\s*_{10,}\s*$")
+
+# --- Outlook header blocks ("From: / Sent: / To: / Subject:") ---------------------------------
+
+_FROM_WORDS = (
+    r"from|von|de|van|från|fra|da|od|lähettäjä|feladó|от|kimden|afzender|remitente|"
+    r"expéditeur|mittente|发件人|寄件者|送信者|보낸\s*사람|frá"
+)
+_DATE_WORDS = (
+    r"sent|date|gesendet|datum|envoyé|enviado|enviada|fecha|verzonden|skickat|sendt|"
+    r"inviato|data|wysłano|wysłane|odesláno|lähetetty|päivämäärä|elküldve|dátum|"
+    r"отправлено|дата|gönderildi|tarih|发送时间|日期|寄件日期|送信日時|보낸\s*날짜|sent\s+at"
+)
+_TO_WORDS = (
+    r"to|an|à|a|aan|till|til|per|do|vastaanottaja|címzett|кому|kime|para|"
+    r"收件人|宛先|받는\s*사람|subject|betreff|objet|asunto|onderwerp|ämne|emne|oggetto|"
+    r"temat|předmět|aihe|tárgy|тема|konu|assunto|主题|主旨|件名|제목|cc|kopie|copie"
+)
+_HDR = r"^\s*[*>]*\s*(?:{words})\s*[*]*\s*[:：]"
+_FROM_LINE = re.compile(_HDR.format(words=_FROM_WORDS) + r"\s*\S", re.IGNORECASE)
+_DATE_LINE = re.compile(_HDR.format(words=_DATE_WORDS), re.IGNORECASE)
+_TO_LINE = re.compile(_HDR.format(words=_TO_WORDS), re.IGNORECASE)
+
+# --- signatures ---------------------------------------------------------------------------------
+
+_SIG_DASHES = re.compile(r"^(?:-- ?|--|—)\s*$")
+_MOBILE = re.compile(
+    r"^\s*(?:"
+    r"sent\s+(?:from|via|with|using)\s+(?:my\s+)?(?:\S+\s+){0,3}?"
+    r"(?:iphone|ipad|ipod|android|mobile|phone|smartphone|blackberry|galaxy|samsung|"
+    r"huawei|pixel|xiaomi|tablet|device|outlook|yahoo\s+mail|aol|mail\s+for\s+windows|"
+    r"proton\s*mail|gmail|windows\s+phone|nokia|htc|motorola|sony|lg|oneplus)\b.*|"
+    r"get\s+outlook\s+for\s+(?:ios|android).*|"
+    r"von\s+meinem\s+\S+(?:\s+\S+){0,3}\s+gesendet.*|gesendet\s+von\s+meinem\s+.*|"
+    r"envoyé\s+(?:de|depuis)\s+mon\s+.*|"
+    r"enviado\s+(?:desde|do)\s+(?:mi|meu)\s+.*|"
+    r"verzonden\s+(?:vanaf|met)\s+(?:mijn\s+)?.*|skickat\s+från\s+min\s+.*|"
+    r"sendt\s+fra\s+min\s+.*|inviato\s+da\s+(?:iphone|ipad|android|il\s+mio\s+).*|"
+    r"wysłane\s+z\s+.*(?:iphone|androida?|telefonu).*|"
+    r"odesláno\s+z\s+.*|lähetetty\s+.*(?:iphonesta|android).*|"
+    r"отправлено\s+с\s+.*|iphone'umdan\s+gönderildi.*"
+    r")\s*$",
+    re.IGNORECASE,
+)
+
+_QUOTED = re.compile(r"^\s*>")
+_MAX_LINES = 20_000
+
+
+def _is_attribution(lines: list[str], i: int) -> int:
+    """Number of lines (1-3) forming an attribution starting at ``i``, else 0."""
+    line = lines[i]
+    if len(line) > 400:
+        return 0
+    if _ATTRIBUTION.match(line) or _CJK_ATTRIBUTION.match(line):
+        return 1
+    if _LEAD_START.match(line):
+        joined = line
+        for extra in (1, 2):
+            if i + extra >= len(lines) or not lines[i + extra].strip():
+                break
+            joined = joined.rstrip() + " " + lines[i + extra].strip()
+            if _ATTRIBUTION.match(joined):
+                return extra + 1
+    if _WHO_WROTE.match(line) and _next_is_quote(lines, i + 1):
+        return 1
+    return 0
+
+
+def _next_is_quote(lines: list[str], start: int) -> bool:
+    for j in range(start, min(len(lines), start + 3)):
+        if lines[j].strip():
+            return bool(_QUOTED.match(lines[j]))
+    return False
+
+
+def _is_outlook_block(lines: list[str], i: int) -> bool:
+    """A "From:" line followed closely by "Sent:/Date:" and "To:/Subject:" lines."""
+    if not _FROM_LINE.match(lines[i]):
+        return False
+    has_date = has_to = False
+    for j in range(i + 1, min(len(lines), i + 8)):
+        candidate = lines[j]
+        if not candidate.strip():
+            continue
+        if _DATE_LINE.match(candidate):
+            has_date = True
+        elif _TO_LINE.match(candidate):
+            has_to = True
+        if has_date and has_to:
+            return True
+    return False
+
+
+def find_quote_start(lines: list[str]) -> int | None:
+    """Index of the first line of quoted history, or None when there is none."""
+    for i, line in enumerate(lines):
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if _ORIGINAL.match(line) or _BEGIN_FORWARDED.match(line):
+            return i
+        if _UNDERSCORES.match(line):
+            for j in range(i + 1, min(len(lines), i + 3)):
+                if lines[j].strip():
+                    if _FROM_LINE.match(lines[j]):
+                        return i
+                    break
+            continue
+        if _is_attribution(lines, i):
+            return i
+        if _is_outlook_block(lines, i):
+            return i
+    return None
+
+
+def _strip_signature(lines: list[str]) -> list[str]:
+    for i, line in enumerate(lines):
+        if i > 0 and _SIG_DASHES.match(line) and any(x.strip() for x in lines[:i]):
+            return lines[:i]
+        if _MOBILE.match(line):
+            return lines[:i]
+    return lines
+
+
+def _trim(lines: list[str]) -> str:
+    return "\n".join(x.rstrip() for x in lines).strip("\n").rstrip()
+
+
+def _drop_quoted(lines: list[str]) -> list[str]:
+    """Remove ">" lines and the attribution lines that introduce them."""
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if _QUOTED.match(line):
+            i += 1
+            continue
+        span = _is_attribution(lines, i)
+        if span and _next_is_quote(lines, i + span):
+            i += span
+            continue
+        out.append(line)
+        i += 1
+    return out
+
+
+def extract_text_reply(text: str) -> str:
+    """Plain-text path of :func:`extract_new_text`."""
+    if not text:
+        return ""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff").split("\n")
+    if len(lines) > _MAX_LINES:
+        lines = lines[:_MAX_LINES]
+    cut = find_quote_start(lines)
+    head = lines if cut is None else lines[:cut]
+    result = _trim(_strip_signature(_drop_quoted(head)))
+    if result or cut is None:
+        return result
+    # Bottom-posting: the attribution is at the top and the answer below the quote.
+    rest = lines[cut:]
+    span = _is_attribution(rest, 0) or 1
+    tail = _drop_quoted(rest[span:])
+    if _ORIGINAL.match(rest[0]) or _is_outlook_block(rest, 0) or _UNDERSCORES.match(rest[0]):
+        return ""  # a forward with nothing written above it
+    return _trim(_strip_signature(tail))
+
+
+# --- HTML ---------------------------------------------------------------------------------------
+
+# Removing these removes exactly the quoted history they wrap.
+_HTML_REMOVE = (
+    "blockquote[type=cite]",
+    "div.gmail_quote",
+    "blockquote.gmail_quote",
+    "div.gmail_quote_container",
+    ".moz-cite-prefix",
+    ".yahoo_quoted",
+    ".protonmail_quote",
+    "div.gmail_signature",
+    "[data-smartmail=gmail_signature]",
+    ".moz-signature",
+    "#AppleMailSignature",
+)
+# These mark where quoted history begins: they and everything after them go.
+_HTML_CUT = (
+    "#divRplyFwdMsg",
+    "#x_divRplyFwdMsg",
+    "#appendonsend",
+    "div.OutlookMessageHeader",
+    "#OLK_SRC_BODY_SECTION",
+    "#mail-editor-reference-message-container",
+    "hr#stopSpelling",
+    "#Zm-_Id_-Sgn",
+)
+
+
+def _html_reply(html: str) -> str | None:
+    """New text from the HTML structure, or None when it shows no quote marker."""
+    try:
+        tree = parse_html(html)
+    except Exception:
+        return None
+    body = tree.body
+    if body is None:
+        return None
+    found = False
+    for selector in _HTML_CUT:
+        try:
+            node = body.css_first(selector)
+        except Exception:
+            continue
+        if node is None:
+            continue
+        found = True
+        # Everything after the marker in document order is history.
+        current: LexborNode | None = node
+        while current is not None and current.tag != "body":
+            sibling = current.next
+            while sibling is not None:
+                following = sibling.next
+                sibling.decompose()
+                sibling = following
+            current = current.parent
+        node.decompose()
+        break
+    for selector in _HTML_REMOVE:
+        try:
+            nodes = body.css(selector)
+        except Exception:
+            continue
+        for node in nodes:
+            found = True
+            node.decompose()
+    if not found:
+        return None
+    return node_to_text(body, mark_quotes=True)
+
+
+_HTML_MARKERS = (
+    "gmail_quote", "type=cite", 'type="cite"', "type='cite'", "divRplyFwdMsg",
+    "appendonsend", "OutlookMessageHeader", "moz-cite-prefix", "yahoo_quoted",
+    "protonmail_quote", "OLK_SRC_BODY_SECTION", "stopSpelling", "gmail_signature",
+    "AppleMailSignature", "moz-signature", "mail-editor-reference-message-container",
+    "Zm-_Id_-Sgn",
+)
+
+
+def _has_html_marker(html: str) -> bool:
+    return any(marker in html for marker in _HTML_MARKERS)
+
+
+def extract_new_text(text: str, html: str = "") -> str:
+    """The part of a reply the sender wrote this time, quotes and signature removed.
+
+    The plain-text rules run on ``text``; the client's own HTML quote containers
+    (Gmail ``gmail_quote``, Apple ``blockquote type=cite``, Outlook
+    ``divRplyFwdMsg``...) are used when there is no usable text, or when the text
+    shows no quote at all but the HTML does. HTML is only parsed when a marker
+    substring is present, which keeps the common path fast.
+    """
+    try:
+        if text.strip():
+            result = extract_text_reply(text)
+            if html and result == text.strip() and _has_html_marker(html):
+                from_html = _html_reply(html)
+                if from_html is not None:
+                    return extract_text_reply(from_html)
+            return result
+        if not html:
+            return ""
+        if _has_html_marker(html):
+            from_html = _html_reply(html)
+            if from_html is not None:
+                return extract_text_reply(from_html)
+        return extract_text_reply(html_to_text(html))
+    except RecursionError:
+        return text.strip()
