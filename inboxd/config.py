@@ -55,7 +55,7 @@ class DatabaseConfig(_Strict):
 class MailboxConfig(Secret):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
     address: str
-    imap_host: str = "127.0.0.1"
+    imap_host: str = ""
     imap_port: int = 993
     imap_security: Security = "tls"
     username: str = ""
@@ -80,6 +80,11 @@ class MailboxConfig(Secret):
         if value in ("keep", "seen") or (value.startswith("move:") and len(value) > 5):
             return value
         raise ValueError("must be keep, seen or move:FOLDER")
+
+    @property
+    def uses_imap(self) -> bool:
+        """An empty imap_host means this address takes mail over LMTP only."""
+        return bool(self.imap_host)
 
     @property
     def move_target(self) -> str | None:
@@ -186,12 +191,16 @@ class Settings(_Strict):
 
 
 def _resolve_paths(data: dict[str, object], base: Path) -> None:
-    """Relative directories and SQLite paths are taken relative to the config file."""
+    """Relative directories, files and SQLite paths are taken relative to the config file."""
     for section in ("rules", "templates"):
         table = data.get(section)
         if isinstance(table, dict) and isinstance(table.get("dir"), str):
             path = Path(table["dir"])
             table["dir"] = str(path if path.is_absolute() else base / path)
+    helpdesk = data.get("helpdesk")
+    if isinstance(helpdesk, dict) and isinstance(helpdesk.get("secret_file"), str):
+        secret = Path(helpdesk["secret_file"])
+        helpdesk["secret_file"] = str(secret if secret.is_absolute() else base / secret)
     db = data.get("database")
     if isinstance(db, dict) and isinstance(db.get("url"), str):
         url: str = db["url"]

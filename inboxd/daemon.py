@@ -78,6 +78,8 @@ class App:
         """Fetch and store everything pending in every mailbox; returns counts per mailbox."""
         counts: dict[str, int] = {}
         for box in self.settings.mailbox:
+            if not box.uses_imap:
+                continue
             result = self.fetcher(box).sync_once()
             counts[box.name] = result.fetched
         return counts
@@ -107,7 +109,8 @@ class Daemon:
             self.controller.start()
             log.info("listening protocol=%s addr=%s:%d", settings.lmtp.protocol, host, port)
         for box in settings.mailbox:
-            self._spawn(f"imap-{box.name}", self.app.fetcher(box).run)
+            if box.uses_imap:
+                self._spawn(f"imap-{box.name}", self.app.fetcher(box).run)
         self._spawn("rules-watch", self._watch_rules)
         self.notifier.ready(f"{len(settings.mailbox)} mailboxes")
 

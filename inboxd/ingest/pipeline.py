@@ -262,10 +262,9 @@ class Pipeline:
         if decision is not None:
             self._apply(session, ticket_id, decision, ruleset, now)
 
-        stored_match = (
-            match if not new_ticket else ThreadMatch(None, match.matched_by, match.reason)
+        row_id = self._store_message(
+            session, ticket_id, parsed, raw, source, match, now, new_ticket=new_ticket
         )
-        row_id = self._store_message(session, ticket_id, parsed, raw, source, stored_match, now)
         stored = StoredMail(parsed, source, ticket_id, row_id, new_ticket, match, decision, now)
         for reactor in self.ctx.reactors:
             reactor.on_stored(session, stored)

@@ -1,0 +1,213 @@
+"""The ingest pipeline on a real SQLite file: dedupe, threading, quarantine, reopen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlmodel import Session
+
+from inboxd.core.tokens import make_message_id
+from inboxd.db import repo
+from inboxd.db.engine import make_engine, upgrade
+from inboxd.db.tables import Message, Quarantine, Ticket
+from inboxd.ingest.pipeline import IngestContext, Pipeline, Source
+from inboxd.ingest.sink import Checkpoint, FetchedMail
+
+SECRET = b"pipeline-secret"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, clock: Clock) -> Iterator[Pipeline]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+    upgrade(engine)
+    ctx = IngestContext(
+        secret=SECRET,
+        support_addresses=frozenset({"support@help.example", "billing@help.example"}),
+        mailbox_addresses={"support": "support@help.example", "billing": "billing@help.example"},
+        rules=lambda: None,
+        clock=clock,
+    )
+    yield Pipeline(engine, ctx)
+    engine.dispose()
+
+
+def raw_mail(
+    msgid: str,
+    *,
+    sender: str = "alice@customer.example",
+    to: str = "support@help.example",
+    subject: str = "Printer broken",
+    body: str = "It does not print.",
+    in_reply_to: str = "",
+    references: str = "",
+    extra: str = "",
+) -> bytes:
+    lines = [
+        "Received: from mx.example by relay; Mon, 2 Mar 2026 10:00:00 +0000",
+        f"From: Alice <{sender}>",
+        f"To: {to}",
+        f"Subject: {subject}",
+        f"Message-ID: <{msgid}>",
+        "Date: Mon, 02 Mar 2026 10:00:00 +0000",
+    ]
+    if in_reply_to:
+        lines.append(f"In-Reply-To: <{in_reply_to}>")
+    if references:
+        lines.append("References: " + " ".join(f"<{r}>" for r in references.split()))
+    if extra:
+        lines.append(extra)
+    return ("\r\n".join(lines) + "\r\n\r\n" + body + "\r\n").encode()
+
+
+def count(pipeline: Pipeline, model: type) -> int:
+    with Session(pipeline.engine) as s:
+        return repo.count_rows(s, model)
+
+
+def test_new_mail_opens_ticket_with_requester_and_event(pipeline: Pipeline) -> None:
+    out = pipeline.ingest(raw_mail("a1@c"), Source("lmtp", "support"))
+    assert out.status == "stored" and out.new_ticket and out.matched_by == "new"
+    with Session(pipeline.engine) as s:
+        ticket = repo.get_ticket(s, out.ticket_id or 0)
+        assert ticket is not None
+        assert (ticket.requester, ticket.status, ticket.subject) == (
+            "alice@customer.example",
+            "new",
+            "Printer broken",
+        )
+        kinds = [e.kind for e in repo.events(s, ticket.id or 0)]
+        assert kinds == ["created", "message"]
+        [msg] = repo.ticket_messages(s, ticket.id or 0)
+        assert msg.new_text == "It does not print." and msg.source == "lmtp:support"
+
+
+def test_same_mail_via_two_mailboxes_is_stored_once(pipeline: Pipeline) -> None:
+    first = raw_mail("dup@c", to="support@help.example, billing@help.example")
+    second = b"Delivered-To: billing@help.example\r\n" + first
+    assert pipeline.ingest(first, Source("imap", "support", "INBOX", 1)).status == "stored"
+    again = pipeline.ingest(second, Source("imap", "billing", "INBOX", 1))
+    assert again.status == "duplicate"
+    assert count(pipeline, Message) == 1 and count(pipeline, Ticket) == 1
+
+
+def test_reused_message_id_with_other_content_is_kept(pipeline: Pipeline) -> None:
+    pipeline.ingest(raw_mail("reused@c", body="first"), Source("lmtp"))
+    out = pipeline.ingest(raw_mail("reused@c", body="second, different"), Source("lmtp"))
+    assert out.status == "stored"
+    assert count(pipeline, Message) == 2
+
+
+def test_reply_threads_and_out_of_order_parent_joins(pipeline: Pipeline) -> None:
+    reply = pipeline.ingest(
+        raw_mail("r1@c", subject="Re: Printer", in_reply_to="p@c", references="p@c"),
+        Source("lmtp"),
+    )
+    sibling = pipeline.ingest(raw_mail("r2@c", subject="Re: x", references="p@c"), Source("lmtp"))
+    parent = pipeline.ingest(raw_mail("p@c"), Source("lmtp"))
+    assert reply.ticket_id == sibling.ticket_id == parent.ticket_id
+    assert parent.matched_by == "header"
+    assert count(pipeline, Ticket) == 1
+
+
+def test_reply_to_our_signed_message_id(pipeline: Pipeline) -> None:
+    first = pipeline.ingest(raw_mail("a@c"), Source("lmtp"))
+    ours = make_message_id(SECRET, first.ticket_id or 0, "n1", "help.example")
+    out = pipeline.ingest(raw_mail("b@c", subject="new subject", in_reply_to=ours), Source("lmtp"))
+    assert out.ticket_id == first.ticket_id and out.matched_by == "header"
+
+
+def test_subject_tag_needs_a_participant(pipeline: Pipeline) -> None:
+    first = pipeline.ingest(raw_mail("a@c"), Source("lmtp"))
+    tag = f"Re: [#{first.ticket_id}] Printer broken"
+    ok = pipeline.ingest(raw_mail("b@c", subject=tag), Source("lmtp"))
+    assert ok.ticket_id == first.ticket_id and ok.matched_by == "tag"
+    bad = pipeline.ingest(
+        raw_mail("c@c", subject=tag, sender="mallory@evil.example"), Source("lmtp")
+    )
+    assert bad.ticket_id != first.ticket_id and bad.new_ticket
+
+
+def test_reply_reopens_solved_and_long_closed_gets_follow_up(
+    pipeline: Pipeline, clock: Clock
+) -> None:
+    first = pipeline.ingest(raw_mail("a@c"), Source("lmtp"))
+    tid = first.ticket_id or 0
+    with Session(pipeline.engine) as s, s.begin():
+        repo.update_ticket(s, tid, {"status": "solved", "status_changed_at": clock.now})
+    pipeline.ingest(raw_mail("b@c", in_reply_to="a@c"), Source("lmtp"))
+    with Session(pipeline.engine) as s:
+        assert (repo.get_ticket(s, tid) or Ticket()).status == "open"
+    with Session(pipeline.engine) as s, s.begin():
+        repo.update_ticket(s, tid, {"status": "closed", "status_changed_at": clock.now})
+    clock.now += timedelta(days=31)
+    out = pipeline.ingest(raw_mail("c@c", in_reply_to="b@c"), Source("lmtp"))
+    assert out.new_ticket and out.ticket_id != tid
+    with Session(pipeline.engine) as s:
+        follow = repo.get_ticket(s, out.ticket_id or 0)
+        assert follow is not None and follow.previous_ticket_id == tid
+
+
+def test_auto_reply_joins_but_does_not_reopen(pipeline: Pipeline, clock: Clock) -> None:
+    first = pipeline.ingest(raw_mail("a@c"), Source("lmtp"))
+    tid = first.ticket_id or 0
+    with Session(pipeline.engine) as s, s.begin():
+        repo.update_ticket(s, tid, {"status": "solved", "status_changed_at": clock.now})
+    ooo = raw_mail(
+        "ooo@c", subject="Out of office", in_reply_to="a@c", extra="Auto-Submitted: auto-replied"
+    )
+    out = pipeline.ingest(ooo, Source("lmtp"))
+    assert out.ticket_id == tid
+    with Session(pipeline.engine) as s:
+        assert (repo.get_ticket(s, tid) or Ticket()).status == "solved"
+
+
+def test_garbage_is_quarantined_not_dropped(pipeline: Pipeline) -> None:
+    out = pipeline.ingest(b"\x00\x01\x02 not a mail at all", Source("lmtp", "support"))
+    assert out.status == "quarantined" and out.reason
+    with Session(pipeline.engine) as s:
+        [q] = repo.list_quarantine(s)
+        assert q.reason == out.reason
+        assert repo.get_blob(s, q.raw_sha256) == b"\x00\x01\x02 not a mail at all"
+    assert count(pipeline, Quarantine) == 1
+
+
+def test_store_failure_quarantines_and_batch_continues(pipeline: Pipeline) -> None:
+    class Broken:
+        def on_stored(self, session: Session, mail: object) -> None:
+            raise RuntimeError("reactor bug")
+
+    object.__setattr__(pipeline.ctx, "reactors", (Broken(),))
+    pipeline.store_batch(
+        "support", "INBOX", 77, [FetchedMail(1, raw_mail("x1@c")), FetchedMail(2, raw_mail("x2@c"))]
+    )
+    with Session(pipeline.engine) as s:
+        assert [q.uid for q in repo.list_quarantine(s)] == [1, 2]
+        assert "reactor bug" in repo.list_quarantine(s)[0].reason
+        assert repo.get_checkpoint(s, "support", "INBOX") == (77, 2)
+    assert count(pipeline, Ticket) == 0  # the savepoint rolled the half-stored mail back
+
+
+def test_batch_commits_messages_and_checkpoint_together(pipeline: Pipeline) -> None:
+    mails = [FetchedMail(uid, raw_mail(f"b{uid}@c")) for uid in (3, 5, 9)]
+    pipeline.store_batch("support", "INBOX", 1, mails)
+    assert pipeline.checkpoint("support", "INBOX") == Checkpoint(1, 9)
+    # a rescan after a UIDVALIDITY change stores nothing twice
+    pipeline.store_batch("support", "INBOX", 2, [FetchedMail(1, raw_mail("b3@c"))])
+    assert pipeline.checkpoint("support", "INBOX") == Checkpoint(2, 1)
+    assert count(pipeline, Message) == 3
