@@ -1,0 +1,1038 @@
+"""Rule files (YAML text) -> a validated, compiled RuleSet, or every error at once.
+
+YAML is composed, not constructed, with BaseLoader semantics: every scalar
+stays a string (so ``no`` is not False and ``17:30`` is not 1050) and every
+node keeps its line and column for error messages. Definitions (teams, agents,
+calendars, SLA policies) may live in any file; references are checked after
+all files are read.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any, cast
+
+import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+
+from inboxd.core.calendar import (
+    ALWAYS_NAME,
+    DAYS,
+    Calendar,
+    Interval,
+    always_open,
+    make_calendar,
+    parse_date,
+    parse_days,
+    parse_range,
+    parse_ranges,
+    parse_timezone,
+)
+from inboxd.core.rules import conditions as c
+from inboxd.core.rules import schema as s
+from inboxd.core.rules.model import (
+    ASSIGNMENTS,
+    ON_KINDS,
+    PRIORITIES,
+    STATUSES,
+    Actions,
+    Agent,
+    LoadResult,
+    Rule,
+    RuleError,
+    RuleSet,
+    SlaPolicy,
+    Team,
+    VipList,
+)
+from inboxd.core.rules.textindex import FIELDS, TextIndex, compile_regex, fold
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_DOMAIN = re.compile(r"^[a-z0-9*?\[\]!-]+(\.[a-z0-9*?\[\]!-]+)*$")
+_TAG = re.compile(r"^[^\s,]+$")
+_DURATION = re.compile(r"(\d+)\s*([wdhms])")
+_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
+
+Items = list[tuple[str, ScalarNode, Node]]
+
+
+def load_rules(
+    files: Sequence[tuple[str, str]],
+    *,
+    known_templates: Collection[str] | None = None,
+    lists: Mapping[str, str] | None = None,
+) -> LoadResult:
+    """Load (display path, text) pairs given in lexical order.
+
+    ``lists`` maps file names of plain VIP lists (one address or domain per line)
+    to their text; rule files refer to them under ``vip: files:``.
+    ``known_templates`` enables the auto_reply template check when given.
+    """
+    loader = _Loader(known_templates, lists or {})
+    for path, text in files:
+        loader.load_file(path, text)
+    return loader.finish([path for path, _ in files])
+
+
+def parse_duration(text: str) -> timedelta:
+    """'30m', '4h', '1h30m', '3d', '2w' -> timedelta; ValueError otherwise."""
+    spec = text.strip().lower()
+    if not re.fullmatch(s.DURATION_PATTERN, spec):
+        raise ValueError(f"bad duration {text!r}: expected e.g. 30m, 4h, 1h30m, 3d")
+    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(spec))
+    if seconds <= 0:
+        raise ValueError(f"bad duration {text!r}: must be more than zero")
+    return timedelta(seconds=seconds)
+
+
+def did_you_mean(word: str, choices: Collection[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    if 0 < len(choices) <= 12:
+        return f" (expected one of: {', '.join(sorted(choices))})"
+    return ""
+
+
+def _kind(node: Node) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    return "an empty value" if node.value == "" else f"{node.value!r}"
+
+
+@dataclass
+class _Ref:
+    kind: str  # team | agent | sla | calendar | template
+    name: str
+    file: str
+    node: Node
+
+
+@dataclass
+class _AgentDef:
+    name: str
+    email: str
+    display_name: str
+    where: str
+
+
+@dataclass
+class _TeamDef:
+    name: str
+    members: list[tuple[str, str, Node]]  # (agent name, file, node)
+    lead: tuple[str, Node] | None
+    assignment: str
+    file: str
+    where: str
+    node: Node
+
+
+@dataclass
+class _RuleDef:
+    name: str
+    file: str
+    line: int
+    column: int
+    on: frozenset[str]
+    when: c.Condition | None
+    actions: dict[str, Any]
+    assignee_node: Node | None
+    enabled: bool
+    node: Node
+    has_when: bool
+
+
+@dataclass
+class _Loader:
+    known_templates: Collection[str] | None
+    lists: Mapping[str, str]
+    errors: list[RuleError] = field(default_factory=list)
+    file: str = ""
+    agents: dict[str, _AgentDef] = field(default_factory=dict)
+    teams: dict[str, _TeamDef] = field(default_factory=dict)
+    calendars: dict[str, tuple[Calendar, str]] = field(default_factory=dict)
+    slas: dict[str, tuple[SlaPolicy, str]] = field(default_factory=dict)
+    vip_addresses: set[str] = field(default_factory=set)
+    vip_domains: set[str] = field(default_factory=set)
+    rules: list[_RuleDef] = field(default_factory=list)
+    rule_names: dict[str, str] = field(default_factory=dict)
+    refs: list[_Ref] = field(default_factory=list)
+    index: TextIndex = field(default_factory=TextIndex)
+
+    # -- helpers ---------------------------------------------------------
+    def err(self, node: Node, message: str, file: str | None = None) -> None:
+        mark = node.start_mark
+        self.errors.append(RuleError(file or self.file, mark.line + 1, mark.column + 1, message))
+
+    def where(self, node: Node) -> str:
+        return f"{self.file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+    def items(self, node: Node, what: str) -> Items | None:
+        if not isinstance(node, MappingNode):
+            self.err(node, f"{what}: expected a mapping, got {_kind(node)}")
+            return None
+        seen: dict[str, ScalarNode] = {}
+        out: Items = []
+        for knode, vnode in node.value:
+            if not isinstance(knode, ScalarNode):
+                self.err(knode, f"{what}: keys must be plain words")
+                continue
+            first = seen.get(knode.value)
+            if first is not None:
+                m = first.start_mark
+                self.err(
+                    knode,
+                    f"duplicate key {knode.value!r} (first at line {m.line + 1}:{m.column + 1})",
+                )
+                continue
+            seen[knode.value] = knode
+            out.append((knode.value, knode, vnode))
+        return out
+
+    def known(self, items: Items, allowed: Collection[str], what: str) -> Items:
+        keep: Items = []
+        for key, knode, vnode in items:
+            if key in allowed:
+                keep.append((key, knode, vnode))
+            else:
+                self.err(knode, f"unknown {what} {key!r}{did_you_mean(key, allowed)}")
+        return keep
+
+    def scalar(self, node: Node, what: str, *, empty_ok: bool = False) -> str | None:
+        if not isinstance(node, ScalarNode):
+            self.err(node, f"{what}: expected a single value, got {_kind(node)}")
+            return None
+        value = cast(str, node.value).strip()
+        if not value and not empty_ok:
+            self.err(node, f"{what}: value is empty")
+            return None
+        return value
+
+    def strings(self, node: Node, what: str) -> list[tuple[str, Node]]:
+        """A scalar or a non-empty list of scalars."""
+        if isinstance(node, ScalarNode):
+            value = self.scalar(node, what)
+            return [(value, node)] if value is not None else []
+        if not isinstance(node, SequenceNode):
+            self.err(node, f"{what}: expected a value or a list, got {_kind(node)}")
+            return []
+        if not node.value:
+            self.err(node, f"{what}: the list is empty")
+        out = []
+        for item in node.value:
+            value = self.scalar(item, what)
+            if value is not None:
+                out.append((value, item))
+        return out
+
+    def boolean(self, node: Node, what: str) -> bool | None:
+        value = self.scalar(node, what)
+        if value is None:
+            return None
+        low = value.lower()
+        if low in ("true", "yes", "on"):
+            return True
+        if low in ("false", "no", "off"):
+            return False
+        self.err(node, f"{what}: expected true or false, got {value!r}")
+        return None
+
+    def ident(self, node: Node, what: str, pattern: re.Pattern[str] = _ID) -> str | None:
+        value = self.scalar(node, what)
+        if value is not None and not pattern.match(value):
+            self.err(node, f"bad {what} {value!r}: use letters, digits, '.', '_' or '-'")
+            return None
+        return value
+
+    def ref(self, kind: str, name: str, node: Node) -> None:
+        self.refs.append(_Ref(kind, name, self.file, node))
+
+    # -- files -----------------------------------------------------------
+    def load_file(self, path: str, text: str) -> None:
+        self.file = path
+        try:
+            root = yaml.compose(text, Loader=yaml.BaseLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+            problem = exc.problem or "invalid YAML"
+            context = f" ({exc.context})" if exc.context else ""
+            self.errors.append(RuleError(path, line, col, f"YAML syntax: {problem}{context}"))
+            return
+        except yaml.YAMLError as exc:
+            self.errors.append(RuleError(path, 1, 1, f"YAML syntax: {exc}"))
+            return
+        if root is None:
+            return
+        items = self.items(root, "rule file")
+        if items is None:
+            return
+        sections: dict[str, Callable[[Node], None]] = {
+            "version": self.version,
+            "agents": self.agents_section,
+            "teams": self.teams_section,
+            "vip": self.vip_section,
+            "calendars": self.calendars_section,
+            "sla_policies": self.sla_section,
+            "rules": self.rules_section,
+        }
+        assert set(sections) == set(s.TOP_KEYS)
+        for key, _, vnode in self.known(items, s.TOP_KEYS, "section"):
+            sections[key](vnode)
+
+    def version(self, node: Node) -> None:
+        value = self.scalar(node, "version")
+        if value is not None and value != "1":
+            self.err(node, f"unsupported version {value!r} (this inboxd reads version 1)")
+
+    # -- agents and teams ----------------------------------------------------
+    def define_agent(self, name: str, email_node: Node, display: str, node: Node) -> None:
+        email = self.scalar(email_node, "email")
+        if email is None:
+            return
+        email = email.lower()
+        if not _EMAIL.match(email):
+            self.err(email_node, f"bad email address {email!r}")
+            return
+        old = self.agents.get(name)
+        if old is not None:
+            if old.email != email:
+                self.err(node, f"agent {name!r} is already defined with {old.email} at {old.where}")
+            elif display and not old.display_name:
+                old.display_name = display
+            return
+        for other in self.agents.values():
+            if other.email == email:
+                self.err(email_node, f"address {email} already belongs to agent {other.name!r}")
+                return
+        self.agents[name] = _AgentDef(name, email, display, self.where(node))
+
+    def agent_mapping(self, name: str, node: Node, items: Items) -> None:
+        email_node: Node | None = None
+        display = ""
+        for key, _, vnode in items:
+            if key == "email":
+                email_node = vnode
+            elif key == "display_name":
+                display = self.scalar(vnode, "display_name", empty_ok=True) or ""
+        if email_node is None:
+            self.err(node, f"agent {name!r}: 'email' is required")
+            return
+        self.define_agent(name, email_node, display, node)
+
+    def agents_section(self, node: Node) -> None:
+        for name, knode, vnode in self.items(node, "agents") or []:
+            if not _AGENT_ID.match(name):
+                self.err(
+                    knode,
+                    f"bad agent name {name!r}: use lowercase letters, digits, "
+                    "'.', '_' or '-' (the full name goes in display_name)",
+                )
+                continue
+            items = self.items(vnode, f"agent {name!r}")
+            if items is not None:
+                keys = [k for k in s.AGENT_KEYS if k != "name"]
+                self.agent_mapping(name, vnode, self.known(items, keys, "agent key"))
+
+    def teams_section(self, node: Node) -> None:
+        for name, knode, vnode in self.items(node, "teams") or []:
+            if not _ID.match(name):
+                self.err(knode, f"bad team name {name!r}: use letters, digits, '.', '_' or '-'")
+                continue
+            if name in self.teams:
+                self.err(knode, f"team {name!r} is already defined at {self.teams[name].where}")
+                continue
+            team = _TeamDef(name, [], None, "none", self.file, self.where(knode), knode)
+            self.teams[name] = team
+            items = self.items(vnode, f"team {name!r}")
+            for key, _, tnode in self.known(items or [], s.TEAM_KEYS, "team key"):
+                if key == "agents":
+                    self.team_agents(team, tnode)
+                elif key == "lead":
+                    lead = self.scalar(tnode, "lead")
+                    if lead is not None:
+                        team.lead = (lead, tnode)
+                elif key == "assignment":
+                    value = self.scalar(tnode, "assignment")
+                    if value is not None and value not in ASSIGNMENTS:
+                        self.err(
+                            tnode, f"unknown assignment {value!r}{did_you_mean(value, ASSIGNMENTS)}"
+                        )
+                    elif value is not None:
+                        team.assignment = value
+
+    def team_agents(self, team: _TeamDef, node: Node) -> None:
+        if not isinstance(node, SequenceNode):
+            self.err(node, f"team {team.name!r}: agents: expected a list, got {_kind(node)}")
+            return
+        for item in node.value:
+            if isinstance(item, ScalarNode):
+                name = self.ident(item, "agent name", _AGENT_ID)
+                if name is not None:
+                    team.members.append((name, self.file, item))
+                    self.ref("agent", name, item)
+                continue
+            items = self.items(item, "agent")
+            if items is None:
+                continue
+            items = self.known(items, s.AGENT_KEYS, "agent key")
+            name_node = next((v for k, _, v in items if k == "name"), None)
+            if name_node is None:
+                self.err(item, "agent: 'name' is required (an id like 'alice')")
+                continue
+            name = self.ident(name_node, "agent name", _AGENT_ID)
+            if name is None:
+                continue
+            self.agent_mapping(name, item, [i for i in items if i[0] != "name"])
+            team.members.append((name, self.file, item))
+
+    # -- VIP -------------------------------------------------------------
+    def vip_section(self, node: Node) -> None:
+        for key, _, vnode in self.known(self.items(node, "vip") or [], s.VIP_KEYS, "vip key"):
+            for value, item in self.strings(vnode, f"vip {key}"):
+                if key == "addresses":
+                    self.vip_entry(value, item, want_address=True)
+                elif key == "domains":
+                    self.vip_entry(value, item, want_address=False)
+                else:
+                    self.vip_file(value, item)
+
+    def vip_entry(self, value: str, node: Node, *, want_address: bool | None) -> None:
+        value = value.lower().strip()
+        if want_address is None:
+            want_address = "@" in value.lstrip("@")
+        if want_address:
+            if not _EMAIL.match(value):
+                self.err(node, f"bad VIP address {value!r}")
+            else:
+                self.vip_addresses.add(value)
+            return
+        domain = value.lstrip("@")
+        if domain.startswith("*."):
+            domain = domain[2:]
+        if not _DOMAIN.match(domain) or any(ch in domain for ch in "*?[]!"):
+            self.err(
+                node,
+                f"bad VIP domain {value!r} (a domain covers its subdomains; no wildcards needed)",
+            )
+        else:
+            self.vip_domains.add(domain)
+
+    def vip_file(self, name: str, node: Node) -> None:
+        text = self.lists.get(name)
+        if text is None:
+            self.err(
+                node,
+                f"VIP list file {name!r} not found next to the rules"
+                f"{did_you_mean(name, self.lists)}",
+            )
+            return
+        for lineno, raw in enumerate(text.splitlines(), 1):
+            entry = raw.split("#", 1)[0].strip()
+            if not entry:
+                continue
+            before = len(self.errors)
+            self.vip_entry(entry, node, want_address=None)
+            if len(self.errors) > before:  # point at the list file itself
+                bad = self.errors.pop()
+                self.errors.append(RuleError(name, lineno, 1, bad.message))
+
+    # -- calendars and SLA --------------------------------------------------
+    def calendars_section(self, node: Node) -> None:
+        for name, knode, vnode in self.items(node, "calendars") or []:
+            if name == ALWAYS_NAME:
+                self.err(knode, f"calendar {ALWAYS_NAME!r} is built in and cannot be redefined")
+                continue
+            if not _ID.match(name):
+                self.err(knode, f"bad calendar name {name!r}: use letters, digits, '.', '_' or '-'")
+                continue
+            if name in self.calendars:
+                self.err(
+                    knode, f"calendar {name!r} is already defined at {self.calendars[name][1]}"
+                )
+                continue
+            cal = self.calendar(name, knode, vnode)
+            if cal is not None:
+                self.calendars[name] = (cal, self.where(knode))
+
+    def calendar(self, name: str, knode: Node, node: Node) -> Calendar | None:
+        items = self.items(node, f"calendar {name!r}")
+        if items is None:
+            return None
+        tz_name = "UTC"
+        hours: dict[int, tuple[Interval, ...]] = {}
+        holidays: set[date] = set()
+        seen_tz = False
+        ok = True
+        for key, _, vnode in self.known(items, s.CALENDAR_KEYS, "calendar key"):
+            if key == "timezone":
+                seen_tz = True
+                value = self.scalar(vnode, "timezone")
+                try:
+                    if value is None:
+                        raise ValueError("")
+                    parse_timezone(value)
+                    tz_name = value
+                except ValueError as exc:
+                    ok = False
+                    if value is not None:
+                        self.err(vnode, f"calendar {name!r}: {exc}")
+            elif key == "hours":
+                ok = self.hours(name, vnode, hours) and ok
+            else:
+                for value, item in self.strings(vnode, "holidays"):
+                    try:
+                        holidays.add(parse_date(value))
+                    except ValueError as exc:
+                        ok = False
+                        self.err(item, f"calendar {name!r}: {exc}")
+        if not seen_tz:
+            self.err(knode, f"calendar {name!r}: 'timezone' is required (e.g. Europe/Berlin)")
+            return None
+        if "hours" not in {k for k, _, _ in items}:
+            self.err(knode, f"calendar {name!r}: 'hours' is required (e.g. mon-fri: 09:00-17:00)")
+            return None
+        return make_calendar(name, tz_name, hours, frozenset(holidays)) if ok else None
+
+    def hours(self, name: str, node: Node, out: dict[int, tuple[Interval, ...]]) -> bool:
+        ok = True
+        for key, knode, vnode in self.items(node, f"calendar {name!r} hours") or []:
+            try:
+                days = parse_days(key)
+            except ValueError as exc:
+                self.err(knode, f"calendar {name!r}: {exc}")
+                ok = False
+                continue
+            ranges: list[Interval] = []
+            for value, item in self.strings(vnode, f"hours {key}"):
+                try:
+                    ranges.extend(parse_ranges(value))
+                except ValueError as exc:
+                    self.err(item, f"calendar {name!r}: hours {key}: {exc}")
+                    ok = False
+            for day in sorted(days):
+                if day in out:
+                    self.err(knode, f"calendar {name!r}: hours for {DAYS[day]} given twice")
+                    ok = False
+                out[day] = tuple(sorted(ranges))
+        return ok
+
+    def sla_section(self, node: Node) -> None:
+        for name, knode, vnode in self.items(node, "sla_policies") or []:
+            if not _ID.match(name):
+                self.err(
+                    knode, f"bad SLA policy name {name!r}: use letters, digits, '.', '_' or '-'"
+                )
+                continue
+            if name in self.slas:
+                self.err(knode, f"SLA policy {name!r} is already defined at {self.slas[name][1]}")
+                continue
+            items = self.items(vnode, f"SLA policy {name!r}")
+            if items is None:
+                continue
+            fields: dict[str, Any] = {"calendar": ALWAYS_NAME}
+            for key, _, fnode in self.known(items, s.SLA_KEYS, "SLA key"):
+                if key == "calendar":
+                    cal = self.scalar(fnode, "calendar")
+                    if cal is not None:
+                        fields["calendar"] = cal
+                        self.ref("calendar", cal, fnode)
+                elif key == "pause_when":
+                    pauses = []
+                    for value, item in self.strings(fnode, "pause_when"):
+                        if value not in s.PAUSE_STATUSES:
+                            self.err(
+                                item,
+                                f"unknown status {value!r}{did_you_mean(value, s.PAUSE_STATUSES)}",
+                            )
+                        pauses.append(value)
+                    fields["pause_when"] = tuple(pauses)
+                else:
+                    fields[key] = self.duration(fnode, key)
+            if not any(fields.get(k) for k in ("first_response", "next_response", "resolution")):
+                self.err(
+                    knode,
+                    f"SLA policy {name!r}: set at least one of first_response, "
+                    "next_response, resolution",
+                )
+            self.slas[name] = (SlaPolicy(name=name, **fields), self.where(knode))
+
+    def duration(self, node: Node, what: str) -> timedelta | None:
+        value = self.scalar(node, what)
+        if value is None:
+            return None
+        try:
+            return parse_duration(value)
+        except ValueError as exc:
+            self.err(node, f"{what}: {exc}")
+            return None
+
+    # -- rules -------------------------------------------------------------
+    def rules_section(self, node: Node) -> None:
+        if not isinstance(node, SequenceNode):
+            self.err(node, f"rules: expected a list of rules, got {_kind(node)}")
+            return
+        for rnode in node.value:
+            self.rule(rnode)
+
+    def rule(self, node: Node) -> None:
+        items = self.items(node, "rule")
+        if items is None:
+            return
+        items = self.known(items, s.RULE_KEYS, "rule key")
+        by_key = {k: (kn, v) for k, kn, v in items}
+        name: str | None = None
+        if "name" not in by_key:
+            self.err(node, "rule: 'name' is required")
+        else:
+            name = self.scalar(by_key["name"][1], "name")
+        if name is not None:
+            first = self.rule_names.get(name)
+            if first is not None:
+                self.err(
+                    by_key["name"][1], f"duplicate rule name {name!r} (first defined at {first})"
+                )
+            else:
+                self.rule_names[name] = self.where(node)
+        on = frozenset(("new",))
+        if "on" in by_key:
+            kinds = set()
+            for value, item in self.strings(by_key["on"][1], "on"):
+                if value not in ON_KINDS:
+                    self.err(item, f"on: unknown kind {value!r}{did_you_mean(value, ON_KINDS)}")
+                kinds.add(value)
+            on = frozenset(kinds)
+        when = self.condition(by_key["when"][1]) if "when" in by_key else None
+        enabled = self.boolean(by_key["enabled"][1], "enabled") if "enabled" in by_key else True
+        if "description" in by_key:
+            self.scalar(by_key["description"][1], "description", empty_ok=True)
+        actions: dict[str, Any] = {}
+        assignee_node: Node | None = None
+        if "then" not in by_key:
+            self.err(node, f"rule {name or '?'!r}: 'then' is required (what the rule does)")
+        else:
+            actions, assignee_node = self.actions(by_key["then"][1])
+        mark = node.start_mark
+        self.rules.append(
+            _RuleDef(
+                name or "?",
+                self.file,
+                mark.line + 1,
+                mark.column + 1,
+                on,
+                when,
+                actions,
+                assignee_node,
+                enabled is not False,
+                node,
+                "when" in by_key,
+            )
+        )
+
+    # -- conditions ----------------------------------------------------------
+    def condition(self, node: Node) -> c.Condition | None:
+        if isinstance(node, SequenceNode):
+            if not node.value:
+                self.err(node, "empty list of conditions")
+            kids = [k for k in (self.condition(n) for n in node.value) if k is not None]
+            return _all(kids)
+        items = self.items(node, "condition")
+        if items is None:
+            return None
+        if not items:
+            self.err(node, "empty condition")
+            return None
+        parts: list[c.Condition] = []
+        for key, knode, vnode in self.known(items, s.CONDITIONS, "condition"):
+            cond = getattr(self, "cond_" + key)(vnode, knode)
+            if cond is not None:
+                parts.append(cond)
+        return _all(parts)
+
+    def cond_list(self, node: Node, key: str) -> list[c.Condition]:
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.err(node, f"{key}: expected a non-empty list of conditions, got {_kind(node)}")
+            return []
+        return [k for k in (self.condition(n) for n in node.value) if k is not None]
+
+    def cond_all(self, node: Node, _: Node) -> c.Condition | None:
+        return _all(self.cond_list(node, "all"))
+
+    def cond_any(self, node: Node, _: Node) -> c.Condition | None:
+        kids = self.cond_list(node, "any")
+        return kids[0] if len(kids) == 1 else (c.AnyOf(tuple(kids)) if kids else None)
+
+    def cond_not(self, node: Node, _: Node) -> c.Condition | None:
+        inner = self.condition(node)
+        return c.Not(inner) if inner is not None else None
+
+    def globs(self, node: Node, key: str) -> list[str]:
+        return [value.lower() for value, _ in self.strings(node, key)]
+
+    def address(self, key: str, node: Node) -> c.Condition | None:
+        globs: list[str] = []
+        for value, item in self.strings(node, key):
+            if key != "mailbox" and "@" not in value and value != "*":
+                self.err(
+                    item,
+                    f"{key}: {value!r} has no '@' and can never match an address"
+                    + (
+                        " (did you mean from_domain?)" if key == "from" else f" (write '*@{value}')"
+                    ),
+                )
+            globs.append(value.lower())
+        if not globs:
+            return None
+        return c.AddressMatch(key, tuple(globs), c.compile_globs(globs))
+
+    def cond_from(self, node: Node, _: Node) -> c.Condition | None:
+        return self.address("from", node)
+
+    def cond_to(self, node: Node, _: Node) -> c.Condition | None:
+        return self.address("to", node)
+
+    def cond_cc(self, node: Node, _: Node) -> c.Condition | None:
+        return self.address("cc", node)
+
+    def cond_recipient(self, node: Node, _: Node) -> c.Condition | None:
+        return self.address("recipient", node)
+
+    def cond_mailbox(self, node: Node, _: Node) -> c.Condition | None:
+        return self.address("mailbox", node)
+
+    def cond_from_domain(self, node: Node, _: Node) -> c.Condition | None:
+        globs: list[str] = []
+        for value, item in self.strings(node, "from_domain"):
+            if "@" in value.lstrip("@"):
+                self.err(item, f"from_domain: {value!r} is an address (use from:)")
+                continue
+            globs.append(value.lower().lstrip("@"))
+        if not globs:
+            return None
+        return c.DomainMatch(tuple(globs), c.compile_globs(globs))
+
+    def cond_subject(self, node: Node, _: Node) -> c.Condition | None:
+        return self.text_matcher("subject", node)
+
+    def cond_body(self, node: Node, _: Node) -> c.Condition | None:
+        return self.text_matcher("body", node)
+
+    def text_matcher(self, what: str, node: Node) -> c.Condition | None:
+        assert what in FIELDS
+        if not isinstance(node, MappingNode):
+            return self.keywords(what, "any", node)
+        items = self.items(node, what)
+        if items is None:
+            return None
+        if not items:
+            self.err(node, f"{what}: say any, all or regex")
+        parts: list[c.Condition] = []
+        for key, _, vnode in self.known(items, s.TEXT_KEYS, f"{what} test"):
+            cond = self.regexes(what, vnode) if key == "regex" else self.keywords(what, key, vnode)
+            if cond is not None:
+                parts.append(cond)
+        return _all(parts)
+
+    def keywords(self, what: str, mode: str, node: Node) -> c.Condition | None:
+        words: list[str] = []
+        signals: list[int] = []
+        folded_words: list[str] = []
+        for value, item in self.strings(node, f"{what} {mode}"):
+            folded = fold(value).strip()
+            if not folded:
+                self.err(item, f"{what}: keyword {value!r} is empty after folding")
+                continue
+            words.append(value)
+            folded_words.append(folded)
+            signals.append(self.index.keyword(what, folded))
+        if not words:
+            return None
+        longest = signals[max(range(len(words)), key=lambda i: len(folded_words[i]))]
+        return c.Keywords(what, mode, tuple(words), tuple(signals), frozenset(signals), longest)
+
+    def regexes(self, what: str, node: Node) -> c.Condition | None:
+        kids: list[c.Condition] = []
+        for value, item in self.strings(node, f"{what} regex"):
+            try:
+                compiled = compile_regex(value)
+            except ValueError as exc:
+                self.err(item, f"{what}: bad regex {value!r}: {exc}")
+                continue
+            kids.append(c.RegexMatch(what, value, self.index.regex(what, value, compiled)))
+        return kids[0] if len(kids) == 1 else (c.AnyOf(tuple(kids)) if kids else None)
+
+    def cond_header(self, node: Node, _: Node) -> c.Condition | None:
+        items = self.items(node, "header")
+        if items is None:
+            return None
+        items = self.known(items, s.HEADER_KEYS, "header test")
+        by_key = {k: v for k, _, v in items}
+        if "name" not in by_key:
+            self.err(node, "header: 'name' is required (e.g. name: X-Spam-Flag)")
+            return None
+        name = self.scalar(by_key["name"], "header name")
+        if name is None:
+            return None
+        name = name.lower().rstrip(":")
+        tests = [(k, v) for k, v in by_key.items() if k != "name"]
+        if not tests:
+            self.err(node, "header: say exists, equals, any, all or regex")
+            return None
+        parts: list[c.Condition] = []
+        for key, vnode in tests:
+            if key == "exists":
+                want = self.boolean(vnode, "exists")
+                if want is not None:
+                    parts.append(c.HeaderMatch(name, "exists" if want else "missing"))
+                continue
+            values = [v for v, _ in self.strings(vnode, f"header {key}")]
+            if not values:
+                continue
+            if key == "regex":
+                compiled = []
+                for value, item in self.strings(vnode, "header regex"):
+                    try:
+                        compiled.append(compile_regex(value))
+                    except ValueError as exc:
+                        self.err(item, f"header: bad regex {value!r}: {exc}")
+                parts.append(c.HeaderMatch(name, key, tuple(values), (), tuple(compiled)))
+            elif key == "equals":
+                folded = tuple(v.strip().casefold() for v in values)
+                parts.append(c.HeaderMatch(name, key, tuple(values), folded))
+            else:
+                folded = tuple(fold(v).strip() for v in values)
+                parts.append(c.HeaderMatch(name, key, tuple(values), folded))
+        return _all(parts)
+
+    def cond_attachment(self, node: Node, _: Node) -> c.Condition | None:
+        want = self.boolean(node, "attachment")
+        return c.HasAttachment(want) if want is not None else None
+
+    def cond_attachment_type(self, node: Node, _: Node) -> c.Condition | None:
+        globs = self.globs(node, "attachment_type")
+        return c.AttachmentType(tuple(globs), c.compile_globs(globs)) if globs else None
+
+    def cond_vip(self, node: Node, _: Node) -> c.Condition | None:
+        want = self.boolean(node, "vip")
+        return c.Vip(want) if want is not None else None
+
+    def cond_business_hours(self, node: Node, _: Node) -> c.Condition | None:
+        name = self.scalar(node, "business_hours")
+        if name is None:
+            return None
+        self.ref("calendar", name, node)
+        return c.BusinessHours(name)
+
+    def cond_time(self, node: Node, _: Node) -> c.Condition | None:
+        between: Node | None = node
+        days = frozenset(range(7))
+        tz_name = "UTC"
+        zone: Any = parse_timezone("UTC")
+        if isinstance(node, MappingNode):
+            items = self.known(self.items(node, "time") or [], s.TIME_KEYS, "time key")
+            by_key = {k: v for k, _, v in items}
+            between = by_key.get("between")
+            if between is None:
+                self.err(node, "time: 'between' is required (e.g. between: 18:00-08:00)")
+                return None
+            if "days" in by_key:
+                spec = self.scalar(by_key["days"], "days")
+                try:
+                    days = parse_days(spec or "")
+                except ValueError as exc:
+                    self.err(by_key["days"], f"time: {exc}")
+            if "timezone" in by_key:
+                tz = self.scalar(by_key["timezone"], "timezone")
+                try:
+                    zone = parse_timezone(tz or "")
+                    tz_name = tz or "UTC"
+                except ValueError as exc:
+                    self.err(by_key["timezone"], f"time: {exc}")
+        ranges: list[Interval] = []
+        texts: list[str] = []
+        assert between is not None
+        for value, item in self.strings(between, "time"):
+            for part in value.split(","):
+                try:
+                    ranges.append(parse_range(part.strip(), allow_overnight=True))
+                    texts.append(part.strip())
+                except ValueError as exc:
+                    self.err(item, f"time: {exc}")
+        if not ranges:
+            return None
+        spec = ", ".join(texts)
+        if days != frozenset(range(7)):
+            spec += " on " + ",".join(DAYS[d] for d in sorted(days))
+        return c.TimeOfDay(tuple(ranges), days, tz_name, zone, spec)
+
+    # -- actions -------------------------------------------------------------
+    def actions(self, node: Node) -> tuple[dict[str, Any], Node | None]:
+        items = self.items(node, "then")
+        out: dict[str, Any] = {}
+        assignee_node: Node | None = None
+        if items is None:
+            return out, None
+        if not items:
+            self.err(node, "then: a rule needs at least one action")
+        for key, _, vnode in self.known(items, s.ACTIONS, "action"):
+            if key in ("tag", "untag"):
+                tags = []
+                for value, item in self.strings(vnode, key):
+                    if not _TAG.match(value):
+                        self.err(item, f"{key}: bad tag {value!r} (no spaces or commas)")
+                    tags.append(value.lower())
+                out["tags" if key == "tag" else "untags"] = tuple(tags)
+            elif key == "slack":
+                channels = []
+                for value, item in self.strings(vnode, key):
+                    if " " in value:
+                        self.err(item, f"slack: bad channel {value!r}")
+                    channels.append(value)
+                out["slack"] = tuple(channels)
+            elif key in ("vip", "stop"):
+                flag = self.boolean(vnode, key)
+                if key == "vip" and flag is False:
+                    self.err(vnode, "vip: only 'vip: true' is meaningful (rules never un-VIP)")
+                out[key] = bool(flag)
+            elif key == "group":
+                out["group"] = self.duration(vnode, "group")
+            else:
+                val = self.scalar(vnode, key)
+                if val is None:
+                    continue
+                if key == "priority" and val.lower() not in PRIORITIES:
+                    self.err(vnode, f"unknown priority {val!r}{did_you_mean(val, PRIORITIES)}")
+                elif key == "status" and val.lower() not in STATUSES:
+                    self.err(vnode, f"unknown status {val!r}{did_you_mean(val, STATUSES)}")
+                elif key in ("team", "sla", "auto_reply"):
+                    kind = {"team": "team", "sla": "sla", "auto_reply": "template"}[key]
+                    self.ref(kind, val, vnode)
+                elif key == "assignee":
+                    assignee_node = vnode
+                    self.ref("agent", val, vnode)
+                out[key] = val.lower() if key in ("priority", "status") else val
+        return out, assignee_node
+
+    # -- cross-file checks ------------------------------------------------------
+    def finish(self, paths: list[str]) -> LoadResult:
+        calendars: dict[str, Calendar] = {ALWAYS_NAME: always_open()}
+        calendars.update({k: v for k, (v, _) in self.calendars.items()})
+        by_email = {a.email: a.name for a in self.agents.values()}
+        known: dict[str, Collection[str]] = {
+            "team": self.teams,
+            "agent": set(self.agents) | set(by_email),
+            "sla": self.slas,
+            "calendar": calendars,
+            "template": self.known_templates or (),
+        }
+        for ref in self.refs:
+            if ref.kind == "template" and self.known_templates is None:
+                continue
+            names = known[ref.kind]
+            lookup = ref.name.lower() if ref.kind == "agent" and "@" in ref.name else ref.name
+            if lookup not in names:
+                hint = did_you_mean(ref.name, [n for n in names if "@" not in n])
+                self.err(ref.node, f"unknown {ref.kind} {ref.name!r}{hint}", file=ref.file)
+        for team in self.teams.values():
+            members = {m for m, _, _ in team.members}
+            if team.lead is not None and team.lead[0] not in members:
+                self.err(
+                    team.lead[1],
+                    f"lead {team.lead[0]!r} is not an agent of team {team.name!r}",
+                    file=team.file,
+                )
+            if team.assignment != "none" and not members:
+                self.err(
+                    team.node,
+                    f"team {team.name!r} assigns {team.assignment} but has no agents",
+                    file=team.file,
+                )
+        self.check_reachable()
+        if self.errors:
+            return LoadResult(None, sorted(set(self.errors)))
+        return LoadResult(self.build(paths, calendars, by_email), [])
+
+    def check_reachable(self) -> None:
+        stopper: dict[str, _RuleDef] = {}
+        for rule in self.rules:
+            if not rule.enabled:
+                continue
+            if rule.on and rule.on <= stopper.keys():
+                blocker = stopper[min(rule.on)]
+                self.err(
+                    rule.node,
+                    f"rule {rule.name!r} can never run: rule {blocker.name!r} "
+                    f"({blocker.file}:{blocker.line}:{blocker.column}) stops every "
+                    f"{'/'.join(sorted(rule.on))} message before it",
+                    file=rule.file,
+                )
+            if not rule.has_when and rule.actions.get("stop"):
+                for kind in rule.on:
+                    stopper.setdefault(kind, rule)
+
+    def build(
+        self, paths: list[str], calendars: dict[str, Calendar], by_email: dict[str, str]
+    ) -> RuleSet:
+        team_of: dict[str, list[str]] = {}
+        for team in self.teams.values():
+            for member, _, _ in team.members:
+                if team.name not in team_of.setdefault(member, []):
+                    team_of[member].append(team.name)
+        agents = {
+            a.name: Agent(a.name, a.email, a.display_name, tuple(team_of.get(a.name, ())))
+            for a in self.agents.values()
+        }
+        teams = {
+            t.name: Team(
+                t.name,
+                tuple(dict.fromkeys(agents[m] for m, _, _ in t.members)),
+                t.lead[0] if t.lead else None,
+                cast(Any, t.assignment),
+            )
+            for t in self.teams.values()
+        }
+        rules: list[Rule] = []
+        for rd in self.rules:
+            if not rd.enabled:
+                continue
+            acts = dict(rd.actions)
+            if "assignee" in acts and "@" in acts["assignee"]:
+                acts["assignee"] = by_email[acts["assignee"].lower()]
+            rules.append(Rule(rd.name, rd.file, rd.line, rd.on, rd.when, Actions(**acts)))
+        self.index.freeze()
+        gates: dict[int, list[int]] = {}
+        ungated: list[int] = []
+        for pos, rule in enumerate(rules):
+            req = rule.when.required() if rule.when is not None else None
+            if req is None:
+                ungated.append(pos)
+            else:
+                for signal in req:
+                    gates.setdefault(signal, []).append(pos)
+        return RuleSet(
+            teams=teams,
+            agents=agents,
+            sla_policies={k: v for k, (v, _) in self.slas.items()},
+            calendars=calendars,
+            rules=tuple(rules),
+            vip=VipList(frozenset(self.vip_addresses), frozenset(self.vip_domains)),
+            source_files=tuple(paths),
+            index=self.index,
+            gates={k: tuple(v) for k, v in gates.items()},
+            ungated=tuple(ungated),
+            _by_email={a.email: a for a in agents.values()},
+        )
+
+
+def _all(parts: list[c.Condition]) -> c.Condition | None:
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else c.AllOf(tuple(parts))
