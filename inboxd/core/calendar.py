@@ -8,12 +8,13 @@ message fit for an admin.
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MINUTES_PER_DAY = 24 * 60
@@ -64,9 +65,9 @@ def parse_timezone(tz_name: str) -> ZoneInfo | timezone:
     try:
         return ZoneInfo(tz_name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(
-            f"unknown timezone {tz_name!r} (use an IANA name like Europe/Berlin)"
-        ) from None
+        close = difflib.get_close_matches(tz_name, sorted(available_timezones()), n=1)
+        hint = f"did you mean {close[0]!r}?" if close else "use an IANA name like Europe/Berlin"
+        raise ValueError(f"unknown timezone {tz_name!r} ({hint})") from None
 
 
 def parse_hhmm(text: str, *, allow_24: bool = False) -> int:

@@ -764,7 +764,7 @@ class _Loader:
             try:
                 compiled = compile_regex(value)
             except ValueError as exc:
-                self.err(item, f"{what}: bad regex {value!r}: {exc}")
+                self.err(item, f"{what}: bad regex /{value}/: {exc}")
                 continue
             kids.append(c.RegexMatch(what, value, self.index.regex(what, value, compiled)))
         return kids[0] if len(kids) == 1 else (c.AnyOf(tuple(kids)) if kids else None)
@@ -773,6 +773,7 @@ class _Loader:
         items = self.items(node, "header")
         if items is None:
             return None
+        had_tests = any(k != "name" for k, _, _ in items)
         items = self.known(items, s.HEADER_KEYS, "header test")
         by_key = {k: v for k, _, v in items}
         if "name" not in by_key:
@@ -784,7 +785,8 @@ class _Loader:
         name = name.lower().rstrip(":")
         tests = [(k, v) for k, v in by_key.items() if k != "name"]
         if not tests:
-            self.err(node, "header: say exists, equals, any, all or regex")
+            if not had_tests:
+                self.err(node, "header: say exists, equals, any, all or regex")
             return None
         parts: list[c.Condition] = []
         for key, vnode in tests:
@@ -802,7 +804,7 @@ class _Loader:
                     try:
                         compiled.append(compile_regex(value))
                     except ValueError as exc:
-                        self.err(item, f"header: bad regex {value!r}: {exc}")
+                        self.err(item, f"header: bad regex /{value}/: {exc}")
                 parts.append(c.HeaderMatch(name, key, tuple(values), (), tuple(compiled)))
             elif key == "equals":
                 folded = tuple(v.strip().casefold() for v in values)
