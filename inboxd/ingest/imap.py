@@ -1,0 +1,433 @@
+"""IMAP fetcher for one configured mailbox: UID-based, commit before acknowledge.
+
+One synchronous ``MailboxFetcher`` per mailbox, run in its own thread by the
+daemon. The rules that keep mail from being lost or doubled:
+
+* Fetch by UID above the stored checkpoint, never by \\Unseen or sequence
+  number: mail read on a phone or deleted by someone still gets imported.
+* ``BODY.PEEK[]`` never sets \\Seen; ``after_import`` (seen / move) is applied
+  only after ``sink.store_batch`` committed the batch and its checkpoint. A
+  crash in between leaves mail at UIDs <= checkpoint in the folder; the next
+  connection applies ``after_import`` to those first.
+* A UIDVALIDITY change rescans from UID 1; the sink dedupes.
+* Any error closes the connection and reconnects with capped exponential
+  backoff; the thread never dies of a server or database error.
+
+imapclient's bytes keys (``b'UIDVALIDITY'``, ``b'BODY[]'``) stop here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import json
+import logging
+import random
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from imapclient import IMAPClient, SocketTimeout
+
+from inboxd.config import MailboxConfig
+from inboxd.ingest.sink import FetchedMail, MailboxSink
+
+LOGGER_NAME = "inboxd.imap"
+CONNECT_TIMEOUT = 15.0
+IDLE_RENEW = 25 * 60.0  # RFC 2177: servers may drop an IDLE after 29 min
+IDLE_SLICE = 1.0  # longest single wait, so ``stop`` is noticed quickly
+BACKOFF_BASE = 1.0
+BACKOFF_CAP = 300.0
+_QUICK_EMPTY_LIMIT = 3  # idle_check returning nothing at once this often = peer closed
+_RECOVER_CHUNK = 1000
+
+# Errors of the connection or the protocol: logged as one WARNING line, then retried.
+_NETWORK_ERRORS: tuple[type[BaseException], ...] = (imaplib.IMAP4.error, OSError, EOFError)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    fetched: int = 0
+    batches: int = 0
+    uidvalidity_changed: bool = False
+
+    def __add__(self, other: SyncResult) -> SyncResult:
+        return SyncResult(
+            self.fetched + other.fetched,
+            self.batches + other.batches,
+            self.uidvalidity_changed or other.uidvalidity_changed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+# -- pure helpers --------------------------------------------------------------
+
+
+def _text(key: object) -> str:
+    return key.decode("ascii", "replace").upper() if isinstance(key, bytes) else str(key).upper()
+
+
+def normalise_keys(data: Mapping[Any, Any]) -> dict[str, Any]:
+    """imapclient's ``{b'UIDVALIDITY': 1}`` -> ``{'UIDVALIDITY': 1}``."""
+    return {_text(key): value for key, value in data.items()}
+
+
+def folder_state(select_response: Mapping[Any, Any]) -> FolderState:
+    data = normalise_keys(select_response)
+    if "UIDVALIDITY" not in data:
+        raise imaplib.IMAP4.error("SELECT response without UIDVALIDITY")
+    uidnext = data.get("UIDNEXT")
+    return FolderState(
+        uidvalidity=int(data["UIDVALIDITY"]),
+        uidnext=int(uidnext) if uidnext is not None else None,
+        exists=int(data.get("EXISTS", 0)),
+    )
+
+
+def uids_after(found: Iterable[int], last_uid: int) -> list[int]:
+    """UIDs above the checkpoint, ascending. ``UID N:*`` always answers the highest
+    existing UID even when it is <= N, so the server's answer must be filtered."""
+    return sorted({int(uid) for uid in found if int(uid) > last_uid})
+
+
+def chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
+    if size < 1:
+        raise ValueError("size must be >= 1")
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+def backoff_delay(
+    attempt: int, rand: float, base: float = BACKOFF_BASE, cap: float = BACKOFF_CAP
+) -> float:
+    """Delay before reconnect ``attempt`` (0-based): base * 2**attempt capped at ``cap``,
+    scaled into its upper half by ``rand`` in [0, 1) so many fetchers do not
+    reconnect in lockstep after a server restart."""
+    ceiling = min(cap, base * 2.0 ** min(attempt, 64))
+    return ceiling * (0.5 + 0.5 * min(max(rand, 0.0), 1.0))
+
+
+def has_new_mail(responses: Iterable[Any]) -> bool:
+    """True when IDLE responses announce mail (``(n, b'EXISTS')`` or ``(n, b'RECENT')``)."""
+    for resp in responses:
+        if isinstance(resp, tuple) and len(resp) >= 2 and _text(resp[1]) in ("EXISTS", "RECENT"):
+            return True
+    return False
+
+
+def said_bye(responses: Iterable[Any]) -> bool:
+    return any(isinstance(r, tuple) and r and _text(r[0]) == "BYE" for r in responses)
+
+
+def mails_from_fetch(
+    response: Mapping[int, Mapping[Any, Any]], uids: Iterable[int]
+) -> list[FetchedMail]:
+    """Bodies of ``uids`` from a ``FETCH BODY.PEEK[]`` answer, in UID order.
+
+    A UID absent from the answer was expunged meanwhile and is skipped; a UID
+    present without a body is a protocol error (retrying beats skipping it)."""
+    mails = []
+    for uid in sorted(uids):
+        item = response.get(uid)
+        if item is None:
+            continue
+        data = normalise_keys(item)
+        body = data.get("BODY[]")
+        if body is None:
+            raise imaplib.IMAP4.error(f"FETCH answer for UID {uid} has no BODY[]")
+        mails.append(FetchedMail(uid=uid, raw=bytes(body)))
+    return mails
+
+
+def kv(event: str, **fields: object) -> str:
+    """One log line: ``event key=value ...``; values with spaces or quotes are JSON-quoted."""
+    parts = [event]
+    for key, value in fields.items():
+        text = str(value)
+        if not text or not text.isprintable() or any(c in text for c in ' "='):
+            text = json.dumps(text)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+# -- the fetcher ---------------------------------------------------------------
+
+
+class MailboxFetcher:
+    """Fetch one mailbox's folder (and optional sent folder) into a ``MailboxSink``."""
+
+    def __init__(
+        self,
+        config: MailboxConfig,
+        sink: MailboxSink,
+        *,
+        password: str | None,
+        log: logging.Logger | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        rand: Callable[[], float] = random.random,
+        backoff_base: float = BACKOFF_BASE,
+        backoff_cap: float = BACKOFF_CAP,
+    ) -> None:
+        self.config = config
+        self.sink = sink
+        self._password = password
+        self.log = log or logging.getLogger(LOGGER_NAME)
+        self._ssl_context = ssl_context
+        self._rand = rand
+        self._backoff = (backoff_base, backoff_cap)
+        self._warned_validity: dict[str, int] = {}
+        self.alive_at = time.monotonic()  # last sign of progress, for a watchdog
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    @property
+    def folders(self) -> list[str]:
+        """Folders to sync; the main folder last, so it stays selected for IDLE."""
+        sent = self.config.sent_folder
+        return (
+            [sent, self.config.folder]
+            if sent and sent != self.config.folder
+            else [self.config.folder]
+        )
+
+    # -- public API ----------------------------------------------------------
+
+    def sync_once(self, stop: threading.Event | None = None) -> SyncResult:
+        """Connect, fetch everything pending in every folder, log out."""
+        client = self._connect()
+        try:
+            result = self._sync_all(client, recover=True, stop=stop)
+        except BaseException:
+            _close(client, graceful=False)
+            raise
+        _close(client, graceful=True)
+        return result
+
+    def run(self, stop: threading.Event) -> None:
+        """Sync, wait (IDLE or poll), repeat until ``stop``; reconnect on any error."""
+        self.log.info(kv("fetcher_start", mailbox=self.name, folders=",".join(self.folders)))
+        attempt = 0
+        while not stop.is_set():
+            client = None
+            try:
+                client = self._connect()
+                recover = True
+                while not stop.is_set():
+                    self._sync_all(client, recover=recover, stop=stop)
+                    recover = False
+                    attempt = 0
+                    if not stop.is_set():
+                        self._wait(client, stop)
+            except Exception as exc:
+                self._log_error(exc)
+            finally:
+                if client is not None:
+                    _close(client, graceful=stop.is_set())
+            if stop.is_set():
+                break
+            delay = backoff_delay(attempt, self._rand(), *self._backoff)
+            attempt += 1
+            self.log.info(
+                kv("reconnect_wait", mailbox=self.name, attempt=attempt, delay=f"{delay:.2f}")
+            )
+            stop.wait(delay)
+        self.log.info(kv("fetcher_stop", mailbox=self.name))
+
+    # -- connection ----------------------------------------------------------
+
+    def _connect(self) -> Any:
+        cfg = self.config
+        context = None
+        if cfg.imap_security != "none":
+            context = self._ssl_context or ssl.create_default_context()
+        client = IMAPClient(
+            cfg.imap_host,
+            port=cfg.imap_port,
+            ssl=cfg.imap_security == "tls",
+            ssl_context=context,
+            timeout=SocketTimeout(connect=CONNECT_TIMEOUT, read=cfg.imap_timeout),
+        )
+        try:
+            if cfg.imap_security == "starttls":
+                client.starttls(context)
+            client.login(cfg.username or cfg.address, self._password or "")
+        except BaseException:
+            _close(client, graceful=False)
+            raise
+        self.log.info(kv("connected", mailbox=self.name, host=cfg.imap_host, port=cfg.imap_port))
+        return client
+
+    def _log_error(self, exc: Exception) -> None:
+        if isinstance(exc, _NETWORK_ERRORS):
+            self.log.warning(
+                kv("connection_error", mailbox=self.name, error=type(exc).__name__, detail=exc)
+            )
+        else:
+            self.log.exception(kv("fetch_error", mailbox=self.name, error=type(exc).__name__))
+
+    # -- syncing -------------------------------------------------------------
+
+    def _sync_all(self, client: Any, *, recover: bool, stop: threading.Event | None) -> SyncResult:
+        target = self.config.move_target
+        if recover and target and not client.folder_exists(target):
+            client.create_folder(target)
+        total = SyncResult()
+        for folder in self.folders:
+            primary = folder == self.config.folder
+            total += self._sync_folder(client, folder, primary=primary, recover=recover, stop=stop)
+        self.alive_at = time.monotonic()
+        return total
+
+    def _sync_folder(
+        self,
+        client: Any,
+        folder: str,
+        *,
+        primary: bool,
+        recover: bool,
+        stop: threading.Event | None,
+    ) -> SyncResult:
+        action = self.config.after_import if primary else "keep"
+        state = folder_state(client.select_folder(folder, readonly=action == "keep"))
+        checkpoint = self.sink.checkpoint(self.name, folder)
+        changed = checkpoint is not None and checkpoint.uidvalidity != state.uidvalidity
+        last = checkpoint.last_uid if checkpoint is not None and not changed else 0
+        if checkpoint is not None and changed:
+            self._warn_uidvalidity(folder, checkpoint.uidvalidity, state.uidvalidity)
+        if recover and action != "keep" and last > 0:
+            self._recover(client, folder, action, last)
+        if state.uidnext is not None and state.uidnext <= last + 1:
+            return SyncResult(uidvalidity_changed=changed)  # nothing new; skip the SEARCH
+        uids = uids_after(client.search(["UID", f"{last + 1}:*"]), last)
+        fetched = batches = 0
+        for chunk in chunks(uids, self.config.batch_size):
+            if stop is not None and stop.is_set():
+                break
+            mails = mails_from_fetch(client.fetch(chunk, ["BODY.PEEK[]"]), chunk)
+            if not mails:
+                continue
+            self.sink.store_batch(self.name, folder, state.uidvalidity, mails)
+            fetched += len(mails)
+            batches += 1
+            self.alive_at = time.monotonic()
+            self.log.info(
+                kv("stored", mailbox=self.name, folder=folder, count=len(mails), uid=mails[-1].uid)
+            )
+            if action != "keep":
+                self._after_import(client, action, [mail.uid for mail in mails])
+        return SyncResult(fetched, batches, changed)
+
+    def _warn_uidvalidity(self, folder: str, old: int, new: int) -> None:
+        """WARNING once per new UIDVALIDITY (an empty recreated folder stays 'changed')."""
+        if self._warned_validity.get(folder) == new:
+            return
+        self._warned_validity[folder] = new
+        self.log.warning(
+            kv(
+                "uidvalidity_changed",
+                mailbox=self.name,
+                folder=folder,
+                old=old,
+                new=new,
+                then="rescan",
+            )
+        )
+
+    def _recover(self, client: Any, folder: str, action: str, last: int) -> None:
+        """Apply ``after_import`` to committed mail still in the folder (crash after commit)."""
+        criteria: list[str] = ["UID", f"1:{last}", "NOT", "DELETED"]
+        if action == "seen":
+            criteria.append("UNSEEN")
+        pending = [uid for uid in uids_after(client.search(criteria), 0) if uid <= last]
+        if not pending:
+            return
+        self.log.info(
+            kv("after_import_recover", mailbox=self.name, folder=folder, count=len(pending))
+        )
+        for chunk in chunks(pending, _RECOVER_CHUNK):
+            self._after_import(client, action, chunk)
+
+    def _after_import(self, client: Any, action: str, uids: list[int]) -> None:
+        if action == "seen":
+            client.add_flags(uids, [b"\\Seen"], silent=True)
+            return
+        target = action.removeprefix("move:")
+        if client.has_capability("MOVE"):
+            client.move(uids, target)
+            return
+        client.copy(uids, target)
+        client.add_flags(uids, [b"\\Deleted"], silent=True)
+        if client.has_capability("UIDPLUS"):
+            client.uid_expunge(uids)
+        # Without UIDPLUS a plain EXPUNGE could remove other \Deleted mail not yet
+        # fetched, so the originals stay flagged; recovery skips \Deleted mail.
+
+    # -- waiting -------------------------------------------------------------
+
+    def _wait(self, client: Any, stop: threading.Event) -> None:
+        if self.config.idle and client.has_capability("IDLE"):
+            self._idle(client, stop)
+            return
+        deadline = time.monotonic() + self.config.poll_interval
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            stop.wait(min(IDLE_SLICE, remaining))
+            self.alive_at = time.monotonic()
+
+    def _idle(self, client: Any, stop: threading.Event) -> None:
+        """IDLE until new mail, ``stop``, or the renewal time; the caller then syncs.
+
+        With a sent folder (which IDLE on the main folder cannot watch) the IDLE
+        is renewed every ``poll_interval`` so the sent folder is polled as well.
+        """
+        renew = IDLE_RENEW
+        if self.config.sent_folder:
+            renew = min(renew, self.config.poll_interval)
+        client.idle()
+        deadline = time.monotonic() + renew
+        quick_empty = 0
+        while not stop.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            wait = min(IDLE_SLICE, remaining)
+            started = time.monotonic()
+            responses = client.idle_check(timeout=wait)
+            self.alive_at = time.monotonic()
+            if said_bye(responses):
+                raise ConnectionError("server said BYE during IDLE")
+            if has_new_mail(responses):
+                break
+            # imapclient swallows EOF in idle_check and returns [] at once.
+            if not responses and self.alive_at - started < wait / 2:
+                quick_empty += 1
+                if quick_empty >= _QUICK_EMPTY_LIMIT:
+                    raise ConnectionError("connection closed during IDLE")
+            else:
+                quick_empty = 0
+        client.idle_done()
+
+
+def _close(client: Any, *, graceful: bool) -> None:
+    """LOGOUT after a clean run; after an error just drop the socket (the peer may hang)."""
+    try:
+        if graceful:
+            client.logout()
+        else:
+            client.shutdown()
+    except Exception:
+        with contextlib.suppress(Exception):
+            client.shutdown()
