@@ -9,12 +9,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 from servers.dovecot import DovecotServer
+from sqlmodel import Session
 
 from inboxd.config import MailboxConfig
+from inboxd.db import repo
+from inboxd.db.engine import make_engine, upgrade
+from inboxd.db.tables import Message, Ticket
 from inboxd.ingest import imap
 from inboxd.ingest.imap import (
     MailboxFetcher,
@@ -28,6 +34,7 @@ from inboxd.ingest.imap import (
     said_bye,
     uids_after,
 )
+from inboxd.ingest.pipeline import IngestContext, Pipeline
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 
 WAIT = 15.0  # upper bound of every wait for the fetcher; normally well under 2 s
@@ -443,6 +450,72 @@ def test_wrong_password_retries_without_crashing(
     with running(box):
         assert wait_until(lambda: sum("LoginError" in r.getMessage() for r in caplog.records) >= 2)
     assert not any("wrong" in r.getMessage() for r in caplog.records)
+
+
+def support_mail(msgid: str, subject: str, in_reply_to: str = "") -> bytes:
+    head = [
+        "From: Alice <alice@customer.example>",
+        "To: support@help.example",
+        f"Subject: {subject}",
+        f"Message-ID: <{msgid}>",
+        "Date: Mon, 02 Mar 2026 10:00:00 +0000",
+    ]
+    if in_reply_to:
+        head += [f"In-Reply-To: <{in_reply_to}>", f"References: <{in_reply_to}>"]
+    return ("\r\n".join(head) + "\r\n\r\nIt does not print.\r\n").encode()
+
+
+@server
+def test_real_pipeline_threads_dedupes_and_resumes(
+    dovecot: DovecotServer, imap_user: str, tmp_path: Path
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'inboxd.db'}")
+    upgrade(engine)
+    ctx = IngestContext(
+        secret=b"imap-test-secret",
+        support_addresses=frozenset({"support@help.example"}),
+        mailbox_addresses={"support": "support@help.example"},
+        rules=lambda: None,
+        clock=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    )
+    pipeline = Pipeline(engine, ctx)
+
+    def rows(model: type) -> int:
+        with Session(engine) as session:
+            return repo.count_rows(session, model)
+
+    first = [
+        support_mail("p1@c", "Printer broken"),
+        support_mail("q1@c", "Invoice wrong"),
+        support_mail("p2@c", "Re: Printer broken", in_reply_to="p1@c"),
+    ]
+    dovecot.append(imap_user, "Support", first)
+    cfg = box_config(dovecot, imap_user, name="support", folder="Support", after_import="move:Done")
+    box = MailboxFetcher(cfg, pipeline, password=imap_user)
+    try:
+        assert box.sync_once() == SyncResult(fetched=3, batches=1)
+        assert (rows(Ticket), rows(Message)) == (2, 3)
+        checkpoint = pipeline.checkpoint("support", "Support")
+        assert checkpoint is not None and checkpoint.last_uid == 3
+        assert server_uids(dovecot, imap_user, "Support") == {}
+
+        # The folder is recreated (new UIDVALIDITY) holding old and new mail.
+        client = dovecot.connect(imap_user)
+        client.delete_folder("Support")
+        client.logout()
+        dovecot.append(
+            imap_user, "Support", [first[1], support_mail("p3@c", "Re: Printer broken", "p2@c")]
+        )
+        with running(box):
+            assert wait_until(lambda: rows(Message) == 4)
+            dovecot.append(imap_user, "Support", [support_mail("r1@c", "Login fails")])
+            assert wait_until(lambda: rows(Message) == 5)
+        assert rows(Ticket) == 3
+        after = pipeline.checkpoint("support", "Support")
+        assert after is not None and after.uidvalidity != checkpoint.uidvalidity
+        assert after.last_uid == 3
+    finally:
+        engine.dispose()
 
 
 # -- pure helpers ----------------------------------------------------------------
