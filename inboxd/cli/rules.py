@@ -1,0 +1,213 @@
+"""``inboxd rules``: check, test, schema and replay rule files without touching the daemon.
+
+``check`` exits 1 on any error so admins can run it in their rules repo's CI;
+``test`` shows what the rules would decide for one saved mail; ``replay``
+re-runs stored mail of the last days against a candidate rule set.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from inboxd.core.model import ParsedMessage, ParseError
+from inboxd.core.parse import parse_message
+from inboxd.core.rules import RuleContext, RuleSet, evaluate, format_duration, json_schema
+from inboxd.core.rules.report import DECISION_FIELDS, decision_dict, summary
+from inboxd.rulesdir import load_dir
+
+
+def _settings() -> Any | None:
+    """The daemon config when one is reachable (under ``inboxd``), else None."""
+    ctx = click.get_current_context()
+    obj = ctx.find_root().obj
+    if obj is None:
+        return None
+    try:
+        return obj.settings
+    except (click.ClickException, AttributeError):
+        return None
+
+
+def _rules_dir(given: Path | None) -> Path:
+    if given is not None:
+        return given
+    settings = _settings()
+    return Path(settings.rules.dir) if settings is not None else Path("rules")
+
+
+def _templates_dir(given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    settings = _settings()
+    if settings is not None:
+        return Path(settings.templates.dir)
+    default = Path("templates")
+    return default if default.is_dir() else None
+
+
+def _load(directory: Path, templates: Path | None) -> RuleSet:
+    """Load or print every error and exit 1."""
+    result = load_dir(directory, templates=templates)
+    if result.ruleset is None or result.errors:
+        for error in result.errors:
+            click.echo(str(error), err=True)
+        click.echo(f"{directory}: {len(result.errors)} error(s)", err=True)
+        sys.exit(1)
+    return result.ruleset
+
+
+def _parse_now(value: str | None) -> datetime:
+    if value is None:
+        return datetime.now(UTC)
+    try:
+        now = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: use ISO 8601, e.g. 2025-03-05T18:30+01:00") from None
+    return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+
+@click.group()
+def rules() -> None:
+    """Check, test, replay and describe rule files."""
+
+
+@rules.command()
+@click.argument("directory", required=False, type=click.Path(path_type=Path))
+@click.option("--templates", type=click.Path(path_type=Path), help="templates dir to check names")
+def check(directory: Path | None, templates: Path | None) -> None:
+    """Validate DIRECTORY (default: the configured rules dir); exit 1 on any error."""
+    directory = _rules_dir(directory)
+    ruleset = _load(directory, _templates_dir(templates))
+    click.echo(f"{directory}: OK: {summary(ruleset)}")
+
+
+@rules.command()
+def schema() -> None:
+    """Print the JSON Schema of rule files (for editors' YAML language servers)."""
+    click.echo(json.dumps(json_schema(), indent=2))
+
+
+@rules.command("test")
+@click.argument("message", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--rules", "rules_dir", type=click.Path(path_type=Path), help="rules directory")
+@click.option("--templates", type=click.Path(path_type=Path), help="templates directory")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--now", help="evaluate at this time (ISO 8601; default: now)")
+@click.option("--reply", is_flag=True, help="evaluate as a reply to an existing ticket")
+@click.option("--vip", is_flag=True, help="the existing ticket is already VIP")
+@click.option("--mailbox", default=None, help="mailbox name the mail arrived in")
+def test_cmd(
+    message: Path,
+    rules_dir: Path | None,
+    templates: Path | None,
+    as_json: bool,
+    now: str | None,
+    reply: bool,
+    vip: bool,
+    mailbox: str | None,
+) -> None:
+    """Show which rules match MESSAGE (.eml), why, and the resulting ticket fields."""
+    ruleset = _load(_rules_dir(rules_dir), _templates_dir(templates))
+    try:
+        parsed = parse_message(message.read_bytes())
+    except ParseError as exc:
+        raise click.ClickException(f"{message}: cannot parse: {exc.reason}") from exc
+    box, address = _mailbox(mailbox, parsed)
+    ctx = RuleContext(
+        is_new=not reply, mailbox=box, mailbox_address=address, now=_parse_now(now), ticket_vip=vip
+    )
+    decision = evaluate(ruleset, parsed, ctx)
+    if as_json:
+        out = {
+            "message": _message_json(parsed),
+            "context": {
+                "is_new": ctx.is_new,
+                "mailbox": ctx.mailbox,
+                "mailbox_address": ctx.mailbox_address,
+                "now": ctx.now.isoformat(),
+                "ticket_vip": ctx.ticket_vip,
+            },
+            "decision": decision_dict(decision),
+        }
+        click.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    _print_test(ruleset, parsed, ctx, decision_dict(decision))
+
+
+def _mailbox(name: str | None, parsed: ParsedMessage) -> tuple[str, str]:
+    settings = _settings()
+    boxes = list(settings.mailbox) if settings is not None else []
+    for box in boxes:
+        if name is None or box.name == name:
+            return box.name, box.address
+    if name is not None:
+        return name, ""
+    first_to = parsed.to[0].email if parsed.to else ""
+    return first_to.partition("@")[0] or "support", first_to
+
+
+def _message_json(parsed: ParsedMessage) -> dict[str, Any]:
+    return {
+        "message_id": parsed.message_id,
+        "from": parsed.from_.email if parsed.from_ else None,
+        "to": [a.email for a in parsed.to],
+        "cc": [a.email for a in parsed.cc],
+        "subject": parsed.subject,
+        "attachments": [a.filename or a.content_type for a in parsed.attachments],
+    }
+
+
+def _print_test(
+    ruleset: RuleSet, parsed: ParsedMessage, ctx: RuleContext, decision: dict[str, Any]
+) -> None:
+    sender = parsed.from_.email if parsed.from_ else "(no sender)"
+    kind = "new ticket" if ctx.is_new else "reply"
+    click.echo(f"message: {parsed.subject!r} from {sender}")
+    click.echo(f"as:      {kind} in mailbox {ctx.mailbox} at {ctx.now.isoformat()}")
+    hits = decision["hits"]
+    click.echo(f"\n{len(hits)} rule(s) matched:" if hits else "\nno rule matched")
+    for hit in hits:
+        click.echo(f"  {hit['rule']}  ({hit['file']}:{hit['line']})")
+        for reason in hit["reasons"]:
+            click.echo(f"      because  {reason}")
+        if hit["applied"]:
+            click.echo(f"      set      {', '.join(hit['applied'])}")
+        for item in hit["overridden"]:
+            click.echo(f"      ignored  {item}")
+    click.echo("\nresult:")
+    origins = decision["origins"]
+    for name in DECISION_FIELDS:
+        value = decision[name]
+        if isinstance(value, list):
+            shown = ", ".join(value) if value else "-"
+        elif value is None or value is False:
+            shown = "-"
+        else:
+            shown = str(value)
+        origin = origins.get("group_window" if name == "group_window" else name)
+        line = f"  {name:<12} {shown}"
+        if origin:
+            line = f"{line:<40} <- {origin}"
+        if name == "sla" and value in ruleset.sla_policies:
+            line += "  " + _sla_text(ruleset, value)
+        click.echo(line.rstrip())
+
+
+def _sla_text(ruleset: RuleSet, name: str) -> str:
+    policy = ruleset.sla_policies[name]
+    parts = [
+        f"{label} {format_duration(value)}"
+        for label, value in (
+            ("first response", policy.first_response),
+            ("next response", policy.next_response),
+            ("resolution", policy.resolution),
+        )
+        if value is not None
+    ]
+    return f"({', '.join(parts)}; calendar {policy.calendar})"
