@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from itertools import count
 
 import pytest
-from servers.dovecot import DovecotServer, dovecot_available
+from servers.dovecot import DovecotFactory, DovecotServer, dovecot_available
 
 # ---------------------------------------------------------------------------
 # Dovecot (real IMAP server) fixtures -- owner: IMAP fetcher
@@ -50,13 +50,14 @@ def imap_user(dovecot: DovecotServer) -> str:
 
 
 @pytest.fixture
-def make_dovecot() -> Iterator[Callable[[], DovecotServer]]:
-    """Factory for private servers a test may crash or restart; all stopped at teardown."""
+def make_dovecot() -> Iterator[DovecotFactory]:
+    """Factory for private servers a test may crash, restart or run with TLS
+    (``make_dovecot(tls=True)``); all are stopped at teardown."""
     require_dovecot()
     servers: list[DovecotServer] = []
 
-    def make() -> DovecotServer:
-        server = DovecotServer()
+    def make(*, tls: bool = False) -> DovecotServer:
+        server = DovecotServer(tls=tls)
         servers.append(server)
         return server.start()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import imaplib
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from servers.dovecot import DovecotServer
+from servers.dovecot import DovecotFactory, DovecotServer
 from sqlmodel import Session
 
 from inboxd.config import MailboxConfig
@@ -398,7 +399,7 @@ def test_connection_killed_mid_fetch_resumes_exactly_once(
 
 @server
 def test_server_dies_and_comes_back(
-    make_dovecot: Callable[[], DovecotServer], caplog: pytest.LogCaptureFixture
+    make_dovecot: DovecotFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
     server = make_dovecot()
     server.add_user("agent", "agent")
@@ -450,6 +451,34 @@ def test_wrong_password_retries_without_crashing(
     with running(box):
         assert wait_until(lambda: sum("LoginError" in r.getMessage() for r in caplog.records) >= 2)
     assert not any("wrong" in r.getMessage() for r in caplog.records)
+
+
+@server
+@pytest.mark.parametrize("security", ["tls", "starttls"])
+def test_tls_and_starttls_verify_the_certificate(
+    make_dovecot: DovecotFactory, security: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = make_dovecot(tls=True)
+    server.add_user("agent", "agent")
+    server.preload("agent", "INBOX", mails(2))
+    port = server.tls_port if security == "tls" else server.port
+    cfg = box_config(server, "agent", imap_security=security, imap_port=port)
+    trusted = ssl.create_default_context(cafile=str(server.cert_file))
+    sink = DictSink()
+
+    assert MailboxFetcher(cfg, sink, password="agent", ssl_context=trusted).sync_once().fetched == 2
+
+    # Without our CA the self-signed certificate is refused: no login, nothing fetched.
+    untrusting = MailboxFetcher(cfg, DictSink(), password="agent", backoff_base=0.05)
+    with pytest.raises(ssl.SSLCertVerificationError):
+        untrusting.sync_once()
+    caplog.set_level(logging.WARNING, logger="inboxd.imap")
+    with running(untrusting):
+        assert wait_until(
+            lambda: any("SSLCertVerificationError" in r.getMessage() for r in caplog.records)
+        )
+    assert "Login: user=<agent>" in server.log_tail(100)  # only the trusted run logged in
+    assert server.log_tail(100).count("Login: user=<agent>") == 1
 
 
 def support_mail(msgid: str, subject: str, in_reply_to: str = "") -> bytes:

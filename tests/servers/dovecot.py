@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Sequence
 from itertools import count
 from pathlib import Path
+from typing import Protocol
 
 import psutil
 from imapclient import IMAPClient
@@ -37,7 +38,7 @@ log_path = {root}/log/dovecot.log
 info_log_path = {root}/log/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_failure_delay = 0
@@ -66,7 +67,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {tls_port}
   }}
 }}
 service anvil {{
@@ -114,6 +116,12 @@ def maildir_for(folder: str) -> str:
     return "." + folder
 
 
+class DovecotFactory(Protocol):
+    """Type of the ``make_dovecot`` fixture."""
+
+    def __call__(self, *, tls: bool = False) -> DovecotServer: ...
+
+
 class DovecotServer:
     """One private Dovecot master with its own users and Maildirs.
 
@@ -122,10 +130,15 @@ class DovecotServer:
     server that dies and comes back.
     """
 
-    def __init__(self, root: Path | None = None, port: int | None = None) -> None:
+    def __init__(
+        self, root: Path | None = None, port: int | None = None, *, tls: bool = False
+    ) -> None:
         self._own_root = root is None
         self.root = Path(root or tempfile.mkdtemp(prefix="inboxd-dovecot-"))
         self.port = port or free_port()
+        # With tls: STARTTLS on ``port`` and implicit TLS on ``tls_port``, using a
+        # self-signed certificate for 127.0.0.1 (``cert_file`` is its own CA).
+        self.tls_port = free_port() if tls else 0
         self.host = "127.0.0.1"
         self.users: dict[str, str] = {}
         self._proc: subprocess.Popen[bytes] | None = None
@@ -144,8 +157,16 @@ class DovecotServer:
         for sub in ("run", "state", "log", "mail", "users"):
             (self.root / sub).mkdir(exist_ok=True)
         self._chown(self.root / "mail")
+        ssl_conf = "ssl = no"
+        if tls:
+            _make_cert(self.cert_file, self.root / "key.pem")
+            ssl_conf = (
+                f"ssl = yes\nssl_cert = <{self.cert_file}\nssl_key = <{self.root / 'key.pem'}"
+            )
         self.config_file.write_text(
             _CONFIG.format(
+                ssl=ssl_conf,
+                tls_port=self.tls_port,
                 root=self.root,
                 port=self.port,
                 uid=self.mail_uid,
@@ -160,6 +181,10 @@ class DovecotServer:
     @property
     def config_file(self) -> Path:
         return self.root / "dovecot.conf"
+
+    @property
+    def cert_file(self) -> Path:
+        return self.root / "cert.pem"
 
     @property
     def users_dir(self) -> Path:
@@ -378,6 +403,39 @@ class DovecotServer:
         finally:
             with contextlib.suppress(Exception):
                 client.logout()
+
+
+def _make_cert(cert: Path, key: Path) -> None:
+    """Self-signed EC certificate for IP 127.0.0.1 (openssl comes with dovecot-core)."""
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        timeout=30,
+    )
+    key.chmod(0o600)
+    cert.chmod(0o644)
 
 
 def _wait_dead(procs: Iterable[psutil.Process], timeout: float = _STOP_TIMEOUT) -> None:
