@@ -61,7 +61,7 @@ def test_check_reports_errors_and_exits_1(tmp_path: Path) -> None:
         f"{tmp_path}/10-a.yaml:4:11: then: a rule needs at least one action",
         f"{tmp_path}/20-b.yml:2:12: duplicate rule name 'a' "
         f"(first defined at {tmp_path}/10-a.yaml:2:5)",
-        f"{tmp_path}/20-b.yml:2:33: unknown team 'nope'",
+        f"{tmp_path}/20-b.yml:2:28: unknown team 'nope'",
         f"{tmp_path}: 4 error(s)",
     ]
 
