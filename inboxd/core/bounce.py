@@ -28,6 +28,11 @@ _STRONG_BODY = re.compile(
     r"unable\s+to\s+deliver\s+(?:your\s+)?message\s+to\s+the\s+following\s+address)",
     re.IGNORECASE,
 )
+# Substrings that every _STRONG_BODY alternative contains: a cheap prefilter.
+_STRONG_KEYS = (
+    "qmail-send", "mail delivery software", "delivery has failed", "inform you that your",
+    "the mail system", "delivered", "following recipient", "permanent fatal", "unable to deliver",
+)
 _SUBJECT = re.compile(
     r"^\s*(?:undeliverable|undelivered\s+mail|undeliverable\s+mail|"
     r"delivery\s+status\s+notification|mail\s+delivery\s+(?:failed|failure|system)|"
@@ -225,7 +230,9 @@ def detect_bounce(
             return _from_dsn(msg, report)
         if report_type:  # disposition-notification, feedback-report: not a bounce
             return None
-    if _STRONG_BODY.search(text[:5000]):
+    head = text[:5000]
+    low = head.lower()
+    if any(key in low for key in _STRONG_KEYS) and _STRONG_BODY.search(head):
         return _from_text(msg, text, subject, x_failed_recipients)
     machine = is_mailer_daemon or return_path_empty or bool(x_failed_recipients)
     if machine and _SUBJECT.search(subject):

@@ -230,10 +230,12 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
     cleaned = [_fix_surrogates(v).replace("\r", " ").replace("\n", " ") for v in values if v]
     if not cleaned:
         return ()
-    try:
-        pairs = getaddresses(cleaned)
-    except Exception:
-        pairs = []
+    pairs = _simple_pairs(cleaned)
+    if pairs is None:
+        try:
+            pairs = getaddresses(cleaned)
+        except Exception:
+            pairs = []
     for name, email in pairs:
         email = email.strip().strip("<>").strip().lower()
         if not email or any(c.isspace() for c in email) or len(email) > 320:
@@ -245,6 +247,35 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
         seen.add(email)
         result.append(Address(email=email, name=decode_header(name).strip("\"' ")))
     return tuple(result)
+
+
+_ADDR = r"[^\s<>,;:()\"@\[\]\\]+@[^\s<>,;:()\"@\[\]\\]+"
+_SIMPLE_ITEM = re.compile(
+    r"\s*(?:"
+    r"(?:\"(?P<qname>[^\"\\]*)\"|(?P<name>[^\"<>,;:()\\@]*?))\s*<(?P<angle>" + _ADDR + r")>"
+    r"|(?P<bare>" + _ADDR + r"))\s*(?:,|$)"
+)
+
+
+def _simple_pairs(values: list[str]) -> list[tuple[str, str]] | None:
+    """Fast path for the common shapes ("Name <a@b>", '"Last, First" <a@b>', "a@b", lists).
+
+    Anything else (comments, groups, escapes, route syntax) goes to getaddresses.
+    """
+    pairs: list[tuple[str, str]] = []
+    for value in values:
+        pos = 0
+        end = len(value.rstrip())
+        while pos < end:
+            m = _SIMPLE_ITEM.match(value, pos)
+            if m is None or m.end() == pos:
+                return None
+            if m.group("angle"):
+                pairs.append((m.group("qname") or m.group("name") or "", m.group("angle")))
+            else:
+                pairs.append(("", m.group("bare")))
+            pos = m.end()
+    return pairs
 
 
 # A bare local part ("MAILER-DAEMON", "postmaster") is kept: bounce detection needs it.

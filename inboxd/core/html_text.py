@@ -10,23 +10,10 @@ from __future__ import annotations
 
 import re
 
-from selectolax.lexbor import LexborHTMLParser, LexborNode
+from selectolax.lexbor import LexborHTMLParser
 
-_BLOCK = frozenset(
-    {
-        "address", "article", "aside", "blockquote", "body", "center", "dd", "details",
-        "dialog", "dir", "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer",
-        "form", "h1", "h2", "h3", "h4", "h5", "h6", "header", "hr", "html", "li", "main",
-        "menu", "nav", "ol", "p", "pre", "section", "summary", "table", "tbody", "thead",
-        "tfoot", "tr", "ul", "caption",
-    }
-)
-_SKIP = frozenset({"script", "style", "head", "title", "noscript", "template", "-comment",
-                   "svg", "object", "iframe", "meta", "link"})
-_CELL = frozenset({"td", "th"})
-_SPACES = re.compile(r"[ \t\u00a0\u200b\r\f\v]+")
 _MANY_NL = re.compile(r"\n{3,}")
-# Input bound: a pathological 50 MB HTML body is cut rather than walked in full.
+# Input bound: a pathological 50 MB HTML body is cut rather than converted in full.
 MAX_HTML_CHARS = 4 * 1024 * 1024
 
 
@@ -34,102 +21,112 @@ def parse_html(html: str) -> LexborHTMLParser:
     return LexborHTMLParser(html[:MAX_HTML_CHARS])
 
 
+# Fast path: mark block boundaries in the source with private-use characters, let
+# lexbor extract all text in C, then turn the marks into line breaks. Table tags are
+# renamed to div/span first, so the parser never foster-parents our marks out of a table.
+_NL, _CELL_MARK, _QOPEN, _QCLOSE = "\ue000", "\ue001", "\ue002", "\ue003"
+_BR, _PARA = "\ue004", "\ue005"
+_STRIP = ["script", "style", "head", "title", "noscript", "template", "svg", "object", "iframe"]
+_MARKS = re.compile("([\ue000\ue002\ue003\ue004\ue005])")
+_ALL_MARKS = re.compile("[\ue000-\ue005]")
+
+
+_BLOCK_NAMES = (
+    r"p|div|li|h[1-6]|pre|ul|ol|dl|dt|dd|hr|section|article|header|footer|address|center|"
+    r"form|fieldset|figure|figcaption|main|nav|aside|details|summary"
+)
+# Every pattern starts with a literal "<" (fast scan) and replaces with a literal string:
+# a lookahead-first pattern or a template with group references is several times slower.
+_PASSES = (
+    (re.compile(r"<(?:table|tbody|thead|tfoot|tr|caption)(?=[\s/>])", re.I), "\ue000<div"),
+    (re.compile(r"</(?:table|tbody|thead|tfoot|tr|caption)(?=[\s/>])", re.I), "\ue000</div"),
+    (re.compile(r"<(?:td|th)(?=[\s/>])", re.I), "\ue001<span"),
+    (re.compile(r"</(?:td|th)(?=[\s/>])", re.I), "</span"),
+    (re.compile(r"<blockquote(?=[\s/>])", re.I), "\ue002<blockquote"),
+    (re.compile(r"</blockquote(?=[\s/>])", re.I), "\ue003</blockquote"),
+    (re.compile(r"</p(?=[\s/>])", re.I), "\ue005</p"),
+    (re.compile(r"<br(?=[\s/>])", re.I), "\ue004<br"),
+    (re.compile(r"<(?=/?(?:" + _BLOCK_NAMES + r")[\s/>])", re.I), "\ue000<"),
+)
+_SOFT_RUN = re.compile("\ue000{2,}")
+
+
+def _mark_blocks(html: str) -> str:
+    """Insert the private-use marks (C-level substitutions, no Python callbacks)."""
+    for pattern, replacement in _PASSES:
+        html = pattern.sub(replacement, html)
+    return html
+
+
+def _flat_lines(raw: str) -> str:
+    """Marks to line breaks when there is no blockquote (the common case).
+
+    Only str.replace and literal-prefix regexes: this runs on every HTML-only mail.
+    """
+    for mark in ("\ue000", "\ue004", "\ue005"):
+        raw = raw.replace(" " + mark, mark).replace(mark + " ", mark)
+    raw = _SOFT_RUN.sub("\ue000", raw)
+    # A block boundary right after a <br> or </p> adds no further line break.
+    raw = raw.replace("\ue004\ue000", "\ue004").replace("\ue005\ue000", "\ue005")
+    raw = raw.lstrip("\ue000")
+    raw = raw.replace("\ue000", "\n").replace("\ue004", "\n").replace("\ue005", "\n\n")
+    return _MANY_NL.sub("\n\n", raw).strip()
+
+
 def html_to_text(html: str, *, mark_quotes: bool = True) -> str:
     """Readable text of ``html``; blockquote lines prefixed "> " when ``mark_quotes``."""
     if not html or not html.strip():
         return ""
+    html = _ALL_MARKS.sub("", html[:MAX_HTML_CHARS])
     try:
-        tree = parse_html(html)
+        tree = LexborHTMLParser(_mark_blocks(html))
+        tree.strip_tags(_STRIP)
+        root = tree.body or tree.root
+        raw = root.text(deep=True, separator="", strip=False) if root is not None else ""
     except Exception:
         return _strip_tags_crudely(html)
-    root = tree.body or tree.root
-    if root is None:
-        return ""
-    return node_to_text(root, mark_quotes=mark_quotes)
-
-
-def node_to_text(root: LexborNode, *, mark_quotes: bool = True) -> str:
-    """Walk the tree iteratively (deep nesting must not hit the recursion limit)."""
-    # Output is built as a list of lines, each tagged with its quote depth.
-    lines: list[tuple[int, list[str]]] = [(0, [])]
-    depth = 0
-    pre = 0
-
-    def newline(force: bool = False) -> None:
-        # Block boundaries only end a non-empty line; <br> always does.
-        if force or "".join(lines[-1][1]).strip():
-            lines.append((depth, []))
-
-    stack: list[tuple[LexborNode, bool]] = [(root, False)]
-    steps = 0
-    while stack:
-        steps += 1
-        if steps > 2_000_000:
-            break
-        node, leaving = stack.pop()
-        tag = node.tag or ""
-        if leaving:
-            if tag == "blockquote":
-                depth -= 1
-            if tag == "pre":
-                pre -= 1
-            if tag in _BLOCK:
-                newline()
-                if tag == "p":
-                    newline(force=True)
-            elif tag in _CELL:
-                lines[-1][1].append("\t")
-            continue
-        if tag == "-text":
-            text = node.text_content or ""
-            if not pre:
-                text = _SPACES.sub(" ", text.replace("\n", " "))
-                if lines[-1][0] != depth and not "".join(lines[-1][1]).strip():
-                    lines[-1] = (depth, lines[-1][1])
-                lines[-1][1].append(text)
-            else:
-                first = True
-                for part in text.split("\n"):
-                    if not first:
-                        newline(force=True)
-                    lines[-1][1].append(part)
-                    first = False
-            continue
-        if tag in _SKIP:
-            continue
-        if tag == "br":
-            newline(force=True)
-            continue
-        if tag in _BLOCK:
-            newline()
-        if tag == "img":
-            alt = (node.attributes.get("alt") or "").strip()
-            if alt:
-                lines[-1][1].append(f"[{alt}]")
-            continue
-        if tag == "blockquote":
-            depth += 1
-            if lines[-1][0] != depth and not "".join(lines[-1][1]).strip():
-                lines[-1] = (depth, lines[-1][1])
-        if tag == "pre":
-            pre += 1
-        stack.append((node, True))
-        children: list[LexborNode] = []
-        child = node.child
-        while child is not None:
-            children.append(child)
-            child = child.next
-        stack.extend((c, False) for c in reversed(children))
-
+    # str.split() treats NBSP and all Unicode spaces as whitespace, at C speed.
+    raw = " ".join(raw.replace(_CELL_MARK, " ").replace("\u200b", "").split())
+    if _QOPEN not in raw:
+        return _flat_lines(raw)
     out: list[str] = []
-    for qdepth, parts in lines:
-        line = "".join(parts).replace("\t", " ").strip()
-        if mark_quotes and qdepth > 0:
-            line = ("> " * qdepth + line).rstrip()
-        out.append(line)
-    text = "\n".join(out)
-    text = _MANY_NL.sub("\n\n", text)
-    return text.strip("\n")
+    depth = 0
+    current: list[str] = []
+    line_depth = 0
+
+    def end_line(force: bool) -> None:
+        nonlocal current, line_depth
+        line = " ".join("".join(current).split())
+        if line or force:
+            if mark_quotes and line_depth > 0:
+                line = ("> " * line_depth + line).rstrip()
+            out.append(line)
+        current = []
+        line_depth = depth
+
+    for token in _MARKS.split(raw):
+        if token == _NL:
+            end_line(force=False)
+        elif token == _BR:
+            end_line(force=True)
+        elif token == _PARA:
+            end_line(force=False)
+            if out and out[-1] != "":
+                out.append("")
+        elif token == _QOPEN:
+            end_line(force=False)
+            depth += 1
+            line_depth = depth
+        elif token == _QCLOSE:
+            end_line(force=False)
+            depth = max(0, depth - 1)
+            line_depth = depth
+        elif token:
+            if not "".join(current).strip():
+                line_depth = depth
+            current.append(token)
+    end_line(force=False)
+    return _MANY_NL.sub("\n\n", "\n".join(out)).strip("\n")
 
 
 _TAG = re.compile(r"<[^>]{0,2000}>")

@@ -12,7 +12,7 @@ import re
 
 from selectolax.lexbor import LexborNode
 
-from inboxd.core.html_text import html_to_text, node_to_text, parse_html
+from inboxd.core.html_text import html_to_text, parse_html
 
 # --- attribution lines ("On <date>, <who> wrote:") -------------------------------------------
 
@@ -157,35 +157,80 @@ def _is_outlook_block(lines: list[str], i: int) -> bool:
     return False
 
 
+# One cheap multiline scan finds the few lines worth the expensive checks, in order:
+# attribution leads, header-block "From:" lines, separators, and ">" quoted lines.
+_SCAN = re.compile(
+    r"\n(?:(?P<q>[ \t]*>)|[ \t*]*(?:(?:" + _LEADS + r")\b|(?:" + _FROM_WORDS + r")\s*\**\s*[:：]"
+    r"|[-_=]{2,}|begin\s|anfang\s|début\s|inicio\s|inizio\s|vidarebefordrat\s|\d{4}年))",
+    re.IGNORECASE,
+)
+_SIG_SCAN = re.compile(r"\n(?:-- ?|--|—)[ \t]*(?=\n|$)")
+_MOBILE_SCAN = re.compile(
+    "\n" + _MOBILE.pattern.replace("^\\s*", "[ \\t]*", 1), re.IGNORECASE | re.MULTILINE
+)
+_QUOTE_SCAN = re.compile(r"\n[ \t]*>")
+# The scans all start with a literal "\n", which the regex engine searches for at C
+# speed, so they run on "\n" + text and a match at p starts line text.count("\n", 0, p).
+# Every _MOBILE alternative contains one of these (lowercased): a cheap prefilter.
+_MOBILE_KEYS = (
+    "sent", "get outlook", "gesendet", "envoy", "enviado", "verzonden", "skickat", "sendt",
+    "inviato", "wysłane", "odesláno", "lähetetty", "отправлено", "gönderildi",
+)
+
+
+def _quote_start_at(lines: list[str], i: int) -> bool:
+    line = lines[i]
+    if _ORIGINAL.match(line) or _BEGIN_FORWARDED.match(line):
+        return True
+    if _UNDERSCORES.match(line):
+        for j in range(i + 1, min(len(lines), i + 3)):
+            if lines[j].strip():
+                return bool(_FROM_LINE.match(lines[j]))
+        return False
+    return bool(_is_attribution(lines, i)) or _is_outlook_block(lines, i)
+
+
 def find_quote_start(lines: list[str]) -> int | None:
     """Index of the first line of quoted history, or None when there is none."""
-    for i, line in enumerate(lines):
-        stripped = line.strip()
-        if not stripped:
+    text = "\n" + "\n".join(lines)
+    index = 0
+    last = 0
+    previous_quote = -2
+    for m in _SCAN.finditer(text):
+        index += text.count("\n", last, m.start())
+        last = m.start()
+        if m.group("q") is not None:
+            if index != previous_quote + 1:
+                # First line of a ">" block: an attribution may sit just above it.
+                for k in range(max(0, index - 3), index):
+                    if lines[k].strip() and _WHO_WROTE.match(lines[k]) and _quote_start_at(
+                        lines, k
+                    ):
+                        return k
+            previous_quote = index
             continue
-        if _ORIGINAL.match(line) or _BEGIN_FORWARDED.match(line):
-            return i
-        if _UNDERSCORES.match(line):
-            for j in range(i + 1, min(len(lines), i + 3)):
-                if lines[j].strip():
-                    if _FROM_LINE.match(lines[j]):
-                        return i
-                    break
-            continue
-        if _is_attribution(lines, i):
-            return i
-        if _is_outlook_block(lines, i):
-            return i
+        if _quote_start_at(lines, index):
+            return index
     return None
 
 
+def _line_of(text: str, pos: int) -> int:
+    return text.count("\n", 0, pos)
+
+
 def _strip_signature(lines: list[str]) -> list[str]:
-    for i, line in enumerate(lines):
-        if i > 0 and _SIG_DASHES.match(line) and any(x.strip() for x in lines[:i]):
-            return lines[:i]
-        if _MOBILE.match(line):
-            return lines[:i]
-    return lines
+    text = "\n" + "\n".join(lines)
+    cut: int | None = None
+    for m in _SIG_SCAN.finditer(text):
+        if text[: m.start()].strip():
+            cut = _line_of(text, m.start())
+            break
+    low = text.lower()
+    m = _MOBILE_SCAN.search(text) if any(k in low for k in _MOBILE_KEYS) else None
+    if m is not None:
+        i = _line_of(text, m.start())
+        cut = i if cut is None else min(cut, i)
+    return lines if cut is None else lines[:cut]
 
 
 def _trim(lines: list[str]) -> str:
@@ -194,6 +239,8 @@ def _trim(lines: list[str]) -> str:
 
 def _drop_quoted(lines: list[str]) -> list[str]:
     """Remove ">" lines and the attribution lines that introduce them."""
+    if not _QUOTE_SCAN.search("\n" + "\n".join(lines)):
+        return lines
     out: list[str] = []
     i = 0
     while i < len(lines):
@@ -214,9 +261,8 @@ def extract_text_reply(text: str) -> str:
     """Plain-text path of :func:`extract_new_text`."""
     if not text:
         return ""
-    lines = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff").split("\n")
-    if len(lines) > _MAX_LINES:
-        lines = lines[:_MAX_LINES]
+    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
+    lines = text.split("\n", _MAX_LINES)[:_MAX_LINES]
     cut = find_quote_start(lines)
     head = lines if cut is None else lines[:cut]
     result = _trim(_strip_signature(_drop_quoted(head)))
@@ -224,11 +270,10 @@ def extract_text_reply(text: str) -> str:
         return result
     # Bottom-posting: the attribution is at the top and the answer below the quote.
     rest = lines[cut:]
-    span = _is_attribution(rest, 0) or 1
-    tail = _drop_quoted(rest[span:])
     if _ORIGINAL.match(rest[0]) or _is_outlook_block(rest, 0) or _UNDERSCORES.match(rest[0]):
         return ""  # a forward with nothing written above it
-    return _trim(_strip_signature(tail))
+    span = _is_attribution(rest, 0) or 1
+    return _trim(_strip_signature(_drop_quoted(rest[span:])))
 
 
 # --- HTML ---------------------------------------------------------------------------------------
@@ -299,7 +344,7 @@ def _html_reply(html: str) -> str | None:
             node.decompose()
     if not found:
         return None
-    return node_to_text(body, mark_quotes=True)
+    return html_to_text(tree.html or "", mark_quotes=True)
 
 
 _HTML_MARKERS = (
