@@ -20,7 +20,7 @@ from email.parser import BytesParser
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from inboxd.core.parse import parse_message  # noqa: E402
+from inboxd.core.parse import parse_message
 
 WORDS = (
     "the printer invoice account please refund order delivery update issue support "
@@ -124,7 +124,8 @@ def make_message(rng: random.Random, i: int) -> bytes:
             headers(rng, i, 'multipart/mixed; boundary="mix"')
             + "\n--mix\nContent-Type: text/plain; charset=utf-8\n\n"
             + quoted_reply(rng, 800)
-            + "\n--mix\nContent-Type: application/pdf; name=\"=?utf-8?q?Rechnung_M=C3=A4rz.pdf?=\"\n"
+            + "\n--mix\nContent-Type: application/pdf;"
+            ' name="=?utf-8?q?Rechnung_M=C3=A4rz.pdf?="\n'
             "Content-Disposition: attachment; filename*=UTF-8''Rechnung%20M%C3%A4rz.pdf\n"
             "Content-Transfer-Encoding: base64\n\n"
             + blob

@@ -221,14 +221,14 @@ def _line_of(text: str, pos: int) -> int:
 def _strip_signature(lines: list[str]) -> list[str]:
     text = "\n" + "\n".join(lines)
     cut: int | None = None
-    for m in _SIG_SCAN.finditer(text):
-        if text[: m.start()].strip():
-            cut = _line_of(text, m.start())
+    for sig in _SIG_SCAN.finditer(text):
+        if text[: sig.start()].strip():
+            cut = _line_of(text, sig.start())
             break
     low = text.lower()
-    m = _MOBILE_SCAN.search(text) if any(k in low for k in _MOBILE_KEYS) else None
-    if m is not None:
-        i = _line_of(text, m.start())
+    mobile = _MOBILE_SCAN.search(text) if any(k in low for k in _MOBILE_KEYS) else None
+    if mobile is not None:
+        i = _line_of(text, mobile.start())
         cut = i if cut is None else min(cut, i)
     return lines if cut is None else lines[:cut]
 
