@@ -352,6 +352,26 @@ def test_run_picks_up_new_mail(dovecot: DovecotServer, imap_user: str, idle: boo
     assert sink.duplicates == 0
 
 
+@server
+def test_mail_arriving_during_a_sync_is_not_left_for_the_next_idle(
+    dovecot: DovecotServer, imap_user: str
+) -> None:
+    """New mail announced during the sync's STORE must not be swallowed before IDLE."""
+    dovecot.preload(imap_user, "INBOX", mails(2))
+    sink = DictSink()
+    appended: list[int] = []
+
+    def append_during_sync(mailbox: str, folder: str, batch: Sequence[FetchedMail]) -> None:
+        if not appended:
+            appended.extend(dovecot.append(imap_user, "INBOX", mails(1, "during")))
+
+    sink.hook = append_during_sync
+    box = fetcher(dovecot, imap_user, sink, after_import="seen", poll_interval=3600)
+    with running(box):
+        assert wait_until(lambda: sink.count(box.name) == 3)
+    assert appended == [3]
+
+
 class CountingFetcher(MailboxFetcher):
     idles = 0
 

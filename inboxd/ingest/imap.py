@@ -305,28 +305,37 @@ class MailboxFetcher:
         last = checkpoint.last_uid if checkpoint is not None and not changed else 0
         if checkpoint is not None and changed:
             self._warn_uidvalidity(folder, checkpoint.uidvalidity, state.uidvalidity)
+        recovered = 0
         if recover and action != "keep" and last > 0:
-            self._recover(client, folder, action, last)
-        if state.uidnext is not None and state.uidnext <= last + 1:
+            recovered = self._recover(client, folder, action, last)
+        if not recovered and state.uidnext is not None and state.uidnext <= last + 1:
             return SyncResult(uidvalidity_changed=changed)  # nothing new; skip the SEARCH
-        uids = uids_after(client.search(["UID", f"{last + 1}:*"]), last)
         fetched = batches = 0
-        for chunk in chunks(uids, self.config.batch_size):
-            if stop is not None and stop.is_set():
-                break
-            mails = mails_from_fetch(client.fetch(chunk, ["BODY.PEEK[]"]), chunk)
-            if not mails:
-                continue
-            self.sink.store_batch(self.name, folder, state.uidvalidity, mails)
-            fetched += len(mails)
-            batches += 1
-            self.alive_at = time.monotonic()
-            self.log.info(
-                kv("stored", mailbox=self.name, folder=folder, count=len(mails), uid=mails[-1].uid)
-            )
-            if action != "keep":
-                self._after_import(client, action, [mail.uid for mail in mails])
+        # Repeat until a SEARCH finds nothing new: an EXISTS the server reports with
+        # a FETCH/STORE/MOVE answer is swallowed by imaplib, so the last command
+        # before IDLE must be a SEARCH, or that mail would wait for the IDLE renewal.
+        while uids := uids_after(client.search(["UID", f"{last + 1}:*"]), last):
+            for chunk in chunks(uids, self.config.batch_size):
+                if stop is not None and stop.is_set():
+                    return SyncResult(fetched, batches, changed)
+                mails = mails_from_fetch(client.fetch(chunk, ["BODY.PEEK[]"]), chunk)
+                if mails:
+                    self._store(client, folder, state.uidvalidity, action, mails)
+                    fetched += len(mails)
+                    batches += 1
+            last = uids[-1]  # UIDs are never reused: an expunged one is gone for good
         return SyncResult(fetched, batches, changed)
+
+    def _store(
+        self, client: Any, folder: str, uidvalidity: int, action: str, mails: list[FetchedMail]
+    ) -> None:
+        self.sink.store_batch(self.name, folder, uidvalidity, mails)
+        self.alive_at = time.monotonic()
+        self.log.info(
+            kv("stored", mailbox=self.name, folder=folder, count=len(mails), uid=mails[-1].uid)
+        )
+        if action != "keep":
+            self._after_import(client, action, [mail.uid for mail in mails])
 
     def _warn_uidvalidity(self, folder: str, old: int, new: int) -> None:
         """WARNING once per new UIDVALIDITY (an empty recreated folder stays 'changed')."""
@@ -344,19 +353,21 @@ class MailboxFetcher:
             )
         )
 
-    def _recover(self, client: Any, folder: str, action: str, last: int) -> None:
-        """Apply ``after_import`` to committed mail still in the folder (crash after commit)."""
+    def _recover(self, client: Any, folder: str, action: str, last: int) -> int:
+        """Apply ``after_import`` to committed mail still in the folder (crash after
+        commit); returns how many."""
         criteria: list[str] = ["UID", f"1:{last}", "NOT", "DELETED"]
         if action == "seen":
             criteria.append("UNSEEN")
         pending = [uid for uid in uids_after(client.search(criteria), 0) if uid <= last]
         if not pending:
-            return
+            return 0
         self.log.info(
             kv("after_import_recover", mailbox=self.name, folder=folder, count=len(pending))
         )
         for chunk in chunks(pending, _RECOVER_CHUNK):
             self._after_import(client, action, chunk)
+        return len(pending)
 
     def _after_import(self, client: Any, action: str, uids: list[int]) -> None:
         if action == "seen":
