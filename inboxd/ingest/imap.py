@@ -220,6 +220,7 @@ class MailboxFetcher:
         attempt = 0
         while not stop.is_set():
             client = None
+            failed = False
             try:
                 client = self._connect()
                 recover = True
@@ -230,10 +231,11 @@ class MailboxFetcher:
                     if not stop.is_set():
                         self._wait(client, stop)
             except Exception as exc:
+                failed = True
                 self._log_error(exc)
             finally:
                 if client is not None:
-                    _close(client, graceful=stop.is_set())
+                    _close(client, graceful=not failed)
             if stop.is_set():
                 break
             delay = backoff_delay(attempt, self._rand(), *self._backoff)
