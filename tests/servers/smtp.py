@@ -39,6 +39,7 @@ class Behaviour:
     rcpt_default: str | None = None
     data: str | None = None
     drop_after_data: bool = False  # accept the mail, then cut the connection: no 250
+    delay: float = 0.0  # seconds between taking the mail and answering 250
 
 
 class _Handler:
@@ -74,6 +75,8 @@ class _Handler:
                     envelope.mail_from, list(envelope.rcpt_tos), envelope.content, session.peer
                 )
             )
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
         if behaviour.drop_after_data:
             server.transport.close()
             return "250 OK"  # never reaches the client
@@ -133,7 +136,9 @@ class SmtpServer:
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        """Stop listening; a second call (test, then fixture teardown) is a no-op."""
+        if self.controller._thread is not None:
+            self.controller.stop()
 
     def peers(self) -> set[tuple[str, int]]:
         with self.lock:

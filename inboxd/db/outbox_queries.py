@@ -1,0 +1,262 @@
+"""Outbox rows: enqueue, claim, settle. One function each, in the caller's transaction.
+
+Row life: ``queued`` -> (claim) ``sending`` -> ``sent`` | ``queued`` again (retry
+later) | ``failed``. A claim is a lease: it sets ``next_attempt_at`` to the end of
+the lease, so a row left in ``sending`` by a process that died is claimable again
+once its lease is over (or at once via ``release_stale``, at daemon start). The
+claim is a conditional UPDATE (status and time unchanged since read), so two
+drainers never both own a row, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy.engine import CursorResult
+from sqlmodel import Session
+
+from inboxd.db.tables import Outbox
+
+DB = Session | Connection
+
+_T = Outbox.__table__  # type: ignore[attr-defined]
+
+QUEUED = "queued"
+SENDING = "sending"
+SENT = "sent"
+FAILED = "failed"
+
+
+def _rowcount(result: object) -> int:
+    return int(cast(CursorResult[Any], result).rowcount)
+
+
+def _utc(value: datetime) -> datetime:
+    """Aware UTC, whichever way the driver hands a stored time back (or we get one)."""
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMail:
+    """A claimed row: everything the sender needs, detached from the session."""
+
+    id: int
+    ticket_id: int | None
+    kind: str
+    message_id: str
+    mail_from: str
+    rcpts: tuple[str, ...]
+    raw: bytes
+    attempts: int  # including the attempt this claim is for
+    created_at: datetime
+
+
+def enqueue(
+    db: DB,
+    *,
+    ticket_id: int | None,
+    kind: str,
+    message_id: str,
+    mail_from: str,
+    rcpts: Sequence[str],
+    raw: bytes,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> int:
+    """Queue one rendered mail; returns the row id. Call inside the state change's transaction."""
+    result = db.execute(
+        insert(_T).values(
+            ticket_id=ticket_id,
+            kind=kind,
+            message_id=message_id,
+            mail_from=mail_from,
+            rcpts=list(rcpts),
+            raw=raw,
+            status=QUEUED,
+            attempts=0,
+            next_attempt_at=_utc(not_before or now),
+            last_error="",
+            created_at=_utc(now),
+        )
+    )
+    key = cast(CursorResult[Any], result).inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def claim(db: DB, *, now: datetime, lease_until: datetime, limit: int) -> list[OutboxMail]:
+    """Take up to ``limit`` due rows (queued, or sending with an expired lease)."""
+    now, lease_until = _utc(now), _utc(lease_until)
+    due = db.execute(
+        select(_T.c.id, _T.c.status, _T.c.next_attempt_at)
+        .where(_T.c.status.in_((QUEUED, SENDING)), _T.c.next_attempt_at <= now)
+        .order_by(_T.c.next_attempt_at, _T.c.id)
+        .limit(limit)
+    ).all()
+    claimed: list[int] = []
+    for row_id, status, next_at in due:
+        result = db.execute(
+            update(_T)
+            .where(_T.c.id == row_id, _T.c.status == status, _T.c.next_attempt_at == next_at)
+            .values(status=SENDING, attempts=_T.c.attempts + 1, next_attempt_at=lease_until)
+        )
+        if _rowcount(result) == 1:
+            claimed.append(row_id)
+    if not claimed:
+        return []
+    rows = db.execute(
+        select(
+            _T.c.id,
+            _T.c.ticket_id,
+            _T.c.kind,
+            _T.c.message_id,
+            _T.c.mail_from,
+            _T.c.rcpts,
+            _T.c.raw,
+            _T.c.attempts,
+            _T.c.created_at,
+        )
+        .where(_T.c.id.in_(claimed))
+        .order_by(_T.c.id)
+    ).all()
+    order = {row_id: n for n, row_id in enumerate(claimed)}
+    mails = [
+        OutboxMail(
+            id=r.id,
+            ticket_id=r.ticket_id,
+            kind=r.kind,
+            message_id=r.message_id,
+            mail_from=r.mail_from,
+            rcpts=tuple(r.rcpts),
+            raw=bytes(r.raw),
+            attempts=r.attempts,
+            created_at=_utc(r.created_at),
+        )
+        for r in rows
+    ]
+    return sorted(mails, key=lambda m: order[m.id])
+
+
+def mark_sent(db: DB, row_id: int, *, now: datetime, note: str = "") -> None:
+    db.execute(
+        update(_T)
+        .where(_T.c.id == row_id)
+        .values(status=SENT, sent_at=_utc(now), last_error=note[:2000])
+    )
+
+
+def reschedule(
+    db: DB,
+    row_id: int,
+    *,
+    next_attempt_at: datetime,
+    error: str,
+    rcpts: Sequence[str] | None = None,
+) -> None:
+    values: dict[str, Any] = {
+        "status": QUEUED,
+        "next_attempt_at": _utc(next_attempt_at),
+        "last_error": error[:2000],
+    }
+    if rcpts is not None:
+        values["rcpts"] = list(rcpts)
+    db.execute(update(_T).where(_T.c.id == row_id).values(**values))
+
+
+def mark_failed(db: DB, row_id: int, *, error: str) -> None:
+    db.execute(update(_T).where(_T.c.id == row_id).values(status=FAILED, last_error=error[:2000]))
+
+
+def release_stale(db: DB, *, now: datetime) -> int:
+    """Rows left ``sending`` by a dead process become due now (daemon start)."""
+    result = db.execute(
+        update(_T).where(_T.c.status == SENDING).values(status=QUEUED, next_attempt_at=_utc(now))
+    )
+    return _rowcount(result)
+
+
+def retry_now(db: DB, row_id: int, *, now: datetime) -> bool:
+    """``inboxd outbox retry ID``: a failed or queued row is due now."""
+    result = db.execute(
+        update(_T)
+        .where(_T.c.id == row_id, _T.c.status.in_((FAILED, QUEUED)))
+        .values(status=QUEUED, next_attempt_at=_utc(now))
+    )
+    return _rowcount(result) > 0
+
+
+def next_due(db: DB) -> datetime | None:
+    """When the earliest queued row is due (the drain can sleep until then)."""
+    value = db.execute(
+        select(func.min(_T.c.next_attempt_at)).where(_T.c.status.in_((QUEUED, SENDING)))
+    ).scalar()
+    return _utc(value) if value is not None else None
+
+
+def count_to_recipient(db: DB, *, kind: str, rcpt: str, since: datetime) -> int:
+    """Mails of ``kind`` queued to ``rcpt`` since ``since`` (the hourly ack cap)."""
+    rows = db.execute(
+        select(_T.c.rcpts).where(_T.c.kind == kind, _T.c.created_at >= _utc(since))
+    ).all()
+    wanted = rcpt.lower()
+    return sum(1 for (rcpts,) in rows if wanted in (r.lower() for r in rcpts))
+
+
+def find_by_message_id(db: DB, message_id: str) -> list[dict[str, Any]]:
+    """Outbox rows that sent ``message_id`` (a bounce names it): id, ticket, kind, status."""
+    rows = db.execute(
+        select(_T.c.id, _T.c.ticket_id, _T.c.kind, _T.c.status, _T.c.rcpts).where(
+            _T.c.message_id == message_id
+        )
+    ).all()
+    return [dict(r._mapping) for r in rows]
+
+
+def list_rows(db: DB, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """For ``inboxd outbox ls``: newest first, without the raw bytes."""
+    stmt = select(
+        _T.c.id,
+        _T.c.ticket_id,
+        _T.c.kind,
+        _T.c.message_id,
+        _T.c.rcpts,
+        _T.c.status,
+        _T.c.attempts,
+        _T.c.next_attempt_at,
+        _T.c.last_error,
+        _T.c.created_at,
+        _T.c.sent_at,
+    ).order_by(_T.c.id.desc())
+    if status:
+        stmt = stmt.where(_T.c.status == status)
+    return [dict(r._mapping) for r in db.execute(stmt.limit(limit)).all()]
+
+
+def counts(db: DB) -> dict[str, int]:
+    rows = db.execute(select(_T.c.status, func.count()).group_by(_T.c.status)).all()
+    return {status: int(n) for status, n in rows}
+
+
+__all__ = [
+    "FAILED",
+    "QUEUED",
+    "SENDING",
+    "SENT",
+    "OutboxMail",
+    "claim",
+    "count_to_recipient",
+    "counts",
+    "enqueue",
+    "find_by_message_id",
+    "list_rows",
+    "mark_failed",
+    "mark_sent",
+    "next_due",
+    "release_stale",
+    "reschedule",
+    "retry_now",
+]
