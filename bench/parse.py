@@ -135,13 +135,17 @@ def make_message(rng: random.Random, i: int) -> bytes:
 
 
 def measure(name: str, fn: Callable[[bytes], object], corpus: list[bytes]) -> float:
+    """Wall-clock rate; the CPU-time rate is printed too because the box is shared."""
     fn(corpus[0])
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for raw in corpus:
         fn(raw)
-    elapsed = time.perf_counter() - start
+    elapsed, cpu_elapsed = time.perf_counter() - start, time.process_time() - cpu
     rate = len(corpus) / elapsed
-    print(f"{name:<28} {rate:10.0f} msgs/s  ({elapsed:.2f} s)")
+    print(
+        f"{name:<28} {rate:10.0f} msgs/s wall  {len(corpus) / cpu_elapsed:8.0f} msgs/s cpu"
+        f"  ({elapsed:.2f} s)"
+    )
     return rate
 
 

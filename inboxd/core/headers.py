@@ -190,7 +190,7 @@ def decode_header(value: str | None) -> str:
         value = str(value)
     value = _fix_surrogates(value)
     if "=?" not in value:
-        return _WS.sub(" ", value).strip()
+        return " ".join(value.split())
     value = _BETWEEN_WORDS.sub(r"\1\2", value)
     out: list[str] = []
     pos = 0

@@ -10,6 +10,7 @@ costs a defect entry instead of an exception. Only hopeless input raises
 
 from __future__ import annotations
 
+import binascii
 import hashlib
 import re
 from email.message import Message
@@ -27,6 +28,7 @@ from inboxd.core.headers import (
     parse_msgid_list,
 )
 from inboxd.core.html_text import html_to_text
+from inboxd.core.mimesplit import fast_parse, raw_body
 from inboxd.core.model import (
     Address,
     Attachment,
@@ -152,7 +154,27 @@ def _filename(part: Message) -> str:
     return text.strip().strip('"')[:255]
 
 
+def _fast_decode(part: Message, raw: bytes) -> bytes | None:
+    """Transfer-decode a fast-path leaf with binascii; None means ask compat32."""
+    cte = str(part.get("content-transfer-encoding", "")).strip().lower()
+    if cte in ("", "7bit", "8bit", "binary"):
+        return raw
+    try:
+        if cte == "base64":
+            return binascii.a2b_base64(raw)
+        if cte == "quoted-printable":
+            return binascii.a2b_qp(raw)
+    except (binascii.Error, ValueError):
+        return None
+    return None
+
+
 def _payload_bytes(part: Message, out: _Collector) -> bytes:
+    raw = raw_body(part)
+    if raw is not None:
+        fast = _fast_decode(part, raw)
+        if fast is not None:
+            return fast
     try:
         data = part.get_payload(decode=True)
     except Exception:
@@ -401,7 +423,7 @@ def _parse(raw_in: bytes, max_bytes: int) -> ParsedMessage:
     raw = _check_raw(raw_in, max_bytes)
     out = _Collector()
     try:
-        msg = _parser.parsebytes(raw)
+        msg = fast_parse(raw) or _parser.parsebytes(raw)
     except RecursionError:
         out.defect("ParserRecursion")
         msg = _parser.parsebytes(raw, headersonly=True)

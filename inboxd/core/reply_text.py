@@ -88,7 +88,6 @@ _TO_LINE = re.compile(_HDR.format(words=_TO_WORDS), re.IGNORECASE)
 
 # --- signatures ---------------------------------------------------------------------------------
 
-_SIG_DASHES = re.compile(r"^(?:-- ?|--|—)\s*$")
 _MOBILE = re.compile(
     r"^\s*(?:"
     r"sent\s+(?:from|via|with|using)\s+(?:my\s+)?(?:\S+\s+){0,3}?"
@@ -190,57 +189,86 @@ def _quote_start_at(lines: list[str], i: int) -> bool:
     return bool(_is_attribution(lines, i)) or _is_outlook_block(lines, i)
 
 
-def find_quote_start(lines: list[str]) -> int | None:
-    """Index of the first line of quoted history, or None when there is none."""
-    text = "\n" + "\n".join(lines)
-    index = 0
-    last = 0
-    previous_quote = -2
-    for m in _SCAN.finditer(text):
-        index += text.count("\n", last, m.start())
-        last = m.start()
+_WINDOW = 4000  # chars examined after a candidate line (attributions, header blocks)
+
+
+def _window(scan: str, newline: int) -> list[str]:
+    """The line starting after ``scan[newline]`` and the few lines that follow it."""
+    return scan[newline + 1 : newline + 1 + _WINDOW].split("\n", 9)[:9]
+
+
+def _find_cut(text: str) -> int | None:
+    """Offset in ``text`` of the line where quoted history starts, or None.
+
+    Scans lazily and stops at the first hit, so the quoted bulk of a long thread is
+    never split into lines.
+    """
+    scan = "\n" + text  # scan[i] == text[i - 1]; a line after scan[p] == "\n" starts at text[p]
+    previous_quote_end = -1
+    for m in _SCAN.finditer(scan):
+        start = m.start()
         if m.group("q") is not None:
-            if index != previous_quote + 1:
+            if start != previous_quote_end:
                 # First line of a ">" block: an attribution may sit just above it.
-                for k in range(max(0, index - 3), index):
-                    if lines[k].strip() and _WHO_WROTE.match(lines[k]) and _quote_start_at(
-                        lines, k
+                backs: list[int] = []
+                back = start
+                for _ in range(3):
+                    back = scan.rfind("\n", 0, back)
+                    if back < 0:
+                        break
+                    backs.append(back)
+                for back in reversed(backs):
+                    lines = _window(scan, back)
+                    if lines[0].strip() and _WHO_WROTE.match(lines[0]) and _quote_start_at(
+                        lines, 0
                     ):
-                        return k
-            previous_quote = index
+                        return back
+            end = scan.find("\n", start + 1)
+            previous_quote_end = end if end >= 0 else len(scan)
             continue
-        if _quote_start_at(lines, index):
-            return index
+        if _quote_start_at(_window(scan, start), 0):
+            return start
     return None
 
 
-def _line_of(text: str, pos: int) -> int:
-    return text.count("\n", 0, pos)
+def find_quote_start(lines: list[str]) -> int | None:
+    """Index of the first line of quoted history, or None when there is none."""
+    text = "\n".join(lines)
+    cut = _find_cut(text)
+    return None if cut is None else text.count("\n", 0, cut)
 
 
-def _strip_signature(lines: list[str]) -> list[str]:
-    text = "\n" + "\n".join(lines)
+_MOBILE_TAIL = 3000  # "Sent from my phone" ends what was written: only the tail is searched
+
+
+def _strip_signature(head: str) -> str:
+    scan = "\n" + head
     cut: int | None = None
-    for sig in _SIG_SCAN.finditer(text):
-        if text[: sig.start()].strip():
-            cut = _line_of(text, sig.start())
+    for sig in _SIG_SCAN.finditer(scan):
+        if scan[: sig.start()].strip():
+            cut = sig.start()
             break
-    low = text.lower()
-    mobile = _MOBILE_SCAN.search(text) if any(k in low for k in _MOBILE_KEYS) else None
-    if mobile is not None:
-        i = _line_of(text, mobile.start())
-        cut = i if cut is None else min(cut, i)
-    return lines if cut is None else lines[:cut]
+    tail_start = max(0, len(scan) - _MOBILE_TAIL)
+    tail_start = max(0, scan.rfind("\n", 0, tail_start + 1))
+    low = scan[tail_start:].lower()
+    if any(k in low for k in _MOBILE_KEYS):
+        mobile = _MOBILE_SCAN.search(scan, tail_start)
+        if mobile is not None:
+            cut = mobile.start() if cut is None else min(cut, mobile.start())
+    return head if cut is None else head[:cut]
 
 
-def _trim(lines: list[str]) -> str:
-    return "\n".join(x.rstrip() for x in lines).strip("\n").rstrip()
+_TRAILING_SPACE = re.compile(r"[ \t\u00a0]+$", re.MULTILINE)
+
+
+def _trim(head: str) -> str:
+    if " \n" in head or "\t\n" in head or "\xa0\n" in head:
+        head = _TRAILING_SPACE.sub("", head)
+    return head.strip("\n").rstrip()
 
 
 def _drop_quoted(lines: list[str]) -> list[str]:
     """Remove ">" lines and the attribution lines that introduce them."""
-    if not _QUOTE_SCAN.search("\n" + "\n".join(lines)):
-        return lines
     out: list[str] = []
     i = 0
     while i < len(lines):
@@ -257,23 +285,34 @@ def _drop_quoted(lines: list[str]) -> list[str]:
     return out
 
 
+def _finish(head: str) -> str:
+    """Drop interleaved ">" lines and the signature, trim."""
+    if _QUOTE_SCAN.search("\n" + head):
+        head = "\n".join(_drop_quoted(head.split("\n")))
+    return _trim(_strip_signature(head))
+
+
+MAX_TEXT_CHARS = 2_000_000
+
+
 def extract_text_reply(text: str) -> str:
     """Plain-text path of :func:`extract_new_text`."""
     if not text:
         return ""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").lstrip("\ufeff")
-    lines = text.split("\n", _MAX_LINES)[:_MAX_LINES]
-    cut = find_quote_start(lines)
-    head = lines if cut is None else lines[:cut]
-    result = _trim(_strip_signature(_drop_quoted(head)))
+    text = text[:MAX_TEXT_CHARS]
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    text = text.lstrip("\ufeff")
+    cut = _find_cut(text)
+    result = _finish(text if cut is None else text[:cut])
     if result or cut is None:
         return result
     # Bottom-posting: the attribution is at the top and the answer below the quote.
-    rest = lines[cut:]
+    rest = text[cut:].split("\n", _MAX_LINES)[:_MAX_LINES]
     if _ORIGINAL.match(rest[0]) or _is_outlook_block(rest, 0) or _UNDERSCORES.match(rest[0]):
         return ""  # a forward with nothing written above it
     span = _is_attribution(rest, 0) or 1
-    return _trim(_strip_signature(_drop_quoted(rest[span:])))
+    return _finish("\n".join(rest[span:]))
 
 
 # --- HTML ---------------------------------------------------------------------------------------
