@@ -630,3 +630,16 @@ def test_kv_quotes_values() -> None:
 def test_sync_result_adds() -> None:
     total = SyncResult(2, 1, False) + SyncResult(3, 2, True)
     assert total == SyncResult(5, 3, True)
+
+
+def test_skip_policy_without_dovecot(monkeypatch: pytest.MonkeyPatch) -> None:
+    import conftest
+    import servers.dovecot
+
+    monkeypatch.setattr(servers.dovecot, "DOVECOT_BIN", "/nonexistent/dovecot")
+    monkeypatch.delenv("INBOXD_REQUIRE_SERVERS", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="not installed"):
+        conftest.require_dovecot()
+    monkeypatch.setenv("INBOXD_REQUIRE_SERVERS", "1")  # CI: a missing server fails the run
+    with pytest.raises(pytest.fail.Exception, match="INBOXD_REQUIRE_SERVERS=1"):
+        conftest.require_dovecot()
