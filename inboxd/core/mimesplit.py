@@ -16,8 +16,8 @@ carry their undecoded body bytes as ``inboxd_raw_body`` (see :func:`raw_body`).
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 from email.message import Message
+from itertools import pairwise
 
 _HEADER_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
 _BLANK_LINE = re.compile(rb"\n\r?\n")

@@ -22,13 +22,14 @@ _LEADS = (
 _VERBS = (
     r"wrote|writes|schrieb|hat\s+geschrieben|a\s+écrit|a\s+ecrit|escribió|escribio|"
     r"ha\s+scritto|scrisse|schreef|heeft\s+geschreven|escreveu|skrev|kirjoitti|napisał|"
-    r"napisal|napsal|napísal|írta|написал|написала|пише|έγραψε|yazdı|viết|menulis|"
+    r"napisała|napisal|pisze|napsal|napísal|írta|написал|написала|пише|έγραψε|yazdı|viết|menulis|"
     r"a\s+scris|rašė|rakstīja|kirjutas|je\s+napisao|je\s+napisala|napisao|"
     r"написав|写道|寫道|のメッセージ|님이\s+작성"
 )
 # Whole attribution on one (possibly re-joined) line.
 _ATTRIBUTION = re.compile(
-    r"^\s*(?:" + _LEADS + r")\b.{3,300}?(?:" + _VERBS + r")\s*[:：]?\s*$",
+    r"^\s*(?:" + _LEADS + r")\b.{3,300}?(?:" + _VERBS + r")"
+    r"(?:\s*[:：]?|\s.{0,200}[:：])\s*$",
     re.IGNORECASE,
 )
 _LEAD_START = re.compile(r"^\s*(?:" + _LEADS + r")\b", re.IGNORECASE)
@@ -285,10 +286,14 @@ def _drop_quoted(lines: list[str]) -> list[str]:
     return out
 
 
+_MANY_BLANK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
+
+
 def _finish(head: str) -> str:
     """Drop interleaved ">" lines and the signature, trim."""
     if _QUOTE_SCAN.search("\n" + head):
         head = "\n".join(_drop_quoted(head.split("\n")))
+        head = _MANY_BLANK.sub("\n\n", head)  # where a quote sat between two answers
     return _trim(_strip_signature(head))
 
 
