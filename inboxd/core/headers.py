@@ -121,7 +121,13 @@ def decode_bytes(data: bytes, charset: str | None = None) -> tuple[str, bool]:
 
 
 def _guess(data: bytes) -> str | None:
-    """charset-normalizer on a bounded sample: it is slow on megabytes."""
+    """charset-normalizer on a bounded sample: it is slow on megabytes.
+
+    Short inputs (a header, a one-line body) carry too little signal; Windows-1252
+    is the better bet for those.
+    """
+    if len(data) < 64:
+        return None
     try:
         from charset_normalizer import from_bytes
 
