@@ -29,6 +29,10 @@ class SchemaError(Exception):
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    # pysqlite's own transaction handling starts no transaction before a SELECT
+    # or a SAVEPOINT, so a savepoint would silently run as its own transaction.
+    # Take control (SQLAlchemy's documented recipe) and BEGIN explicitly below.
+    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=FULL")  # a 250 to the MTA must survive power loss
@@ -37,12 +41,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+def _sqlite_begin(conn: Any) -> None:
+    # IMMEDIATE takes the write lock up front: several writers (mailbox threads,
+    # LMTP) then wait on busy_timeout instead of failing with SQLITE_BUSY when a
+    # deferred read transaction tries to become a writer.
+    conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; creates the directory of a SQLite file."""
     if url.startswith("sqlite:///") and ":memory:" not in url:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     return create_engine(url, pool_pre_ping=True)
 

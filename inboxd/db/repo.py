@@ -1,22 +1,26 @@
-"""Queries and writes, one function each, all inside a caller's Session.
+"""Queries and writes, one function each, inside a caller's transaction.
 
-Hot-path writes use SQL expression inserts rather than ORM objects: ingest
-writes several rows per mail and the ORM's unit of work would be the slowest
-part of the pipeline (about 6,000 rows/s against 49,000 here).
+The ingest hot path passes a Core ``Connection`` and the functions it uses run
+statements built once at import with bound parameters: measured here, an
+insert through ``Session.execute(insert(...).values(...))`` costs about 200 us,
+the same constant statement on a Connection about 33 us. Read helpers for the
+CLI take a Session and return ORM rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import Connection, bindparam, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from inboxd.core.model import TicketStatus
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
+from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.tables import (
     AgentIdentity,
     AssignmentCursor,
@@ -33,116 +37,180 @@ from inboxd.db.tables import (
 OPEN_STATUSES = (TicketStatus.NEW.value, TicketStatus.OPEN.value, TicketStatus.PENDING.value)
 
 
-def _insert_ignore(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+DB = Session | Connection
+
+
+def _conn(db: DB) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def _upsert_ignore(model: Any) -> Prepared:
+    table = model.__table__
+
+    def make(dialect: str) -> Any:
+        if dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    return Prepared(make)
+
+
+_IGNORE: dict[str, Prepared] = {}
+
+
+def _insert_ignore(db: DB, model: Any, rows: Sequence[dict[str, Any]]) -> None:
     """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
     if not rows:
         return
-    dialect = session.get_bind().dialect.name
-    table = model.__table__
-    stmt: Any
-    if dialect == "postgresql":
-        stmt = postgresql.insert(table).on_conflict_do_nothing()
+    prepared = _IGNORE.get(model.__tablename__)
+    if prepared is None:
+        prepared = _IGNORE[model.__tablename__] = _upsert_ignore(model)
+    if len(rows) == 1:
+        prepared.run(_conn(db), rows[0])
     else:
-        stmt = sqlite.insert(table).on_conflict_do_nothing()
-    session.execute(stmt, list(rows))
+        prepared.run_many(_conn(db), rows)
 
 
 # --- messages and blobs -------------------------------------------------------------
 
+_MESSAGE_T = Message.__table__  # type: ignore[attr-defined]
+_TICKET_T = Ticket.__table__  # type: ignore[attr-defined]
+_EVENT_T = Event.__table__  # type: ignore[attr-defined]
+_KEY_T = ThreadKey.__table__  # type: ignore[attr-defined]
+_PART_T = Participant.__table__  # type: ignore[attr-defined]
 
-def put_blob(session: Session, sha256: str, data: bytes) -> None:
-    _insert_ignore(session, Blob, [{"sha256": sha256, "size": len(data), "data": data}])
+_FIND_MESSAGE = PreparedQuery(
+    lambda _n: select(_MESSAGE_T.c.id, _MESSAGE_T.c.ticket_id).where(
+        _MESSAGE_T.c.message_id == bindparam("mid"),
+        _MESSAGE_T.c.content_digest == bindparam("dig"),
+    )
+)
+_INSERT_MESSAGE = Prepared(lambda _d: _MESSAGE_T.insert().returning(_MESSAGE_T.c.id))
+_INSERT_TICKET = Prepared(lambda _d: _TICKET_T.insert().returning(_TICKET_T.c.id))
+_INSERT_EVENT = Prepared(lambda _d: _EVENT_T.insert())
+_UPGRADE_KEY = (
+    _KEY_T.update()
+    .where(_KEY_T.c.key == bindparam("k"), _KEY_T.c.origin == "ref")
+    .values(origin="self")
+)
+_ROUTING_COLUMNS = ("tags", "priority", "vip", "team", "assignee", "sla_policy", "status")
+_TICKET_ROUTING = PreparedQuery(
+    lambda _n: select(*(_TICKET_T.c[name] for name in _ROUTING_COLUMNS)).where(
+        _TICKET_T.c.id == bindparam("tid")
+    )
+)
 
 
-def get_blob(session: Session, sha256: str) -> bytes | None:
-    return session.execute(select(Blob.data).where(Blob.sha256 == sha256)).scalar_one_or_none()
+def _in_list(n: int) -> list[Any]:
+    return [bindparam(f"v{i}") for i in range(n)]
 
 
-def find_message(session: Session, message_id: str, digest: str) -> tuple[int, int | None] | None:
+def _in_params(values: Sequence[Any]) -> dict[str, Any]:
+    return {f"v{i}": v for i, v in enumerate(values)}
+
+
+_KEY_LOOKUP = PreparedQuery(
+    lambda n: select(_KEY_T.c.key, _KEY_T.c.ticket_id, _KEY_T.c.origin).where(
+        _KEY_T.c.key.in_(_in_list(n))
+    )
+)
+
+
+def put_blob(db: DB, sha256: str, data: bytes) -> None:
+    _insert_ignore(db, Blob, [{"sha256": sha256, "size": len(data), "data": data}])
+
+
+def get_blob(db: DB, sha256: str) -> bytes | None:
+    return db.execute(select(Blob.data).where(Blob.sha256 == sha256)).scalar_one_or_none()
+
+
+def find_message(db: DB, message_id: str, digest: str) -> tuple[int, int | None] | None:
     """(row id, ticket id) of a stored mail with this identity."""
-    row = session.execute(
-        select(Message.id, Message.ticket_id).where(
-            Message.message_id == message_id, Message.content_digest == digest
-        )
-    ).first()
-    return (int(row[0]), row[1]) if row else None
+    rows = _FIND_MESSAGE.all(_conn(db), {"mid": message_id, "dig": digest})
+    return (int(rows[0][0]), rows[0][1]) if rows else None
 
 
-def add_message(session: Session, values: dict[str, Any]) -> int:
-    result = session.execute(insert(Message).values(**values).returning(col(Message.id)))
-    return int(result.scalar_one())
+def add_message(db: DB, values: dict[str, Any]) -> int:
+    return int(_INSERT_MESSAGE.run(_conn(db), values).fetchone()[0])
 
 
-def add_rows(session: Session, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+def add_rows(db: DB, model: Any, rows: Sequence[dict[str, Any]]) -> None:
     if rows:
-        session.execute(insert(model), list(rows))
+        db.execute(model.__table__.insert(), list(rows))
 
 
 # --- threading ------------------------------------------------------------------------
 
 
-def thread_lookup(session: Session, keys: ThreadKeys) -> ThreadLookup:
-    """Everything ``core.thread.choose`` needs, in at most three queries plus merges."""
+def thread_lookup(db: DB, keys: ThreadKeys) -> ThreadLookup:
+    """Everything ``core.thread.choose`` needs, in one or two queries plus merges."""
     known: dict[str, KnownKey] = {}
-    ids = list(keys.lookup_ids)
+    ids = list(dict.fromkeys(keys.lookup_ids))
     if ids:
-        for key, ticket_id, origin in session.execute(
-            select(ThreadKey.key, ThreadKey.ticket_id, ThreadKey.origin).where(
-                col(ThreadKey.key).in_(ids)
-            )
-        ):
+        conn = _conn(db)
+        for key, ticket_id, origin in _KEY_LOOKUP.all(conn, _in_params(ids), len(ids)):
             known[key] = KnownKey(ticket_id, origin)
     wanted = {k.ticket_id for k in known.values()} | set(keys.candidate_tickets)
-    snapshots = ticket_snapshots(session, wanted)
-    # follow merges: pull in the tickets others were merged into
-    for _ in range(16):
+    snapshots = ticket_snapshots(db, wanted)
+    for _ in range(16):  # follow merges: pull in the tickets others were merged into
         missing = {s.merged_into for s in snapshots.values() if s.merged_into} - set(snapshots)
         if not missing:
             break
-        snapshots.update(ticket_snapshots(session, {m for m in missing if m is not None}))
+        snapshots.update(ticket_snapshots(db, {m for m in missing if m is not None}))
     return ThreadLookup(known, snapshots)
 
 
-def ticket_snapshots(session: Session, ticket_ids: Iterable[int]) -> dict[int, TicketSnapshot]:
+_SNAPSHOT_PEOPLE = PreparedQuery(
+    lambda n: select(_PART_T.c.ticket_id, _PART_T.c.email).where(
+        _PART_T.c.ticket_id.in_(_in_list(n))
+    )
+)
+_SNAPSHOT_TICKETS = PreparedQuery(
+    lambda n: select(
+        _TICKET_T.c.id, _TICKET_T.c.status, _TICKET_T.c.status_changed_at, _TICKET_T.c.merged_into
+    ).where(_TICKET_T.c.id.in_(_in_list(n)))
+)
+
+
+def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnapshot]:
     ids = sorted(set(ticket_ids))
     if not ids:
         return {}
+    conn = _conn(db)
     people: dict[int, set[str]] = {i: set() for i in ids}
-    for ticket_id, email in session.execute(
-        select(Participant.ticket_id, Participant.email).where(col(Participant.ticket_id).in_(ids))
-    ):
+    for ticket_id, email in _SNAPSHOT_PEOPLE.all(conn, _in_params(ids), len(ids)):
         people[ticket_id].add(email)
     out: dict[int, TicketSnapshot] = {}
-    for tid, status, changed, merged in session.execute(
-        select(Ticket.id, Ticket.status, Ticket.status_changed_at, Ticket.merged_into).where(
-            col(Ticket.id).in_(ids)
-        )
-    ):
+    for tid, status, changed, merged in _SNAPSHOT_TICKETS.all(conn, _in_params(ids), len(ids)):
         out[tid] = TicketSnapshot(tid, status, changed, frozenset(people[tid]), merged)
     return out
 
 
-def add_thread_keys(session: Session, ticket_id: int, own: str, cited: Iterable[str]) -> None:
+def add_thread_keys(
+    db: DB, ticket_id: int, own: str, cited: Iterable[str], *, own_was_ref: bool = True
+) -> None:
     """Record the mail's own id (origin self) and the ids it cites (origin ref).
 
     A key already pointing at a ticket keeps its ticket (first come wins); a
-    ``ref`` key is upgraded to ``self`` when the cited mail itself arrives.
+    ``ref`` key is upgraded to ``self`` when the cited mail itself arrives
+    (``own_was_ref`` False skips that update when the caller knows better).
     """
     rows = [{"key": own, "ticket_id": ticket_id, "origin": "self"}]
-    rows += [{"key": c, "ticket_id": ticket_id, "origin": "ref"} for c in cited if c != own]
-    _insert_ignore(session, ThreadKey, rows)
-    session.execute(
-        update(ThreadKey)
-        .where(col(ThreadKey.key) == own, col(ThreadKey.origin) == "ref")
-        .values(origin="self")
-    )
+    rows += [
+        {"key": c, "ticket_id": ticket_id, "origin": "ref"}
+        for c in dict.fromkeys(cited)
+        if c != own
+    ]
+    _insert_ignore(db, ThreadKey, rows)
+    if own_was_ref:
+        db.execute(_UPGRADE_KEY, {"k": own})
 
 
 def find_group_ticket(
-    session: Session, requester: str, normalized_subject: str, since: datetime
+    db: DB, requester: str, normalized_subject: str, since: datetime
 ) -> int | None:
     """An open ticket of the same sender and subject touched since ``since``."""
-    return session.execute(
+    return db.execute(
         select(Ticket.id)
         .where(
             Ticket.requester == requester,
@@ -159,26 +227,36 @@ def find_group_ticket(
 # --- tickets ------------------------------------------------------------------------
 
 
-def create_ticket(session: Session, values: dict[str, Any]) -> int:
-    result = session.execute(insert(Ticket).values(**values).returning(col(Ticket.id)))
-    return int(result.scalar_one())
+def create_ticket(db: DB, values: dict[str, Any]) -> int:
+    return int(_INSERT_TICKET.run(_conn(db), values).fetchone()[0])
 
 
-def update_ticket(session: Session, ticket_id: int, values: dict[str, Any]) -> None:
+_UPDATE_TICKET = Prepared(lambda _d: _TICKET_T.update().where(_TICKET_T.c.id == bindparam("tid")))
+
+
+def update_ticket(db: DB, ticket_id: int, values: dict[str, Any]) -> None:
     if values:
-        session.execute(update(Ticket).where(col(Ticket.id) == ticket_id).values(**values))
+        _UPDATE_TICKET.run(_conn(db), {**values, "tid": ticket_id})
+
+
+def ticket_routing(db: DB, ticket_id: int) -> dict[str, Any] | None:
+    """The fields rules may change, as a plain dict (see core.ticket_fields)."""
+    rows = _TICKET_ROUTING.all(_conn(db), {"tid": ticket_id})
+    if not rows:
+        return None
+    values = dict(zip(_ROUTING_COLUMNS, rows[0], strict=True))
+    values["tags"] = list(values["tags"] or [])
+    return values
 
 
 def get_ticket(session: Session, ticket_id: int) -> Ticket | None:
     return session.get(Ticket, ticket_id)
 
 
-def add_participants(
-    session: Session, ticket_id: int, people: Iterable[tuple[str, str, str]]
-) -> None:
+def add_participants(db: DB, ticket_id: int, people: Iterable[tuple[str, str, str]]) -> None:
     """(email, name, role) rows; an address already on the ticket keeps its role."""
     rows = [{"ticket_id": ticket_id, "email": e, "name": n, "role": r} for e, n, r in people if e]
-    _insert_ignore(session, Participant, rows)
+    _insert_ignore(db, Participant, rows)
 
 
 def participants(session: Session, ticket_id: int) -> list[Participant]:
@@ -192,15 +270,17 @@ def participants(session: Session, ticket_id: int) -> list[Participant]:
 
 
 def add_event(
-    session: Session,
+    db: DB,
     ticket_id: int,
     at: datetime,
     actor: str,
     kind: str,
     data: dict[str, Any] | None = None,
 ) -> None:
-    session.execute(
-        insert(Event).values(ticket_id=ticket_id, at=at, actor=actor, kind=kind, data=data or {})
+    """Append to the ticket's event log (rows are never updated or deleted)."""
+    _INSERT_EVENT.run(
+        _conn(db),
+        {"ticket_id": ticket_id, "at": at, "actor": actor, "kind": kind, "data": data or {}},
     )
 
 
@@ -227,16 +307,16 @@ def ticket_messages(session: Session, ticket_id: int) -> list[Message]:
     )
 
 
-def count_rows(session: Session, model: Any) -> int:
-    return int(session.execute(select(func.count()).select_from(model)).scalar_one())
+def count_rows(db: DB, model: Any) -> int:
+    return int(db.execute(select(func.count()).select_from(model)).scalar_one())
 
 
 # --- assignment -----------------------------------------------------------------------
 
 
-def open_ticket_counts(session: Session, agents: Sequence[str]) -> dict[str, int]:
+def open_ticket_counts(db: DB, agents: Sequence[str]) -> dict[str, int]:
     counts = dict.fromkeys(agents, 0)
-    for assignee, n in session.execute(
+    for assignee, n in db.execute(
         select(Ticket.assignee, func.count())
         .where(
             col(Ticket.assignee).in_(list(agents)),
@@ -248,32 +328,32 @@ def open_ticket_counts(session: Session, agents: Sequence[str]) -> dict[str, int
     return counts
 
 
-def round_robin_next(session: Session, team: str, agents: Sequence[str]) -> str | None:
+def round_robin_next(db: DB, team: str, agents: Sequence[str]) -> str | None:
     """The agent after the team's last pick, advancing the cursor in this transaction."""
     if not agents:
         return None
-    last = session.execute(
+    last = db.execute(
         select(AssignmentCursor.last_agent).where(AssignmentCursor.team == team)
     ).scalar_one_or_none()
     nxt = agents[(agents.index(last) + 1) % len(agents)] if last in agents else agents[0]
-    _insert_ignore(session, AssignmentCursor, [{"team": team, "last_agent": nxt}])
-    session.execute(
+    _insert_ignore(db, AssignmentCursor, [{"team": team, "last_agent": nxt}])
+    db.execute(
         update(AssignmentCursor).where(col(AssignmentCursor.team) == team).values(last_agent=nxt)
     )
     return nxt
 
 
-def agent_number(session: Session, email: str, name: str = "") -> int:
+def agent_number(db: DB, email: str, name: str = "") -> int:
     """A stable positive number for an agent address (bound into reply tokens)."""
     email = email.lower()
-    _insert_ignore(session, AgentIdentity, [{"email": email, "name": name}])
+    _insert_ignore(db, AgentIdentity, [{"email": email, "name": name}])
     return int(
-        session.execute(select(AgentIdentity.id).where(AgentIdentity.email == email)).scalar_one()
+        db.execute(select(AgentIdentity.id).where(AgentIdentity.email == email)).scalar_one()
     )
 
 
-def agent_email_by_number(session: Session, number: int) -> str | None:
-    return session.execute(
+def agent_email_by_number(db: DB, number: int) -> str | None:
+    return db.execute(
         select(AgentIdentity.email).where(AgentIdentity.id == number)
     ).scalar_one_or_none()
 
@@ -281,9 +361,28 @@ def agent_email_by_number(session: Session, number: int) -> str | None:
 # --- quarantine and mailbox state ------------------------------------------------------
 
 
-def add_quarantine(session: Session, values: dict[str, Any]) -> int:
-    result = session.execute(insert(Quarantine).values(**values).returning(col(Quarantine.id)))
-    return int(result.scalar_one())
+def add_quarantine(db: DB, values: dict[str, Any]) -> int:
+    result = db.execute(insert(Quarantine).values(**values).returning(col(Quarantine.id)))
+    new_id: Any = result.scalar_one()
+    return int(new_id)
+
+
+@contextmanager
+def savepoint(conn: Connection, name: str = "mail") -> Iterator[None]:
+    """A plain SQL savepoint on the driver cursor: a few us against 80 us for begin_nested().
+
+    Used per mail inside a batch transaction so one failing mail rolls back
+    alone. ORM objects are not used inside it, so no Session state goes stale.
+    """
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        cursor.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    cursor.execute(f"RELEASE SAVEPOINT {name}")
 
 
 def list_quarantine(session: Session, include_released: bool = False) -> list[Quarantine]:
@@ -293,8 +392,8 @@ def list_quarantine(session: Session, include_released: bool = False) -> list[Qu
     return list(session.execute(stmt).scalars())
 
 
-def get_checkpoint(session: Session, mailbox: str, folder: str) -> tuple[int, int] | None:
-    row = session.execute(
+def get_checkpoint(db: DB, mailbox: str, folder: str) -> tuple[int, int] | None:
+    row = db.execute(
         select(MailboxState.uidvalidity, MailboxState.last_uid).where(
             MailboxState.mailbox == mailbox, MailboxState.folder == folder
         )
@@ -303,10 +402,10 @@ def get_checkpoint(session: Session, mailbox: str, folder: str) -> tuple[int, in
 
 
 def set_checkpoint(
-    session: Session, mailbox: str, folder: str, uidvalidity: int, last_uid: int, now: datetime
+    db: DB, mailbox: str, folder: str, uidvalidity: int, last_uid: int, now: datetime
 ) -> None:
     _insert_ignore(
-        session,
+        db,
         MailboxState,
         [
             {
@@ -318,7 +417,7 @@ def set_checkpoint(
             }
         ],
     )
-    session.execute(
+    db.execute(
         update(MailboxState)
         .where(col(MailboxState.mailbox) == mailbox, col(MailboxState.folder) == folder)
         .values(uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now)

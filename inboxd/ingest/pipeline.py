@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
@@ -169,21 +170,22 @@ class Pipeline:
 
     def ingest_in(self, session: Session, raw: bytes, source: Source) -> Outcome:
         now = self.ctx.clock()
+        db = session.connection()
         try:
             parsed = parse_message(raw, max_bytes=self.ctx.max_bytes)
         except ParseError as exc:
-            return self._quarantine(session, raw, source, now, exc.reason)
+            return self._quarantine(db, raw, source, now, exc.reason)
         except Exception as exc:  # a parser bug must not lose the mail
             log.exception("parser failed source=%s", source.label)
-            return self._quarantine(session, raw, source, now, f"parser error: {exc!r}")
+            return self._quarantine(db, raw, source, now, f"parser error: {exc!r}")
         try:
-            with session.begin_nested():
-                outcome = self._store(session, parsed, raw, source, now)
+            with repo.savepoint(db):
+                outcome = self._store(session, db, parsed, raw, source, now)
         except Exception as exc:
             if _is_db_failure(exc):
                 raise
             log.exception("store failed msgid=%s source=%s", parsed.message_id, source.label)
-            return self._quarantine(session, raw, source, now, f"could not store: {exc!r}")
+            return self._quarantine(db, raw, source, now, f"could not store: {exc!r}")
         log.info(
             "ingest status=%s ticket=%s msgid=%s source=%s matched_by=%s",
             outcome.status,
@@ -195,13 +197,13 @@ class Pipeline:
         return outcome
 
     def _quarantine(
-        self, session: Session, raw: bytes, source: Source, now: datetime, reason: str
+        self, db: Connection, raw: bytes, source: Source, now: datetime, reason: str
     ) -> Outcome:
         sha = hashlib.sha256(raw).hexdigest()
-        with session.begin_nested():
-            repo.put_blob(session, sha, raw)
+        with repo.savepoint(db, "quarantine"):
+            repo.put_blob(db, sha, raw)
             qid = repo.add_quarantine(
-                session,
+                db,
                 {
                     "raw_sha256": sha,
                     "reason": reason[:2000],
@@ -216,9 +218,15 @@ class Pipeline:
         return Outcome("quarantined", reason=reason)
 
     def _store(
-        self, session: Session, parsed: ParsedMessage, raw: bytes, source: Source, now: datetime
+        self,
+        session: Session,
+        db: Connection,
+        parsed: ParsedMessage,
+        raw: bytes,
+        source: Source,
+        now: datetime,
     ) -> Outcome:
-        dup = repo.find_message(session, parsed.message_id, parsed.content_digest)
+        dup = repo.find_message(db, parsed.message_id, parsed.content_digest)
         if dup is not None:
             return Outcome("duplicate", dup[1], dup[0], reason="already stored")
         for interceptor in self.ctx.interceptors:
@@ -232,7 +240,8 @@ class Pipeline:
             support_locals=self.ctx.support_locals,
             tag_re=self.ctx.tag_re,
         )
-        lookup = repo.thread_lookup(session, keys)
+        lookup = repo.thread_lookup(db, keys)
+        own_key = lookup.keys.get(parsed.message_id)
         machine = parsed.kind is not MessageKind.NORMAL
         match = choose(
             parsed,
@@ -247,23 +256,31 @@ class Pipeline:
         if match.ticket_id is None and decision is not None and decision.group_window:
             sender = parsed.from_.email if parsed.from_ else ""
             grouped = repo.find_group_ticket(
-                session, sender, parsed.normalized_subject, now - decision.group_window
+                db, sender, parsed.normalized_subject, now - decision.group_window
             )
             if grouped is not None:
                 match = ThreadMatch(grouped, MatchedBy.GROUP, "grouped with open ticket")
 
         new_ticket = match.ticket_id is None
         if new_ticket:
-            ticket_id = self._open_ticket(session, parsed, source, match, now)
+            ticket_id = self._open_ticket(db, parsed, source, match, now)
         else:
             assert match.ticket_id is not None
             ticket_id = match.ticket_id
-            self._touch_ticket(session, ticket_id, parsed, match, now, machine)
+            self._touch_ticket(db, ticket_id, parsed, match, now, machine)
         if decision is not None:
-            self._apply(session, ticket_id, decision, ruleset, now)
+            self._apply(db, ticket_id, decision, ruleset, now)
 
         row_id = self._store_message(
-            session, ticket_id, parsed, raw, source, match, now, new_ticket=new_ticket
+            db,
+            ticket_id,
+            parsed,
+            raw,
+            source,
+            match,
+            now,
+            new_ticket=new_ticket,
+            own_was_ref=own_key is not None and own_key.origin == "ref",
         )
         stored = StoredMail(parsed, source, ticket_id, row_id, new_ticket, match, decision, now)
         for reactor in self.ctx.reactors:
@@ -295,7 +312,7 @@ class Pipeline:
 
     def _open_ticket(
         self,
-        session: Session,
+        db: Connection,
         parsed: ParsedMessage,
         source: Source,
         match: ThreadMatch,
@@ -303,7 +320,7 @@ class Pipeline:
     ) -> int:
         sender = parsed.from_
         ticket_id = repo.create_ticket(
-            session,
+            db,
             {
                 "subject": parsed.subject[:998],
                 "normalized_subject": parsed.normalized_subject[:998],
@@ -319,7 +336,7 @@ class Pipeline:
             },
         )
         repo.add_event(
-            session,
+            db,
             ticket_id,
             now,
             f"customer:{sender.email}" if sender else "system",
@@ -330,63 +347,52 @@ class Pipeline:
 
     def _touch_ticket(
         self,
-        session: Session,
+        db: Connection,
         ticket_id: int,
         parsed: ParsedMessage,
         match: ThreadMatch,
         now: datetime,
         machine: bool,
     ) -> None:
-        ticket = repo.get_ticket(session, ticket_id)
+        ticket = repo.ticket_routing(db, ticket_id)
         if ticket is None:
             return
         values: dict[str, Any] = {"updated_at": now}
         customer_wrote = not machine
-        if match.reopen or (customer_wrote and ticket.status == TicketStatus.PENDING.value):
+        if match.reopen or (customer_wrote and ticket["status"] == TicketStatus.PENDING.value):
             values.update(status=TicketStatus.OPEN.value, status_changed_at=now)
             repo.add_event(
-                session,
+                db,
                 ticket_id,
                 now,
                 "system",
                 "status",
-                {"from": ticket.status, "to": TicketStatus.OPEN.value, "why": "customer replied"},
+                {"from": ticket["status"], "to": "open", "why": "customer replied"},
             )
-        repo.update_ticket(session, ticket_id, values)
+        repo.update_ticket(db, ticket_id, values)
 
     def _apply(
         self,
-        session: Session,
+        db: Connection,
         ticket_id: int,
         decision: Decision,
         ruleset: RuleSet | None,
         now: datetime,
     ) -> None:
-        ticket = repo.get_ticket(session, ticket_id)
+        ticket = repo.ticket_routing(db, ticket_id)
         if ticket is None:
             return
-        changes = apply_decision(
-            {
-                "tags": list(ticket.tags),
-                "priority": ticket.priority,
-                "vip": ticket.vip,
-                "team": ticket.team,
-                "assignee": ticket.assignee,
-                "sla_policy": ticket.sla_policy,
-                "status": ticket.status,
-            },
-            decision,
-        )
+        changes = apply_decision(ticket, decision)
         if "team" in changes and "assignee" not in changes and ruleset is not None:
-            picked = self._pick_agent(session, ruleset, changes["team"])
+            picked = self._pick_agent(db, ruleset, changes["team"])
             if picked:
                 changes["assignee"] = picked
-        if changes.get("status") and changes["status"] != ticket.status:
+        if changes.get("status") and changes["status"] != ticket["status"]:
             changes["status_changed_at"] = now
-        repo.update_ticket(session, ticket_id, changes)
+        repo.update_ticket(db, ticket_id, changes)
         for hit in decision.hits:
             repo.add_event(
-                session,
+                db,
                 ticket_id,
                 now,
                 f"rule:{hit.rule}",
@@ -400,25 +406,23 @@ class Pipeline:
                 },
             )
         if "assignee" in changes:
-            repo.add_event(
-                session, ticket_id, now, "system", "assigned", {"to": changes["assignee"]}
-            )
+            repo.add_event(db, ticket_id, now, "system", "assigned", {"to": changes["assignee"]})
 
-    def _pick_agent(self, session: Session, ruleset: RuleSet, team_name: str) -> str | None:
+    def _pick_agent(self, db: Connection, ruleset: RuleSet, team_name: str) -> str | None:
         team = ruleset.teams.get(team_name)
         if team is None or not team.agents:
             return None
         names = [a.name for a in team.agents]
         if team.assignment == "round_robin":
-            return repo.round_robin_next(session, team_name, names)
+            return repo.round_robin_next(db, team_name, names)
         if team.assignment == "least_open":
-            counts = repo.open_ticket_counts(session, names)
+            counts = repo.open_ticket_counts(db, names)
             return min(names, key=lambda n: (counts[n], names.index(n)))
         return None
 
     def _store_message(
         self,
-        session: Session,
+        db: Connection,
         ticket_id: int,
         parsed: ParsedMessage,
         raw: bytes,
@@ -427,11 +431,12 @@ class Pipeline:
         now: datetime,
         *,
         new_ticket: bool,
+        own_was_ref: bool,
     ) -> int:
-        repo.put_blob(session, parsed.raw_sha256, raw)
+        repo.put_blob(db, parsed.raw_sha256, raw)
         sender = parsed.from_
         row_id = repo.add_message(
-            session,
+            db,
             {
                 "ticket_id": ticket_id,
                 "message_id": parsed.message_id,
@@ -459,7 +464,7 @@ class Pipeline:
         )
         attachment_rows = []
         for att in parsed.attachments:
-            repo.put_blob(session, att.sha256, att.data)
+            repo.put_blob(db, att.sha256, att.data)
             attachment_rows.append(
                 {
                     "message_row_id": row_id,
@@ -471,7 +476,7 @@ class Pipeline:
                     "inline": att.inline,
                 }
             )
-        repo.add_rows(session, AttachmentRow, attachment_rows)
+        repo.add_rows(db, AttachmentRow, attachment_rows)
         if parsed.kind is MessageKind.NORMAL:
             ours = self.ctx.support_addresses
             role = "requester" if new_ticket else "customer"
@@ -479,12 +484,16 @@ class Pipeline:
             people += [
                 (a.email, a.name, "customer") for a in parsed.recipients if a.email not in ours
             ]
-            repo.add_participants(session, ticket_id, people)
+            repo.add_participants(db, ticket_id, people)
         repo.add_thread_keys(
-            session, ticket_id, parsed.message_id, parsed.references + parsed.in_reply_to
+            db,
+            ticket_id,
+            parsed.message_id,
+            parsed.references + parsed.in_reply_to,
+            own_was_ref=own_was_ref,
         )
         repo.add_event(
-            session,
+            db,
             ticket_id,
             now,
             f"customer:{sender.email}" if sender else "system",

@@ -1,0 +1,126 @@
+"""Ingest throughput: inboxd sync --once against the raw imapclient + email baseline.
+
+Preloads N realistic mails (threads of 1-8, 1-80 KB, some HTML and
+attachments) into a private Dovecot, then measures in the same run:
+
+(a) baseline: imapclient FETCH BODY.PEEK[] of every mail in batches of 500
+    plus ``email.message_from_bytes(policy=default)``, nothing stored;
+(b) ``inboxd sync --once`` into a fresh SQLite database (a subprocess; its
+    wall time includes interpreter start-up), with its peak RSS.
+
+Usage: python bench/ingest.py [--sizes 10000,40000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from servers.dovecot import DovecotServer  # noqa: E402
+from support.mailgen import stream  # noqa: E402
+
+
+def baseline(server: DovecotServer, user: str) -> tuple[int, float]:
+    start = time.perf_counter()
+    client = server.connect(user, timeout=120)
+    client.select_folder("INBOX", readonly=True)
+    uids = client.search(["ALL"])
+    n = 0
+    for i in range(0, len(uids), 500):
+        for data in client.fetch(uids[i : i + 500], ["BODY.PEEK[]"]).values():
+            email.message_from_bytes(data[b"BODY[]"], policy=email.policy.default)
+            n += 1
+    client.logout()
+    return n, time.perf_counter() - start
+
+
+def inboxd_sync(server: DovecotServer, user: str, work: Path) -> tuple[int, float, int]:
+    (work / "secret").write_text("bench-secret\n")
+    (work / "rules").mkdir(exist_ok=True)
+    cfg = work / "inboxd.toml"
+    cfg.write_text(
+        f"""
+[database]
+url = "sqlite:///{work / "inboxd.db"}"
+[helpdesk]
+secret_file = "secret"
+[rules]
+dir = "{ROOT / "rules"}"
+[lmtp]
+enabled = false
+[[mailbox]]
+name = "support"
+address = "support@help.example"
+imap_host = "127.0.0.1"
+imap_port = {server.port}
+imap_security = "none"
+username = "{user}"
+password_env = "BENCH_IMAP_PASSWORD"
+batch_size = 500
+"""
+    )
+    env = {**os.environ, "BENCH_IMAP_PASSWORD": server.users[user]}
+    start = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "inboxd", "--config", str(cfg), "sync", "--once"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - start
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"inboxd sync failed: {out}")
+    fetched = int(out.split(":")[1].split()[0])
+    return fetched, elapsed, usage.ru_maxrss // 1024
+
+
+def run_size(n: int) -> None:
+    with tempfile.TemporaryDirectory(prefix="inboxd-bench-") as tmp:
+        work = Path(tmp)
+        server = DovecotServer().start()
+        try:
+            server.add_user("bench", "bench")
+            t0 = time.perf_counter()
+            size = 0
+
+            def counted() -> object:
+                nonlocal size
+                for raw in stream(n, seed=5):
+                    size += len(raw)
+                    yield raw
+
+            server.preload("bench", "INBOX", counted())  # type: ignore[arg-type]
+            print(f"\n== {n} mails, {size / 1e6:.0f} MB, preloaded in {time.perf_counter() - t0:.1f} s")
+            got, base_s = baseline(server, "bench")
+            base_rate = got / base_s
+            print(f"(a) baseline imapclient fetch + policy.default parse: {base_rate:8.0f} msgs/s ({base_s:.1f} s)")
+            fetched, sync_s, rss = inboxd_sync(server, "bench", work)
+            rate = fetched / sync_s
+            print(f"(b) inboxd sync --once into SQLite:                  {rate:8.0f} msgs/s ({sync_s:.1f} s, {fetched} stored)")
+            print(f"ratio inboxd / baseline: {rate / base_rate:.2f}   peak RSS of inboxd sync: {rss} MB")
+        finally:
+            server.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="10000", help="comma-separated mailbox sizes")
+    args = parser.parse_args()
+    for n in (int(s) for s in args.sizes.split(",")):
+        run_size(n)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,5 @@
+"""``python -m inboxd`` is the ``inboxd`` command."""
+
+from inboxd.cli import main
+
+main()
