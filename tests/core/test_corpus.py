@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 from collections import Counter
@@ -27,10 +28,12 @@ SHARED = Path(os.environ.get("INBOXD_SHARED", REPO.parent / "shared")) / "corpor
 
 def _cpython_data() -> list[Path]:
     try:
-        import test.test_email as pkg
+        spec = importlib.util.find_spec("test.test_email")
     except ImportError:
         return []
-    data = Path(pkg.__file__).parent / "data"
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    data = Path(next(iter(spec.submodule_search_locations))) / "data"
     return sorted(p for p in data.iterdir() if p.is_file()) if data.is_dir() else []
 
 
