@@ -19,7 +19,7 @@ from inboxd.config import ConfigError, Settings, load_settings
 from inboxd.daemon import App, Daemon
 from inboxd.db import repo
 from inboxd.db.engine import SchemaError, make_engine, upgrade
-from inboxd.db.tables import Message, Ticket
+from inboxd.db.tables import Message, Quarantine, Ticket
 from inboxd.ingest.pipeline import Source
 from inboxd.logs import setup_logging
 
@@ -133,6 +133,19 @@ def message_json(m: Message) -> dict[str, Any]:
     }
 
 
+def quarantine_json(q: Quarantine) -> dict[str, Any]:
+    return {
+        "id": q.id,
+        "reason": q.reason,
+        "source": q.source,
+        "mailbox": q.mailbox,
+        "folder": q.folder,
+        "uid": q.uid,
+        "received_at": _iso(q.received_at),
+        "sha256": q.raw_sha256,
+    }
+
+
 def _session(ctx: Context) -> Session:
     return Session(make_engine(ctx.settings.database.url))
 
@@ -151,23 +164,13 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
     """List tickets (or the quarantine)."""
     with _session(ctx) as session:
         if quarantined:
-            rows = [
-                {
-                    "id": q.id,
-                    "reason": q.reason,
-                    "source": q.source,
-                    "uid": q.uid,
-                    "received_at": _iso(q.received_at),
-                    "sha256": q.raw_sha256,
-                }
-                for q in repo.list_quarantine(session)
-            ]
+            held = repo.list_quarantine(session)
             if as_json:
-                click.echo(json.dumps(rows, indent=2))
-            for row in [] if as_json else rows:
-                click.echo(
-                    f"Q{row['id']:<5} {row['received_at'][:19]} {row['source']:<20} {row['reason']}"
-                )
+                click.echo(json.dumps([quarantine_json(q) for q in held], indent=2))
+                return
+            for q in held:
+                stamp = q.received_at.isoformat(timespec="seconds")
+                click.echo(f"Q{q.id:<5} {stamp} {q.source:<20} {q.reason}")
             return
         found = repo.list_tickets(session, status)
         if as_json:
