@@ -82,8 +82,8 @@ class Bounce:
 class ParsedMessage:
     """Everything inboxd needs from one raw mail; built by ``core.parse``.
 
-    Message-IDs are stored without angle brackets and lowercased in their
-    domain part only where RFC 5322 allows; ``content_digest`` identifies the
+    Message-IDs are stored without angle brackets, otherwise exactly as sent
+    (clients compare them byte for byte); ``content_digest`` identifies the
     content independently of transport headers (Received, Delivered-To), so the
     same mail fetched from two mailboxes dedupes while a reused Message-ID with a
     different body does not.
