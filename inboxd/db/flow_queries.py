@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 from sqlmodel import Session
 
-from inboxd.db.tables import Attachment, Blob, Message, Participant, Ticket
+from inboxd.db.tables import Attachment, Blob, Event, Message, Participant, Ticket
 
 DB = Session | Connection
 
@@ -22,6 +22,7 @@ _MESSAGE = Message.__table__  # type: ignore[attr-defined]
 _PART = Participant.__table__  # type: ignore[attr-defined]
 _ATT = Attachment.__table__  # type: ignore[attr-defined]
 _BLOB = Blob.__table__  # type: ignore[attr-defined]
+_EVENT = Event.__table__  # type: ignore[attr-defined]
 
 
 def _utc(value: datetime | None) -> datetime | None:
@@ -146,3 +147,12 @@ def ticket_of_message_id(db: DB, message_id: str) -> int | None:
         .where(_MESSAGE.c.message_id == message_id, _MESSAGE.c.ticket_id.is_not(None))
         .order_by(_MESSAGE.c.id)
     ).scalar()
+
+
+def has_event(db: DB, ticket_id: int, kind: str) -> bool:
+    return (
+        db.execute(
+            select(_EVENT.c.id).where(_EVENT.c.ticket_id == ticket_id, _EVENT.c.kind == kind)
+        ).first()
+        is not None
+    )

@@ -1,0 +1,188 @@
+"""Reactor: acknowledge new tickets and tell agents about customer mail.
+
+Runs inside the ingest transaction for every stored mail and only queues
+outbox rows. Machine mail (auto-replies, bounces, lists) gets neither an
+acknowledgement nor a notification: it is on the ticket, that is enough.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from inboxd.actions.mailflow import Flow, StoredMailLike, ThreadInfo, connection
+from inboxd.actions.render import TemplateError
+from inboxd.core.compose import OutboundKind
+from inboxd.core.loops import ack_decision, ack_recipient
+from inboxd.core.model import Address, MessageKind, ParsedMessage
+from inboxd.db import flow_queries as fq
+from inboxd.db import outbox_queries as q
+from inboxd.db import repo
+
+log = logging.getLogger("inboxd.flow")
+
+_QUIET_STATUSES = frozenset({"closed", "solved", "merged"})
+
+
+class AckNotifyReactor:
+    def __init__(self, flow: Flow) -> None:
+        self.flow = flow
+
+    def on_stored(self, session: Session, mail: StoredMailLike) -> None:
+        parsed = mail.parsed
+        if parsed.kind is not MessageKind.NORMAL or parsed.bounce is not None:
+            return
+        conn = connection(session)
+        ticket = fq.ticket(conn, mail.ticket_id)
+        if ticket is None:
+            return
+        thread = self.flow.thread_info(conn, mail.ticket_id)
+        if mail.new_ticket:
+            self._acknowledge(session, mail, ticket, thread)
+        if ticket["status"] not in _QUIET_STATUSES:
+            self._notify(session, mail, ticket, thread)
+
+    # --- acknowledgement ----------------------------------------------------------------
+
+    def _acknowledge(
+        self, session: Session, mail: StoredMailLike, ticket: dict[str, Any], thread: ThreadInfo
+    ) -> None:
+        cfg = self.flow.config
+        parsed = mail.parsed
+        template = mail.decision.auto_reply if mail.decision is not None else None
+        if template is None and not cfg.acknowledge:
+            return
+        conn = connection(session)
+        recipient = ack_recipient(parsed)
+        sent_last_hour = 0
+        if recipient is not None:
+            sent_last_hour = q.count_to_recipient(
+                conn,
+                kind=OutboundKind.ACK.value,
+                rcpt=recipient.email,
+                since=mail.now - timedelta(hours=1),
+            )
+        ok, reason = ack_decision(
+            parsed,
+            our_addresses=self.flow.support_addresses,
+            acks_to_sender_last_hour=sent_last_hour,
+            cap=cfg.ack_per_sender_per_hour,
+            ticket_already_acked=bool(ticket.get("acknowledged")),
+        )
+        if not ok or recipient is None:
+            repo.add_event(
+                conn, mail.ticket_id, mail.now, "system", "ack_skipped", {"reason": reason}
+            )
+            log.info("ack skipped ticket=%s reason=%s", mail.ticket_id, reason)
+            return
+        try:
+            rendered = self.flow.render(
+                template or "ack",
+                ticket,
+                customer={"name": recipient.name, "email": recipient.email},
+            )
+        except TemplateError as exc:
+            repo.add_event(
+                conn, mail.ticket_id, mail.now, "system", "ack_skipped", {"reason": str(exc)}
+            )
+            log.error("ack template failed ticket=%s error=%s", mail.ticket_id, exc)
+            return
+        support = self.flow.support_address(ticket.get("mailbox") or "")
+        message_id = self.flow.queue(
+            session,
+            kind=OutboundKind.ACK,
+            ticket=ticket,
+            rendered=rendered,
+            from_addr=Address(support, cfg.helpdesk_name),
+            to=(recipient,),
+            now=mail.now,
+            mail_from="",  # RFC 3834 3.3: a null return path, so nothing bounces back at us
+            in_reply_to=parsed.message_id,
+            references=parsed.references,
+            thread=thread,
+        )
+        repo.update_ticket(conn, mail.ticket_id, {"acknowledged": True})
+        repo.add_event(
+            conn,
+            mail.ticket_id,
+            mail.now,
+            "system",
+            "acknowledged",
+            {"to": recipient.email, "message_id": message_id, "template": template or "ack"},
+        )
+
+    # --- agent notification -------------------------------------------------------------
+
+    def _notify(
+        self, session: Session, mail: StoredMailLike, ticket: dict[str, Any], thread: ThreadInfo
+    ) -> None:
+        parsed = mail.parsed
+        sender = parsed.from_.email if parsed.from_ else ""
+        agents = [a for a in self.flow.recipients_for(ticket) if a.email != sender]
+        if not agents:
+            return
+        conn = connection(session)
+        message = _message_context(parsed)
+        attachments = parsed.attachments
+        if sum(a.size for a in attachments) > self.flow.config.max_notify_attachment_bytes:
+            attachments = ()
+        event = "created" if mail.new_ticket else "customer_reply"
+        customer = parsed.from_.name or sender if parsed.from_ else "customer"
+        mailbox = ticket.get("mailbox") or ""
+        sent_to = []
+        for agent in agents:
+            try:
+                rendered = self.flow.render(
+                    "notify",
+                    ticket,
+                    event=event,
+                    message=message,
+                    agent={"name": agent.display_name or agent.name, "email": agent.email},
+                )
+            except TemplateError as exc:
+                log.error("notify template failed ticket=%s error=%s", mail.ticket_id, exc)
+                repo.add_event(
+                    conn, mail.ticket_id, mail.now, "system", "notify_failed", {"reason": str(exc)}
+                )
+                return
+            reply_to = self.flow.agent_address(conn, mailbox, mail.ticket_id, agent)
+            self.flow.queue(
+                session,
+                kind=OutboundKind.NOTIFY,
+                ticket=ticket,
+                rendered=rendered,
+                from_addr=Address(reply_to, f"{customer} via {self.flow.config.helpdesk_name}"),
+                reply_to=Address(reply_to),
+                to=(Address(agent.email, agent.display_name or agent.name),),
+                now=mail.now,
+                mail_from=self.flow.return_path(mailbox, mail.ticket_id),
+                in_reply_to=parsed.message_id,
+                references=parsed.references,
+                attachments=attachments,
+                thread=thread,
+            )
+            sent_to.append(agent.name)
+        repo.add_event(
+            conn,
+            mail.ticket_id,
+            mail.now,
+            "system",
+            "notified",
+            {"agents": sent_to, "event": event},
+        )
+
+
+def _message_context(parsed: ParsedMessage) -> dict[str, Any]:
+    sender = parsed.from_
+    return {
+        "from_name": sender.name if sender else "",
+        "from_email": sender.email if sender else "",
+        "subject": parsed.subject,
+        "date": parsed.date,
+        "text": parsed.new_text.strip() or parsed.text,
+        "html": parsed.html,
+        "attachments": [{"filename": a.filename, "size": a.size} for a in parsed.attachments],
+    }
