@@ -456,3 +456,29 @@ def test_sigkill_during_delivery_loses_nothing(
     assert set(counts) == {f"<ibx.{n}.n{n}.sig@help.example>" for n in range(1, total + 1)}
     assert sum(counts.values()) - total <= 1
     assert all(r["status"] == "sent" for r in rows(engine).values())
+
+
+def test_drain_thread_delivers_and_stops(engine: Engine, server: SmtpServer) -> None:
+    import threading
+
+    for n in range(1, 4):
+        enqueue(engine, n)
+    d = drain(engine, server.port, Clock(), max_per_run=2)
+    stop = threading.Event()
+    thread = threading.Thread(target=d.run, args=(stop,), kwargs={"interval": 30.0})
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(server.captured) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(server.captured) == 3  # two runs back to back: the first was full
+        enqueue(engine, 4)
+        d.wake()
+        while len(server.captured) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(server.captured) == 4  # woken, not after the 30 s interval
+    finally:
+        stop.set()
+        d.wake()
+        thread.join(timeout=5)
+    assert not thread.is_alive()

@@ -1,0 +1,108 @@
+"""Everything outbound, built from Settings, for the composition root to plug in.
+
+``build_outbound`` returns the pipeline reactors and interceptors (in the order
+they must run), the outbox drain and the reloadable template set. The daemon
+adds them to its ``IngestContext``, converting each interceptor's ``Handled`` to
+the pipeline's ``Outcome`` (the two layers may not import each other), and runs
+``drain.run`` in a thread.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from inboxd.actions.agent_reply import AgentReplyInterceptor
+from inboxd.actions.bounces import BounceInterceptor, DeliveryAlerts
+from inboxd.actions.mailflow import Flow, FlowConfig
+from inboxd.actions.notify import AckNotifyReactor
+from inboxd.actions.outbox import OutboxDrain
+from inboxd.actions.render import TemplateRenderer
+from inboxd.actions.sent_folder import SentFolderInterceptor
+from inboxd.actions.smtp_send import SmtpSender
+from inboxd.config import Settings
+from inboxd.core.rules import RuleSet
+
+
+class TemplateStore:
+    """The current template set; ``reload`` swaps only a set that checks clean."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self._current = TemplateRenderer(directory)
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> TemplateRenderer:
+        return self._current
+
+    def reload(self) -> list[str]:
+        with self._lock:
+            candidate = TemplateRenderer(self.directory)
+            errors = candidate.check()
+            if not errors:
+                self._current = candidate
+            return errors
+
+
+@dataclass(frozen=True)
+class Outbound:
+    flow: Flow
+    templates: TemplateStore
+    reactors: tuple[AckNotifyReactor, ...]
+    interceptors: tuple[SentFolderInterceptor | BounceInterceptor | AgentReplyInterceptor, ...]
+    drain: OutboxDrain
+
+
+def build_outbound(
+    settings: Settings,
+    *,
+    engine: Engine,
+    rules: Callable[[], RuleSet | None],
+    secret: bytes,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    helpdesk_name: str = "Support",
+    trusted_authserv_ids: tuple[str, ...] = (),
+) -> Outbound:
+    templates = TemplateStore(Path(settings.templates.dir))
+    helpdesk = settings.helpdesk
+    flow = Flow(
+        FlowConfig(
+            secret=secret,
+            domain=helpdesk.domain,
+            mailbox_addresses={box.name: box.address for box in settings.mailbox},
+            renderer=lambda: templates.current,
+            rules=rules,
+            helpdesk_name=helpdesk_name,
+            tag_format=helpdesk.subject_tag,
+            acknowledge=helpdesk.acknowledge,
+            ack_per_sender_per_hour=helpdesk.ack_per_sender_per_hour,
+            sent_folders={b.name: b.sent_folder for b in settings.mailbox if b.sent_folder},
+        )
+    )
+    smtp = settings.smtp
+    password = smtp.read_password() if smtp.username else None
+    drain = OutboxDrain(
+        engine,
+        lambda: SmtpSender(smtp, password),
+        retry_for=smtp.retry_for,
+        max_per_run=smtp.max_per_run,
+        clock=clock,
+        on_failed=DeliveryAlerts(flow).on_failed,
+    )
+    return Outbound(
+        flow=flow,
+        templates=templates,
+        reactors=(AckNotifyReactor(flow),),
+        interceptors=(
+            SentFolderInterceptor(flow),
+            BounceInterceptor(flow),
+            AgentReplyInterceptor(flow, trusted_authserv_ids=trusted_authserv_ids),
+        ),
+        drain=drain,
+    )

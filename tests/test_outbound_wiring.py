@@ -1,0 +1,58 @@
+"""build_outbound from Settings: the parts exist, in order, and templates reload safely."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from inboxd.actions.agent_reply import AgentReplyInterceptor
+from inboxd.actions.bounces import BounceInterceptor
+from inboxd.actions.sent_folder import SentFolderInterceptor
+from inboxd.actions.wiring import TemplateStore, build_outbound
+from inboxd.config import parse_settings
+from inboxd.db.engine import make_engine, upgrade
+
+TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
+
+
+def test_build_outbound(tmp_path: Path) -> None:
+    shutil.copytree(TEMPLATES, tmp_path / "templates")
+    text = """
+[helpdesk]
+domain = "help.example"
+secret_env = "X"
+[smtp]
+host = "127.0.0.1"
+port = 2525
+retry_for = 600
+max_per_run = 7
+[[mailbox]]
+name = "support"
+address = "support@help.example"
+sent_folder = "Sent"
+"""
+    settings = parse_settings(text, tmp_path / "inboxd.toml")
+    engine = make_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    upgrade(engine)
+    out = build_outbound(settings, engine=engine, rules=lambda: None, secret=b"s")
+    assert [type(i) for i in out.interceptors] == [
+        SentFolderInterceptor,
+        BounceInterceptor,
+        AgentReplyInterceptor,
+    ]
+    assert out.flow.config.sent_folders == {"support": "Sent"}
+    assert out.flow.support_address("support") == "support@help.example"
+    assert out.drain.max_per_run == 7 and out.drain.retry_for == 600
+    assert out.templates.current.check() == []
+
+
+def test_template_reload_keeps_the_good_set(tmp_path: Path) -> None:
+    shutil.copytree(TEMPLATES, tmp_path / "t")
+    store = TemplateStore(tmp_path / "t")
+    good = store.current
+    (tmp_path / "t" / "ack.txt").write_text("Subject: {{ oops }\n")
+    errors = store.reload()
+    assert errors and store.current is good
+    (tmp_path / "t" / "ack.txt").write_text("Subject: Thanks\n\nGot it.\n")
+    assert store.reload() == []
+    assert store.current is not good
