@@ -410,6 +410,12 @@ class MailboxFetcher:
         if self.config.sent_folder:
             renew = min(renew, self.config.poll_interval)
         client.idle()
+        if _input_buffered(client):
+            # The server answered IDLE together with news (the EXISTS of mail that came
+            # after the last SEARCH). imaplib read it into its buffer with the "+ idling"
+            # line, where idle_check's poll() on the socket never sees it: sync now.
+            client.idle_done()
+            return
         deadline = time.monotonic() + renew
         quick_empty = 0
         while not stop.is_set():
@@ -432,6 +438,26 @@ class MailboxFetcher:
             else:
                 quick_empty = 0
         client.idle_done()
+
+
+def _input_buffered(client: Any) -> bool:
+    """True when a server line is waiting in imaplib's read buffer (or on the socket).
+
+    ``peek`` returns buffered bytes without a read; with an empty buffer it makes
+    one read, non-blocking here, which finds nothing or data that is really there."""
+    reader = getattr(getattr(client, "_imap", None), "file", None)
+    peek = getattr(reader, "peek", None)
+    if peek is None:
+        return False
+    sock = client.socket()
+    timeout = sock.gettimeout()
+    sock.setblocking(False)
+    try:
+        return bool(peek(1))
+    except (OSError, ValueError):  # nothing to read (ssl.SSLWantReadError), or closed
+        return False
+    finally:
+        sock.settimeout(timeout)
 
 
 def _close(client: Any, *, graceful: bool) -> None:
