@@ -126,7 +126,7 @@ class Daemon:
         while not self.stop.is_set():
             if self.reload_requested.wait(timeout=1.0):
                 self.reload_requested.clear()
-                self.reload_rules()
+                self.reload_rules(trigger="SIGHUP")
         self.shutdown()
 
     def install_signals(self) -> None:
@@ -141,7 +141,9 @@ class Daemon:
         signal.signal(signal.SIGINT, on_stop)
         signal.signal(signal.SIGHUP, on_hup)
 
-    def reload_rules(self) -> bool:
+    def reload_rules(self, trigger: str = "manual") -> bool:
+        """Validate and swap in the rules directory; the log line names the trigger
+        (SIGHUP, file change) so an admin can tell which edit was picked up."""
         self.notifier.reloading()
         errors = self.app.rules.reload(Path(self.app.settings.rules.dir))
         for error in errors:
@@ -149,7 +151,13 @@ class Daemon:
         status = (
             f"rules: {len(errors)} errors, keeping last good set" if errors else "rules reloaded"
         )
-        log.log(logging.ERROR if errors else logging.INFO, status)
+        log.log(
+            logging.ERROR if errors else logging.INFO,
+            "%s trigger=%s generation=%d",
+            status,
+            trigger.replace(" ", "_"),
+            self.app.rules.generation,
+        )
         self.notifier.ready(status)
         return not errors
 
@@ -160,7 +168,7 @@ class Daemon:
         if not directory.is_dir():
             return
         for _changes in watch(directory, stop_event=stop, debounce=300, rust_timeout=1000):
-            self.reload_rules()
+            self.reload_rules(trigger="file_change")
 
     def shutdown(self) -> None:
         self.notifier.stopping()
