@@ -230,11 +230,32 @@ def detect_bounce(
             return _from_dsn(msg, report)
         if report_type:  # disposition-notification, feedback-report: not a bounce
             return None
+    if bounce_candidate(
+        subject=subject,
+        text=text,
+        return_path_empty=return_path_empty,
+        x_failed_recipients=x_failed_recipients,
+        is_mailer_daemon=is_mailer_daemon,
+    ):
+        return _from_text(msg, text, subject, x_failed_recipients)
+    return None
+
+
+def bounce_candidate(
+    *,
+    subject: str,
+    text: str,
+    return_path_empty: bool,
+    x_failed_recipients: str = "",
+    is_mailer_daemon: bool = False,
+) -> bool:
+    """Whether the text and headers alone make this a bounce (no multipart/report).
+
+    The parser's fast path has no compat32 tree; it builds one only when this says so.
+    """
     head = text[:5000]
     low = head.lower()
     if any(key in low for key in _STRONG_KEYS) and _STRONG_BODY.search(head):
-        return _from_text(msg, text, subject, x_failed_recipients)
+        return True
     machine = is_mailer_daemon or return_path_empty or bool(x_failed_recipients)
-    if machine and _SUBJECT.search(subject):
-        return _from_text(msg, text, subject, x_failed_recipients)
-    return None
+    return machine and bool(_SUBJECT.search(subject))

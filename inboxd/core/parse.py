@@ -18,7 +18,7 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 from inboxd.core.auto import auto_flags, classify
-from inboxd.core.bounce import detect_bounce
+from inboxd.core.bounce import bounce_candidate, detect_bounce
 from inboxd.core.headers import (
     decode_bytes,
     decode_header,
@@ -28,7 +28,7 @@ from inboxd.core.headers import (
     parse_msgid_list,
 )
 from inboxd.core.html_text import html_to_text
-from inboxd.core.mimesplit import fast_parse, raw_body
+from inboxd.core.mimesplit import Part, fast_parse, raw_body, split
 from inboxd.core.model import (
     Address,
     Attachment,
@@ -146,6 +146,10 @@ def _filename(part: Message) -> str:
                 )
             except Exception:
                 name = str(name[2])
+    return _clean_filename(name)
+
+
+def _clean_filename(name: object) -> str:
     if not name:
         return ""
     text = decode_header(str(name))
@@ -212,11 +216,18 @@ def _add_attachment(
     out: _Collector, part: Message | None, filename: str, ctype: str, data: bytes
 ) -> None:
     cid = ""
-    inline = False
+    disp = "-"
     if part is not None:
-        cid = str(part.get("content-id") or "").strip().strip("<>").strip()[:998]
+        cid = str(part.get("content-id") or "")
         disp = _disposition(part)
-        inline = disp == "inline" or (disp == "" and bool(cid))
+    _attach(out, cid, disp, filename, ctype, data)
+
+
+def _attach(
+    out: _Collector, cid_raw: str, disp: str, filename: str, ctype: str, data: bytes
+) -> None:
+    cid = cid_raw.strip().strip("<>").strip()[:998]
+    inline = disp == "inline" or (disp == "" and bool(cid))
     if not filename:
         filename = f"part-{len(out.attachments) + 1}{_EXTENSIONS.get(ctype, '.bin')}"
     out.attachments.append(
@@ -407,8 +418,20 @@ def _all(raw: list[tuple[str, str]], name: str) -> list[str]:
 
 def parse_message(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedMessage:
     """Parse one raw mail. Raises only :class:`ParseError`, for hopeless input."""
+    return _guarded(raw, max_bytes, fast=True)
+
+
+def parse_message_slow(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedMessage:
+    """:func:`parse_message` on the compat32 tree alone, never the fast path.
+
+    The reference the fast path is tested against: both must give equal results.
+    """
+    return _guarded(raw, max_bytes, fast=False)
+
+
+def _guarded(raw: bytes, max_bytes: int, *, fast: bool) -> ParsedMessage:
     try:
-        return _parse(raw, max_bytes)
+        return _parse(raw, max_bytes, fast)
     except ParseError:
         raise
     except RecursionError as exc:
@@ -419,16 +442,122 @@ def parse_message(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedMe
         raise ParseError(f"unparseable: {type(exc).__name__}: {exc}"[:500]) from exc
 
 
-def _parse(raw_in: bytes, max_bytes: int) -> ParsedMessage:
+def _parse(raw_in: bytes, max_bytes: int, fast: bool) -> ParsedMessage:
     raw = _check_raw(raw_in, max_bytes)
+    root = split(raw) if fast else None
+    if root is not None:
+        out = _Collector()
+        if _walk_fast(root, out):
+            return _result(raw_in, raw, _field_headers(root.fields), out, None)
+    return _parse_slow(raw_in, raw)
+
+
+def _parse_slow(raw_in: bytes, raw: bytes) -> ParsedMessage:
+    """The compat32 tree: for anything :func:`mimesplit.split` does not take."""
     out = _Collector()
     try:
         msg = fast_parse(raw) or _parser.parsebytes(raw)
     except RecursionError:
         out.defect("ParserRecursion")
         msg = _parser.parsebytes(raw, headersonly=True)
-
     raw_headers = _raw_headers(msg)
+    _walk(msg, out)
+    return _result(raw_in, raw, raw_headers, out, msg)
+
+
+# --- the fast path: mimesplit.Part trees, same decisions as _walk -------------------------
+
+
+def _field_headers(fields: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(name.strip().lower(), value) for name, value in fields[:MAX_HEADERS]]
+
+
+def _fast_filename(part: Part) -> str:
+    """``_filename`` without building a Message for the usual parameter shapes."""
+    disp = part.params("content-disposition")
+    ctype = part.params("content-type")
+    if disp is None or ctype is None:
+        return _filename(part.message())
+    name = disp.get("filename")
+    if name is None:
+        name = ctype.get("name")
+    if name is not None:
+        name = name.strip()
+    if not name:
+        name = ctype.get("name")
+    return _clean_filename(name)
+
+
+def _fast_charset(part: Part) -> str | None:
+    params = part.params("content-type")
+    if params is None:
+        return _charset(part.message())
+    value = params.get("charset")
+    return value.strip().lower() if value else None
+
+
+def _fast_payload(part: Part) -> bytes | None:
+    cte = part.first.get("content-transfer-encoding", "").strip().lower()
+    if cte in ("", "7bit", "8bit", "binary"):
+        return part.body
+    try:
+        if cte == "base64":
+            return binascii.a2b_base64(part.body)
+        if cte == "quoted-printable":
+            return binascii.a2b_qp(part.body)
+    except (binascii.Error, ValueError):
+        return None
+    return None
+
+
+def _fast_text(part: Part, out: _Collector) -> str | None:
+    data = _fast_payload(part)
+    if data is None:
+        return None
+    text, fell_back = decode_bytes(data, _fast_charset(part))
+    if fell_back:
+        out.defect("CharsetFallback")
+    return text.replace("\r\n", "\n")
+
+
+def _walk_fast(root: Part, out: _Collector) -> bool:
+    """Collect bodies and attachments; False when the slow path must decide instead."""
+    stack = [root]
+    while stack:
+        part = stack.pop()
+        if part.children:
+            stack.extend(reversed(part.children))
+            continue
+        ctype = part.ctype
+        filename = _fast_filename(part)
+        value = part.first.get("content-disposition")
+        disposition = value.split(";", 1)[0].strip().lower() if value else ""
+        if ctype in _BODY_TYPES and disposition != "attachment" and not filename:
+            text = _fast_text(part, out)
+            if text is None:
+                return False
+            (out.texts if ctype == "text/plain" else out.htmls).append(text)
+            continue
+        if ctype == "text/plain" and disposition != "attachment":
+            text = _fast_text(part, out)
+            if text is None:
+                return False
+            out.inline_texts.append(text)
+        data = _fast_payload(part)
+        if data is None or ctype in _TNEF_TYPES or filename.lower() == "winmail.dat":
+            return False
+        _attach(out, part.first.get("content-id", ""), disposition, filename, ctype, data)
+    return True
+
+
+def _result(
+    raw_in: bytes,
+    raw: bytes,
+    raw_headers: list[tuple[str, str]],
+    out: _Collector,
+    msg: Message | None,
+) -> ParsedMessage:
+    """Everything after the MIME walk; ``msg`` is None on the fast path."""
     headers = tuple(
         (name, decode_header(value[:MAX_HEADER_VALUE])) for name, value in raw_headers
     )
@@ -444,7 +573,6 @@ def _parse(raw_in: bytes, max_bytes: int) -> ParsedMessage:
     subject = decode_header(subject_raw[:MAX_HEADER_VALUE])
     date = parse_date(date_raw)
 
-    _walk(msg, out)
     text = "\n\n".join(t for t in out.texts if t.strip()) if len(out.texts) > 1 else (
         out.texts[0] if out.texts else ""
     )
@@ -466,22 +594,33 @@ def _parse(raw_in: bytes, max_bytes: int) -> ParsedMessage:
         references = references[-MAX_REFERENCES:]
 
     flags = auto_flags(headers, from_)
+    x_failed = _first(list(headers), "x-failed-recipients")
     bounce = None
-    try:
-        bounce = detect_bounce(
-            msg,
-            subject=subject,
-            text=text,
-            return_path_empty=flags.return_path_empty,
-            x_failed_recipients=_first(list(headers), "x-failed-recipients"),
-            is_mailer_daemon=flags.is_mailer_daemon,
-        )
-    except Exception:
-        out.defect("BounceParseError")
+    if msg is not None or bounce_candidate(
+        subject=subject,
+        text=text,
+        return_path_empty=flags.return_path_empty,
+        x_failed_recipients=x_failed,
+        is_mailer_daemon=flags.is_mailer_daemon,
+    ):
+        try:
+            if msg is None:  # the fast path has no compat32 tree: build it for the rare case
+                msg = fast_parse(raw) or _parser.parsebytes(raw)
+            bounce = detect_bounce(
+                msg,
+                subject=subject,
+                text=text,
+                return_path_empty=flags.return_path_empty,
+                x_failed_recipients=x_failed,
+                is_mailer_daemon=flags.is_mailer_daemon,
+            )
+        except Exception:
+            out.defect("BounceParseError")
     if bounce is not None:
         kind = MessageKind.BOUNCE
     elif (
-        _safe_ctype(msg) == "multipart/report"
+        msg is not None
+        and _safe_ctype(msg) == "multipart/report"
         and str(msg.get_param("report-type") or "").lower() == "disposition-notification"
     ):
         kind = MessageKind.AUTO_REPLY  # read receipts are machine mail too
