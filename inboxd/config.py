@@ -124,6 +124,7 @@ class SmtpConfig(Secret):
 class HelpdeskConfig(_Strict):
     """Identity of the helpdesk in outbound mail and threading."""
 
+    name: str = "Support"  # display name on automatic mail
     domain: str = "inboxd.localhost"  # right side of our Message-IDs
     secret_env: str | None = None  # HMAC secret for tokens; from env or file
     secret_file: Path | None = None
@@ -131,6 +132,9 @@ class HelpdeskConfig(_Strict):
     reopen_window_days: float = 30.0  # reply to a ticket closed longer ago -> new linked ticket
     acknowledge: bool = True
     ack_per_sender_per_hour: int = 3
+    # authserv-ids of our own receiving servers whose Authentication-Results are
+    # trusted; when set, agent commands also need DKIM or DMARC pass for the agent
+    trusted_authserv_ids: list[str] = []
 
     @field_validator("subject_tag")
     @classmethod

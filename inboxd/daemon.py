@@ -19,6 +19,7 @@ from types import FrameType
 
 from sqlalchemy.engine import Engine
 
+from inboxd.actions.wiring import Outbound, build_outbound
 from inboxd.config import MailboxConfig, Settings
 from inboxd.core.thread import tag_pattern
 from inboxd.db.engine import ensure_schema, make_engine
@@ -42,6 +43,7 @@ class App:
     rules: RuleStore
     pipeline: Pipeline
     secret: bytes
+    outbound: Outbound
     clock: Callable[[], datetime] = field(default=utcnow)
 
     @classmethod
@@ -59,6 +61,15 @@ class App:
         for error in errors:
             log.error("rules: %s", error)
         secret = settings.helpdesk.read_secret()
+        outbound = build_outbound(
+            settings,
+            engine=engine,
+            rules=lambda: rules.current,
+            secret=secret,
+            clock=clock,
+            helpdesk_name=settings.helpdesk.name,
+            trusted_authserv_ids=tuple(settings.helpdesk.trusted_authserv_ids),
+        )
         ctx = IngestContext(
             secret=secret,
             support_addresses=settings.support_addresses,
@@ -68,8 +79,11 @@ class App:
             reopen_window=timedelta(days=settings.helpdesk.reopen_window_days),
             tag_re=tag_pattern(settings.helpdesk.subject_tag),
             max_bytes=settings.lmtp.max_message_size,
+            reactors=outbound.reactors,
+            interceptors=outbound.interceptors,
+            on_commit=(outbound.drain.wake,),
         )
-        return cls(settings, engine, rules, Pipeline(engine, ctx), secret, clock)
+        return cls(settings, engine, rules, Pipeline(engine, ctx), secret, outbound, clock)
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
         return MailboxFetcher(box, self.pipeline, password=box.read_password())
@@ -112,6 +126,7 @@ class Daemon:
             if box.uses_imap:
                 self._spawn(f"imap-{box.name}", self.app.fetcher(box).run)
         self._spawn("rules-watch", self._watch_rules)
+        self._spawn("outbox", self.app.outbound.drain.run)
         self.notifier.ready(f"{len(settings.mailbox)} mailboxes")
 
     def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:
@@ -173,6 +188,7 @@ class Daemon:
     def shutdown(self) -> None:
         self.notifier.stopping()
         self.stop.set()
+        self.app.outbound.drain.wake()
         if self.controller is not None:
             self.controller.stop()
         for thread in self.threads:

@@ -24,7 +24,7 @@ from sqlmodel import Session
 
 from inboxd.actions.render import Rendered, TemplateRenderer
 from inboxd.core.compose import OutboundKind, OutboundMail, render_message, subject_with_tag
-from inboxd.core.model import Address, Attachment, ParsedMessage
+from inboxd.core.model import Address, Attachment, IngestOutcome, ParsedMessage
 from inboxd.core.rules import Decision, RuleSet
 from inboxd.core.rules.model import Agent
 from inboxd.core.subject import strip_prefixes, strip_ticket_tag
@@ -78,19 +78,8 @@ class SourceLike(Protocol):
     def label(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Handled:
-    """An interceptor's answer; the same fields as ``ingest.pipeline.Outcome``.
-
-    The composition root turns it into an Outcome (``Outcome(**asdict(h))``).
-    """
-
-    status: str  # stored | quarantined
-    ticket_id: int | None = None
-    message_row_id: int | None = None
-    matched_by: str = ""
-    reason: str = ""
-    new_ticket: bool = False
+# An interceptor's answer is the pipeline's own outcome type (it lives in core).
+Handled = IngestOutcome
 
 
 @dataclass(frozen=True)

@@ -247,9 +247,12 @@ def check_config(ctx: Context) -> None:
 
 def _register_optional() -> None:
     """Sub-command groups living in their own modules."""
+    from inboxd.cli.outbound import outbox, templates
     from inboxd.cli.rules import rules
 
     main.add_command(rules)
+    main.add_command(outbox)
+    main.add_command(templates)
 
 
 _register_optional()

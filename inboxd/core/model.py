@@ -161,3 +161,15 @@ class MatchedBy(enum.StrEnum):
     TAG = "tag"  # [#123] in the subject, sender already a participant
     GROUP = "group"  # a rule grouped it with an open ticket of the same sender+subject
     NEW = "new"  # started a new ticket
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOutcome:
+    """What became of one inbound mail; returned by the pipeline and its interceptors."""
+
+    status: str  # stored | duplicate | quarantined | skipped
+    ticket_id: int | None = None
+    message_row_id: int | None = None
+    matched_by: str = ""
+    reason: str = ""
+    new_ticket: bool = False

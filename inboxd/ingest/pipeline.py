@@ -25,6 +25,7 @@ from sqlmodel import Session
 
 from inboxd.core.model import (
     Direction,
+    IngestOutcome,
     MatchedBy,
     MessageKind,
     ParsedMessage,
@@ -58,14 +59,7 @@ class Source:
         return f"{self.kind}:{self.mailbox}" if self.mailbox else self.kind
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    status: str  # stored | duplicate | quarantined
-    ticket_id: int | None = None
-    message_row_id: int | None = None
-    matched_by: str = ""
-    reason: str = ""
-    new_ticket: bool = False
+Outcome = IngestOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +107,7 @@ class IngestContext:
     max_bytes: int = 50 * 1024 * 1024
     reactors: Sequence[Reactor] = ()
     interceptors: Sequence[Interceptor] = field(default_factory=tuple)
+    on_commit: Sequence[Callable[[], None]] = ()  # e.g. wake the outbox drain
 
     @property
     def support_locals(self) -> tuple[str, ...]:
@@ -137,7 +132,13 @@ class Pipeline:
     def ingest(self, raw: bytes, source: Source) -> Outcome:
         """Store one mail in its own transaction (LMTP, CLI import)."""
         with Session(self.engine) as session, session.begin():
-            return self.ingest_in(session, raw, source)
+            outcome = self.ingest_in(session, raw, source)
+        self._committed()
+        return outcome
+
+    def _committed(self) -> None:
+        for callback in self.ctx.on_commit:
+            callback()
 
     def checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
         with Session(self.engine) as session:
@@ -165,6 +166,7 @@ class Pipeline:
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
             repo.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
+        self._committed()
 
     # --- the sequence -----------------------------------------------------------
 
