@@ -102,14 +102,21 @@ def run_size(n: int) -> None:
                     yield raw
 
             server.preload("bench", "INBOX", counted())  # type: ignore[arg-type]
-            print(f"\n== {n} mails, {size / 1e6:.0f} MB, preloaded in {time.perf_counter() - t0:.1f} s")
+            took = time.perf_counter() - t0
+            print(f"\n== {n} mails, {size / 1e6:.0f} MB, preloaded in {took:.1f} s")
             got, base_s = baseline(server, "bench")
             base_rate = got / base_s
-            print(f"(a) baseline imapclient fetch + policy.default parse: {base_rate:8.0f} msgs/s ({base_s:.1f} s)")
+            print(
+                "(a) baseline imapclient fetch + policy.default parse: "
+                f"{base_rate:8.0f} msgs/s ({base_s:.1f} s)"
+            )
             fetched, sync_s, rss = inboxd_sync(server, "bench", work)
             rate = fetched / sync_s
-            print(f"(b) inboxd sync --once into SQLite:                  {rate:8.0f} msgs/s ({sync_s:.1f} s, {fetched} stored)")
-            print(f"ratio inboxd / baseline: {rate / base_rate:.2f}   peak RSS of inboxd sync: {rss} MB")
+            print(
+                "(b) inboxd sync --once into SQLite:                  "
+                f"{rate:8.0f} msgs/s ({sync_s:.1f} s, {fetched} stored)"
+            )
+            print(f"ratio inboxd / baseline: {rate / base_rate:.2f}   peak RSS: {rss} MB")
         finally:
             server.stop()
 
