@@ -316,7 +316,15 @@ class MailboxFetcher:
         # Repeat until a SEARCH finds nothing new: an EXISTS the server reports with
         # a FETCH/STORE/MOVE answer is swallowed by imaplib, so the last command
         # before IDLE must be a SEARCH, or that mail would wait for the IDLE renewal.
-        while uids := uids_after(client.search(["UID", f"{last + 1}:*"]), last):
+        # An EXISTS that comes with the SEARCH answer itself (mail delivered while
+        # the server ran it) is not covered by its result: search once more.
+        while True:
+            _take_announced(client)
+            uids = uids_after(client.search(["UID", f"{last + 1}:*"]), last)
+            if not uids:
+                if _take_announced(client):
+                    continue
+                break
             for chunk in chunks(uids, self.config.batch_size):
                 if stop is not None and stop.is_set():
                     return SyncResult(fetched, batches, changed)
@@ -438,6 +446,16 @@ class MailboxFetcher:
             else:
                 quick_empty = 0
         client.idle_done()
+
+
+def _take_announced(client: Any) -> bool:
+    """Pop the EXISTS/RECENT that imaplib kept from answers to other commands;
+    True when there were any (the mailbox grew since they were last taken)."""
+    store = getattr(getattr(client, "_imap", None), "untagged_responses", None)
+    if not isinstance(store, dict):
+        return False
+    found = [store.pop(name, None) for name in ("EXISTS", "RECENT")]
+    return any(found)
 
 
 def _input_buffered(client: Any) -> bool:
