@@ -68,7 +68,12 @@ def daemon(dovecot: DovecotServer, imap_user: str, tmp_path: Path) -> Iterator[D
     write_rules(rules, stamp_rule("v1"))
     port = free_port()
     cfg = write_config(
-        tmp_path, imap_port=dovecot.port, imap_user=imap_user, lmtp_port=port, rules_dir=rules
+        tmp_path,
+        imap_port=dovecot.port,
+        imap_user=imap_user,
+        lmtp_port=port,
+        rules_dir=rules,
+        templates_dir=Path(__file__).resolve().parent.parent / "templates",
     )
     proc = start_daemon(cfg, password=dovecot.users[imap_user], lmtp_port=port)
     try:

@@ -54,6 +54,7 @@ def write_config(
     imap_user: str,
     lmtp_port: int,
     rules_dir: Path,
+    templates_dir: Path | None = None,
     poll_interval: float = 3600.0,
 ) -> Path:
     """A config with one IMAP mailbox (IDLE; polling only every ``poll_interval``)
@@ -69,6 +70,8 @@ secret_file = "secret"
 acknowledge = false
 [rules]
 dir = "{rules_dir}"
+[templates]
+dir = "{templates_dir or work / "templates"}"
 [lmtp]
 enabled = true
 listen = "127.0.0.1:{lmtp_port}"
