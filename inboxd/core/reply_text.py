@@ -9,7 +9,9 @@ several languages, Apple Mail, Thunderbird, ...) or is ">"-quoted. Sign-offs
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+import re2
 from selectolax.lexbor import LexborNode
 
 from inboxd.core.html_text import html_to_text, parse_html
@@ -117,7 +119,7 @@ def _is_attribution(lines: list[str], i: int) -> int:
     line = lines[i]
     if len(line) > 400:
         return 0
-    if _ATTRIBUTION.match(line) or _CJK_ATTRIBUTION.match(line):
+    if _match(_ATTRIBUTION, _ATTRIBUTION_ASCII, line) or _CJK_ATTRIBUTION.match(line):
         return 1
     if _LEAD_START.match(line):
         joined = line
@@ -125,9 +127,9 @@ def _is_attribution(lines: list[str], i: int) -> int:
             if i + extra >= len(lines) or not lines[i + extra].strip():
                 break
             joined = joined.rstrip() + " " + lines[i + extra].strip()
-            if _ATTRIBUTION.match(joined):
+            if _match(_ATTRIBUTION, _ATTRIBUTION_ASCII, joined):
                 return extra + 1
-    if _WHO_WROTE.match(line) and _next_is_quote(lines, i + 1):
+    if _match(_WHO_WROTE, _WHO_WROTE_ASCII, line) and _next_is_quote(lines, i + 1):
         return 1
     return 0
 
@@ -169,6 +171,38 @@ _MOBILE_SCAN = re.compile(
     "\n" + _MOBILE.pattern.replace("^\\s*", "[ \\t]*", 1), re.IGNORECASE | re.MULTILINE
 )
 _QUOTE_SCAN = re.compile(r"\n[ \t]*>")
+
+
+def _ascii_lowered(pattern: re.Pattern[str]) -> re.Pattern[str]:
+    """``pattern`` without IGNORECASE, for ASCII text that has been lowercased.
+
+    On ASCII text a case-insensitive match is a match of the lowercased text against
+    the lowercased literals (no non-ASCII literal here folds to an ASCII letter; a
+    test checks both claims). Case-sensitive alternations let the regex engine skip
+    a branch on its first character, which makes the per-line scans 2-3x cheaper.
+    """
+    source = re.sub(
+        r"\\.|[^\\]+",
+        lambda m: m.group() if m.group().startswith("\\") else m.group().lower(),
+        pattern.pattern,
+    ).replace("(?p<", "(?P<")
+    # A non-ASCII literal that folds to an ASCII letter (Turkish dotless "ı" in "yazdı"
+    # matches "i") keeps matching it. These patterns use such letters only as plain
+    # literals, never inside a [...] class, where the replacement would not be valid.
+    for char in sorted({c for c in source if not c.isascii()}):
+        folds = sorted(
+            {chr(a).lower() for a in range(128) if re.fullmatch(re.escape(char), chr(a), re.I)}
+        )
+        if folds:
+            source = source.replace(char, "[" + char + "".join(folds) + "]")
+    return re.compile(source, pattern.flags & ~re.IGNORECASE)
+
+
+def _match(pattern: re.Pattern[str], lowered: re.Pattern[str], line: str) -> bool:
+    """``pattern.match(line)``, via the ASCII-lowered twin when the line allows it."""
+    if line.isascii():
+        return lowered.match(line.lower()) is not None
+    return pattern.match(line) is not None
 # The scans all start with a literal "\n", which the regex engine searches for at C
 # speed, so they run on "\n" + text and a match at p starts line text.count("\n", 0, p).
 # Every _MOBILE alternative contains one of these (lowercased): a cheap prefilter.
@@ -176,6 +210,19 @@ _MOBILE_KEYS = (
     "sent", "get outlook", "gesendet", "envoy", "enviado", "verzonden", "skickat", "sendt",
     "inviato", "wysłane", "odesláno", "lähetetty", "отправлено", "gönderildi",
 )
+
+
+_SCAN_ASCII = _ascii_lowered(_SCAN)
+_ATTRIBUTION_ASCII = _ascii_lowered(_ATTRIBUTION)
+_WHO_WROTE_ASCII = _ascii_lowered(_WHO_WROTE)
+_MOBILE_SCAN_ASCII = _ascii_lowered(_MOBILE_SCAN)
+
+
+def _scan_matches(scan: str) -> Iterator[re.Match[str]]:
+    """``_SCAN.finditer(scan)``; same spans and groups, cheaper on ASCII text."""
+    if scan.isascii():
+        return _SCAN_ASCII.finditer(scan.lower())
+    return _SCAN.finditer(scan)
 
 
 def _quote_start_at(lines: list[str], i: int) -> bool:
@@ -206,7 +253,7 @@ def _find_cut(text: str) -> int | None:
     """
     scan = "\n" + text  # scan[i] == text[i - 1]; a line after scan[p] == "\n" starts at text[p]
     previous_quote_end = -1
-    for m in _SCAN.finditer(scan):
+    for m in _scan_matches(scan):
         start = m.start()
         if m.group("q") is not None:
             if start != previous_quote_end:
@@ -220,7 +267,9 @@ def _find_cut(text: str) -> int | None:
                     backs.append(back)
                 for back in reversed(backs):
                     lines = _window(scan, back)
-                    if lines[0].strip() and _WHO_WROTE.match(lines[0]) and _quote_start_at(
+                    if lines[0].strip() and _match(
+                        _WHO_WROTE, _WHO_WROTE_ASCII, lines[0]
+                    ) and _quote_start_at(
                         lines, 0
                     ):
                         return back
@@ -251,19 +300,33 @@ def _strip_signature(head: str) -> str:
             break
     tail_start = max(0, len(scan) - _MOBILE_TAIL)
     tail_start = max(0, scan.rfind("\n", 0, tail_start + 1))
-    low = scan[tail_start:].lower()
-    if any(k in low for k in _MOBILE_KEYS):
-        mobile = _MOBILE_SCAN.search(scan, tail_start)
+    tail = scan[tail_start:]
+    mobile_at: int | None = None
+    if tail.isascii():
+        mobile = _MOBILE_SCAN_ASCII.search(tail.lower())
         if mobile is not None:
-            cut = mobile.start() if cut is None else min(cut, mobile.start())
+            mobile_at = tail_start + mobile.start()
+    else:
+        low = tail.lower()
+        if any(k in low for k in _MOBILE_KEYS):
+            mobile = _MOBILE_SCAN.search(scan, tail_start)
+            if mobile is not None:
+                mobile_at = mobile.start()
+    if mobile_at is not None:
+        cut = mobile_at if cut is None else min(cut, mobile_at)
     return head if cut is None else head[:cut]
 
 
 _TRAILING_SPACE = re.compile(r"[ \t\u00a0]+$", re.MULTILINE)
 
 
+# Searched in the reversed text: a pattern that starts with a literal "\n" runs at
+# memchr speed, while three `in` tests for " \n", "\t\n", "\xa0\n" cost a scan each.
+_SPACE_BEFORE_NL_REVERSED = re.compile("\n[ \t\xa0]")
+
+
 def _trim(head: str) -> str:
-    if " \n" in head or "\t\n" in head or "\xa0\n" in head:
+    if _SPACE_BEFORE_NL_REVERSED.search(head[::-1]):
         head = _TRAILING_SPACE.sub("", head)
     return head.strip("\n").rstrip()
 
@@ -400,8 +463,15 @@ _HTML_MARKERS = (
 )
 
 
+_MARKER_RE2 = re2.compile("|".join(re.escape(marker) for marker in _HTML_MARKERS))
+
+
 def _has_html_marker(html: str) -> bool:
-    return any(marker in html for marker in _HTML_MARKERS)
+    """Any marker substring in ``html``: one linear RE2 pass instead of 17 scans."""
+    try:
+        return _MARKER_RE2.search(html) is not None
+    except Exception:  # lone surrogates cannot go to RE2 as UTF-8
+        return any(marker in html for marker in _HTML_MARKERS)
 
 
 def extract_new_text(text: str, html: str = "") -> str:
