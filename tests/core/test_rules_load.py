@@ -192,7 +192,7 @@ def test_rule_error_str_and_order() -> None:
         ),
         (
             "rules:\n  - name: [a\n",
-            "rules/11-t.yaml:3:1: YAML syntax: expected ',' or ']', but got '<stream end>' "
+            "rules/11-t.yaml:3:1: YAML syntax: did not find expected ',' or ']' "
             "(while parsing a flow sequence)",
         ),
         ("rulez: []\n", "rules/11-t.yaml:1:1: unknown section 'rulez' (did you mean 'rules'?)"),

@@ -253,7 +253,8 @@ class HeaderMatch(Condition):
     name: str  # lowercased
     op: str  # exists | missing | equals | any | all | regex
     values: tuple[str, ...] = ()  # as written
-    folded: tuple[str, ...] = ()
+    folded: tuple[str, ...] = ()  # casefolded, for equals
+    words: tuple[bytes, ...] = ()  # folded keywords, for any / all
     regexes: tuple[re2._Regexp, ...] = field(default=(), compare=False)
 
     def _match(self, env: Env) -> str | None:
@@ -270,7 +271,7 @@ class HeaderMatch(Condition):
                     return value
             elif self.op in ("any", "all"):
                 text = fold(value)
-                hits = [find_word(text, w) for w in self.folded]
+                hits = [find_word(text, w) for w in self.words]
                 if any(hits) if self.op == "any" else all(hits):
                     return value
             elif any(rx.search(value) for rx in self.regexes):

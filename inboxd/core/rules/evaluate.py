@@ -9,20 +9,20 @@ matching rule sets.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
 
 from inboxd.core.model import ParsedMessage
 from inboxd.core.rules.conditions import Env
 from inboxd.core.rules.model import (
     PRIORITY_RANK,
+    Actions,
     Decision,
     Rule,
     RuleContext,
     RuleHit,
     RuleSet,
 )
-
-_FIRST_WINS = ("team", "assignee", "sla", "auto_reply", "status", "group_window")
 
 
 def evaluate(ruleset: RuleSet, msg: ParsedMessage, ctx: RuleContext) -> Decision:
@@ -72,16 +72,19 @@ class _Builder:
 
     def apply(self, rule: Rule, reasons: tuple[str, ...]) -> None:
         then = rule.then
-        applied: list[str] = []
+        applied = list(then.fixed)
         overridden: list[str] = []
         for tag in then.tags:
             self.untags.pop(tag, None)
             self.tags[tag] = None
-            applied.append(f"tag+={tag}")
         for tag in then.untags:
             self.tags.pop(tag, None)
             self.untags[tag] = None
-            applied.append(f"tag-={tag}")
+        for channel in then.slack:
+            self.slack[channel] = None
+        if then.vip and not self.vip:
+            self.vip = True
+            self.origins["vip"] = rule.name
         if then.priority is not None:
             old = self.priority
             if old is None or PRIORITY_RANK[then.priority] > PRIORITY_RANK[old]:
@@ -92,36 +95,14 @@ class _Builder:
                 overridden.append(
                     f"priority={then.priority} (already {old} <- {self.origins['priority']})"
                 )
-        if then.vip:
-            if not self.vip:
-                self.origins["vip"] = rule.name
-            self.vip = True
-            applied.append("vip")
-        values: dict[str, object] = {
-            "team": then.team,
-            "assignee": then.assignee,
-            "sla": then.sla,
-            "auto_reply": then.auto_reply,
-            "status": then.status,
-            "group_window": then.group,
-        }
-        for name in _FIRST_WINS:
-            value = values[name]
-            if value is None:
-                continue
-            shown = _show(value)
+        for name, value, shown in then.scalars:
             if name in self.scalars:
-                old = _show(self.scalars[name])
-                overridden.append(f"{name}={shown} (already {old} <- {self.origins[name]})")
+                old_shown = _show(self.scalars[name])
+                overridden.append(f"{name}={shown} (already {old_shown} <- {self.origins[name]})")
             else:
                 self.scalars[name] = value
                 self.origins[name] = rule.name
                 applied.append(f"{name}={shown}")
-        for channel in then.slack:
-            self.slack[channel] = None
-            applied.append(f"slack={channel}")
-        if then.stop:
-            applied.append("stop")
         self.hits.append(
             RuleHit(rule.name, rule.file, rule.line, reasons, tuple(applied), tuple(overridden))
         )
@@ -145,9 +126,28 @@ class _Builder:
         )
 
 
-def _show(value: object) -> str:
-    from datetime import timedelta
+def plan_actions(actions: Actions) -> Actions:
+    """Actions with the derived ``scalars``/``fixed`` filled in (called by the loader)."""
+    values = (
+        ("team", actions.team),
+        ("assignee", actions.assignee),
+        ("sla", actions.sla),
+        ("auto_reply", actions.auto_reply),
+        ("status", actions.status),
+        ("group_window", actions.group),
+    )
+    scalars = tuple((name, value, _show(value)) for name, value in values if value is not None)
+    fixed = (
+        [f"tag+={t}" for t in actions.tags]
+        + [f"tag-={t}" for t in actions.untags]
+        + (["vip"] if actions.vip else [])
+        + [f"slack={c}" for c in actions.slack]
+        + (["stop"] if actions.stop else [])
+    )
+    return replace(actions, scalars=scalars, fixed=tuple(fixed))
 
+
+def _show(value: object) -> str:
     if isinstance(value, timedelta):
         return format_duration(value)
     return str(value)
@@ -155,8 +155,6 @@ def _show(value: object) -> str:
 
 def format_duration(value: object) -> str:
     """timedelta -> '1h30m' (the way rule files write it)."""
-    from datetime import timedelta
-
     assert isinstance(value, timedelta)
     seconds = int(value.total_seconds())
     out = ""

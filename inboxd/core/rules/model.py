@@ -81,6 +81,11 @@ class Actions:
     status: str | None = None
     group: timedelta | None = None
     stop: bool = False
+    # derived at load, so evaluation does no per-rule formatting:
+    # (field, value, shown) for each first-wins field this rule sets
+    scalars: tuple[tuple[str, object, str], ...] = field(default=(), compare=False)
+    # "tag+=x", "tag-=y", "vip", "slack=#c", "stop": always applied when the rule fires
+    fixed: tuple[str, ...] = field(default=(), compare=False)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
