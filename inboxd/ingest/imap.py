@@ -22,18 +22,21 @@ import contextlib
 import imaplib
 import json
 import logging
+import queue
 import random
 import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from imapclient import IMAPClient, SocketTimeout
 
 from inboxd.config import MailboxConfig
 from inboxd.ingest.sink import FetchedMail, MailboxSink
+
+T = TypeVar("T")
 
 LOGGER_NAME = "inboxd.imap"
 CONNECT_TIMEOUT = 15.0
@@ -325,19 +328,42 @@ class MailboxFetcher:
                 if _take_announced(client):
                     continue
                 break
-            for chunk in chunks(uids, self.config.batch_size):
-                if stop is not None and stop.is_set():
-                    return SyncResult(fetched, batches, changed)
-                mails = mails_from_fetch(client.fetch(chunk, ["BODY.PEEK[]"]), chunk)
-                if mails:
-                    self._store(client, folder, state.uidvalidity, action, mails)
+            # The connection is shared by the prefetch thread (FETCH) and this one
+            # (after_import): one IMAP command at a time.
+            io_lock = threading.Lock()
+            source = self._fetch_batches(client, uids, stop, io_lock)
+            several = len(uids) > self.config.batch_size
+            with _ahead(source, self.name, prefetch=several) as ahead:
+                for mails in ahead:
+                    if stop is not None and stop.is_set():
+                        return SyncResult(fetched, batches, changed)
+                    self._store(client, folder, state.uidvalidity, action, mails, io_lock)
                     fetched += len(mails)
                     batches += 1
             last = uids[-1]  # UIDs are never reused: an expunged one is gone for good
         return SyncResult(fetched, batches, changed)
 
+    def _fetch_batches(
+        self, client: Any, uids: list[int], stop: threading.Event | None, io_lock: threading.Lock
+    ) -> Iterator[list[FetchedMail]]:
+        """``BODY.PEEK[]`` of ``uids`` batch by batch (empty batches skipped)."""
+        for chunk in chunks(uids, self.config.batch_size):
+            if stop is not None and stop.is_set():
+                return
+            with io_lock:
+                response = client.fetch(chunk, ["BODY.PEEK[]"])
+            mails = mails_from_fetch(response, chunk)
+            if mails:
+                yield mails
+
     def _store(
-        self, client: Any, folder: str, uidvalidity: int, action: str, mails: list[FetchedMail]
+        self,
+        client: Any,
+        folder: str,
+        uidvalidity: int,
+        action: str,
+        mails: list[FetchedMail],
+        io_lock: threading.Lock,
     ) -> None:
         self.sink.store_batch(self.name, folder, uidvalidity, mails)
         self.alive_at = time.monotonic()
@@ -345,7 +371,8 @@ class MailboxFetcher:
             kv("stored", mailbox=self.name, folder=folder, count=len(mails), uid=mails[-1].uid)
         )
         if action != "keep":
-            self._after_import(client, action, [mail.uid for mail in mails])
+            with io_lock:
+                self._after_import(client, action, [mail.uid for mail in mails])
 
     def _warn_uidvalidity(self, folder: str, old: int, new: int) -> None:
         """WARNING once per new UIDVALIDITY (an empty recreated folder stays 'changed')."""
@@ -446,6 +473,84 @@ class MailboxFetcher:
             else:
                 quick_empty = 0
         client.idle_done()
+
+
+class _Prefetch(Generic[T]):
+    """Runs ``source`` in a thread one item ahead of the consumer (a queue of one):
+    the next IMAP FETCH overlaps with parsing and storing the current batch.
+
+    An exception of the source is re-raised in the consumer, after the items
+    before it; ``close`` (also when the consumer fails or stops early) makes
+    the thread stop at its next hand-over and waits for it, so nothing uses
+    the connection once the caller goes on.
+    """
+
+    _POLL = 0.1
+
+    def __init__(self, source: Iterator[T], name: str) -> None:
+        self._source = source
+        self._queue: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)
+        self._cancel = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name=name, daemon=True)
+        self._thread.start()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put(("item", item)):
+                    return
+        except BaseException as exc:  # handed to the consumer, who re-raises it
+            self._put(("error", exc))
+            return
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+        self._put(("done", None))
+
+    def _put(self, entry: tuple[str, Any]) -> bool:
+        while not self._cancel.is_set():
+            try:
+                self._queue.put(entry, timeout=self._POLL)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            try:
+                kind, value = self._queue.get(timeout=self._POLL)
+            except queue.Empty:
+                if self._thread.is_alive() or not self._queue.empty():
+                    continue
+                raise RuntimeError("prefetch thread ended without a result") from None
+            if kind == "done":
+                return
+            if kind == "error":
+                raise value
+            yield value
+
+    def close(self) -> None:
+        self._cancel.set()
+        self._thread.join()
+
+    def __enter__(self) -> _Prefetch[T]:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+@contextlib.contextmanager
+def _ahead(source: Iterator[T], mailbox: str, *, prefetch: bool) -> Iterator[Iterator[T]]:
+    """``source`` prefetched in a thread (see ``_Prefetch``), or as it is when there is
+    nothing to overlap (a single batch, e.g. the mail an IDLE just announced)."""
+    if not prefetch:
+        yield source
+        return
+    with _Prefetch(source, f"imap-prefetch-{mailbox}") as ahead:
+        yield iter(ahead)
 
 
 def _take_announced(client: Any) -> bool:
