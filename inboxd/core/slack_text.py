@@ -1,0 +1,228 @@
+"""Slack messages for ticket alerts and rules-reload failures: plain values in, payload out.
+
+Every message carries a ``text`` fallback (what push notifications and old
+clients show) and Block Kit ``blocks``. Anything that came from a mail or a
+rule file is escaped for mrkdwn (``&``, ``<``, ``>``), so a customer cannot
+inject ``<!channel>`` pings or fake links into the alert, and is cut to fit
+Slack's limits (header 150 chars, section text 3000, fields 2000) with the cut
+made before escaping and never inside an entity. Pure: no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+HEADER_LIMIT = 150  # Block Kit: header plain_text
+SECTION_LIMIT = 3000  # Block Kit: section text
+FIELD_LIMIT = 2000  # Block Kit: one section field
+EXCERPT_CHARS = 500
+TEXT_LIMIT = 600  # the fallback text: one readable notification line
+MAX_RULES_SHOWN = 5
+MAX_ERRORS_SHOWN = 20
+ERROR_LINE_CHARS = 300
+ELLIPSIS = "…"
+
+_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
+_BLANK_RUNS = re.compile(r"\n\s*\n(\s*\n)+")
+_SPACES = re.compile(r"[ \t\r\f\v]+")
+
+
+def escape(text: str) -> str:
+    """Slack's three control characters as entities (all that mrkdwn requires)."""
+    return text.translate(_ESCAPES)
+
+
+def truncate(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` chars, at a word boundary when one is near."""
+    if limit < 1:
+        return ""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space >= limit * 3 // 4:
+        cut = cut[:space]
+    return cut.rstrip() + ELLIPSIS
+
+
+def fit(escaped: str, limit: int) -> str:
+    """An already escaped string cut to ``limit`` without leaving half an entity."""
+    if len(escaped) <= limit:
+        return escaped
+    cut = _PARTIAL_ENTITY.sub("", escaped[: limit - 1])
+    return cut + ELLIPSIS
+
+
+def excerpt(text: str, limit: int = EXCERPT_CHARS) -> str:
+    """The start of a mail's new text: blank-line runs collapsed, spaces squeezed, cut."""
+    lines = [_SPACES.sub(" ", line).strip() for line in text.strip().splitlines()]
+    squeezed = _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
+    return truncate(squeezed, limit)
+
+
+def _quote(text: str) -> str:
+    """mrkdwn blockquote of already escaped text (our own ``>`` is the markup)."""
+    return "\n".join(f">{line}" if line else ">" for line in text.splitlines())
+
+
+def _plain(text: str) -> dict[str, Any]:
+    return {"type": "plain_text", "text": text, "emoji": False}
+
+
+def _mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+@dataclass(frozen=True, slots=True)
+class SlackMessage:
+    """A chat.postMessage payload (minus the channel)."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class FiredRule:
+    """A rule that fired, and why (``RuleHit.reasons``)."""
+
+    name: str
+    reasons: tuple[str, ...] = ()
+    file: str = ""
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TicketAlert:
+    ticket_id: int
+    subject: str
+    requester: str
+    requester_name: str = ""
+    priority: str = "normal"
+    vip: bool = False
+    team: str | None = None
+    assignee: str | None = None
+    status: str = ""
+    new_ticket: bool = True
+    rules: tuple[FiredRule, ...] = ()
+    text: str = ""  # the new text of the mail (quotes already removed); cut here
+    ticket_label: str = ""  # e.g. "[#42]"; defaults to "#<id>"
+
+
+def _who(alert: TicketAlert) -> str:
+    if alert.requester_name and alert.requester:
+        return f"{alert.requester_name} <{alert.requester}>"
+    return alert.requester or alert.requester_name or "unknown sender"
+
+
+def _rule_line(rule: FiredRule, budget: int) -> str:
+    """One rule as a bullet, at most ``budget`` chars however much escaping grows it."""
+    why = "; ".join(rule.reasons) or "matched"
+    head = f"• `{escape(truncate(rule.name, 100))}`: "
+    return head + fit(escape(truncate(why, 200)), max(budget - len(head), 10))
+
+
+def ticket_alert(alert: TicketAlert) -> SlackMessage:
+    """The alert a ``slack:`` rule action posts about a ticket."""
+    label = alert.ticket_label or f"#{alert.ticket_id}"
+    subject = alert.subject.strip() or "(no subject)"
+    vip = " VIP" if alert.vip else ""
+    event = "New ticket" if alert.new_ticket else "Customer reply"
+    rule_names = ", ".join(r.name for r in alert.rules[:MAX_RULES_SHOWN])
+
+    fallback = f"{event} {label} [{alert.priority}{vip}] {subject} (from {_who(alert)})"
+    if rule_names:
+        fallback += f"; rule: {rule_names}"
+    text = escape(truncate(fallback, TEXT_LIMIT))
+
+    header = truncate(f"{label} {subject}", HEADER_LIMIT)
+    fields = [
+        _mrkdwn(fit(f"*Requester*\n{escape(_who(alert))}", FIELD_LIMIT)),
+        _mrkdwn(f"*Priority*\n{escape(alert.priority)}{' :star: VIP' if alert.vip else ''}"),
+        _mrkdwn(fit(f"*Team*\n{escape(alert.team or '—')}", FIELD_LIMIT)),
+        _mrkdwn(fit(f"*Assignee*\n{escape(alert.assignee or '—')}", FIELD_LIMIT)),
+    ]
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain(header)},
+        {"type": "section", "fields": fields},
+    ]
+    if alert.rules:
+        shown = alert.rules[:MAX_RULES_SHOWN]
+        budget = (SECTION_LIMIT - 100) // len(shown)  # room left for title and "more"
+        lines = [_rule_line(r, budget) for r in shown]
+        hidden = len(alert.rules) - MAX_RULES_SHOWN
+        if hidden > 0:
+            lines.append(f"… and {hidden} more")
+        title = "*Rule that fired*" if len(alert.rules) == 1 else "*Rules that fired*"
+        body = fit(title + "\n" + "\n".join(lines), SECTION_LIMIT)
+        blocks.append({"type": "section", "text": _mrkdwn(body)})
+    cut = excerpt(alert.text)
+    if cut:
+        blocks.append({"type": "section", "text": _mrkdwn(fit(_quote(escape(cut)), SECTION_LIMIT))})
+    context = f"{event} · ticket {escape(label)}"
+    if alert.status:
+        context += f" · status {escape(alert.status)}"
+    blocks.append({"type": "context", "elements": [_mrkdwn(context)]})
+    return SlackMessage(text, blocks)
+
+
+def rules_error_message(
+    errors: Sequence[str],
+    *,
+    directory: str = "",
+    trigger: str = "",
+    max_errors: int = MAX_ERRORS_SHOWN,
+) -> SlackMessage:
+    """The ops alert for a rejected rules reload; ``errors`` read ``file:line:col: message``."""
+    count = len(errors)
+    noun = "error" if count == 1 else "errors"
+    where = f" in {directory}" if directory else ""
+    text = escape(
+        f"inboxd rules reload rejected: {count} {noun}{where}; the previous rules stay in force"
+    )
+    summary = f"*{count} {noun}*{escape(where)}"
+    if trigger:
+        summary += f" (trigger: {escape(trigger)})"
+    summary += ". The previous rule set stays in force until the files check clean."
+
+    shown = [escape(truncate(e.replace("```", "'''"), ERROR_LINE_CHARS)) for e in errors]
+    hidden = max(count - max_errors, 0)
+    shown = shown[:max_errors]
+    tail = "Run `inboxd rules check` for the full list."
+    # Fill the code block line by line so a cut never splits an error.
+    budget = SECTION_LIMIT - len("```\n\n```") - 40
+    lines: list[str] = []
+    used = 0
+    for line in shown:
+        if used + len(line) + 1 > budget:
+            break
+        lines.append(line)
+        used += len(line) + 1
+    hidden += len(shown) - len(lines)
+    code = "```\n" + "\n".join(lines) + "\n```" if lines else ""
+    if hidden:
+        code += f"\n… and {hidden} more"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": _plain("Rules reload rejected")},
+        {"type": "section", "text": _mrkdwn(summary)},
+    ]
+    if code:
+        blocks.append({"type": "section", "text": _mrkdwn(code)})
+    blocks.append({"type": "context", "elements": [_mrkdwn(tail)]})
+    return SlackMessage(text, blocks)
+
+
+__all__ = [
+    "FiredRule",
+    "SlackMessage",
+    "TicketAlert",
+    "escape",
+    "excerpt",
+    "fit",
+    "rules_error_message",
+    "ticket_alert",
+    "truncate",
+]
