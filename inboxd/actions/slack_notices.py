@@ -1,0 +1,164 @@
+"""Queue Slack posts: the ``slack:`` rule action, and the ops alert for a rejected rules reload.
+
+Both only write ``slack_notice`` rows (in the caller's transaction); the
+``SlackDrain`` posts them. Each row carries a ``dedupe_key``, so queueing the
+same alert again is a no-op: a mail processed twice never posts twice, and the
+same broken rules edit (seen by SIGHUP and by the file watcher, or at every
+retry) alerts once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlmodel import Session
+
+from inboxd.actions.mailflow import StoredMailLike, connection
+from inboxd.core.model import MessageKind
+from inboxd.core.rules import Decision, RuleError
+from inboxd.core.slack_text import FiredRule, TicketAlert, rules_error_message, ticket_alert
+from inboxd.db import flow_queries as fq
+from inboxd.db import repo
+from inboxd.db import slack_queries as sq
+
+log = logging.getLogger("inboxd.slack")
+
+
+def rule_dedupe_key(ticket_id: int, message_row_id: int, channel: str) -> str:
+    return f"rule:{ticket_id}:{message_row_id}:{channel}"
+
+
+def _fired_for(decision: Decision, channel: str) -> tuple[FiredRule, ...]:
+    """The rules that asked for this channel (all that fired, if none names it)."""
+    hits = [h for h in decision.hits if f"slack={channel}" in h.applied] or list(decision.hits)
+    return tuple(FiredRule(h.rule, h.reasons, h.file, h.line) for h in hits)
+
+
+class SlackRuleReactor:
+    """Pipeline reactor: one notice per channel a matching rule named (``Decision.slack``).
+
+    Runs after the rules were applied, so the alert shows the ticket as routed
+    (team, assignee, priority). Machine mail posts too: a ``slack:`` rule on
+    monitoring alerts is exactly what an admin may want.
+    """
+
+    def __init__(self, *, tag_format: str = "[#{id}]") -> None:
+        self.tag_format = tag_format
+
+    def on_stored(self, session: Session, mail: StoredMailLike) -> None:
+        decision = mail.decision
+        if decision is None or not decision.slack:
+            return
+        conn = connection(session)
+        ticket = fq.ticket(conn, mail.ticket_id)
+        if ticket is None:
+            return
+        for channel in decision.slack:
+            self._queue(conn, mail, ticket, decision, channel)
+
+    def _queue(
+        self,
+        conn: Connection,
+        mail: StoredMailLike,
+        ticket: dict[str, Any],
+        decision: Decision,
+        channel: str,
+    ) -> None:
+        parsed = mail.parsed
+        alert = TicketAlert(
+            ticket_id=mail.ticket_id,
+            subject=str(ticket.get("subject") or parsed.subject),
+            requester=str(ticket.get("requester") or ""),
+            requester_name=str(ticket.get("requester_name") or ""),
+            priority=str(ticket.get("priority") or "normal"),
+            vip=bool(ticket.get("vip")),
+            team=ticket.get("team"),
+            assignee=ticket.get("assignee"),
+            status=str(ticket.get("status") or ""),
+            new_ticket=mail.new_ticket,
+            rules=_fired_for(decision, channel),
+            text=parsed.new_text or parsed.text,
+            ticket_label=self.tag_format.replace("{id}", str(mail.ticket_id)),
+        )
+        message = ticket_alert(alert)
+        row_id = sq.enqueue(
+            conn,
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            now=mail.now,
+            ticket_id=mail.ticket_id,
+            dedupe_key=rule_dedupe_key(mail.ticket_id, mail.message_row_id, channel),
+        )
+        if row_id is None:
+            log.info("slack notice already queued ticket=%s channel=%s", mail.ticket_id, channel)
+            return
+        rules = [r.name for r in alert.rules]
+        repo.add_event(
+            conn,
+            mail.ticket_id,
+            mail.now,
+            "system",
+            "slack_queued",
+            {"channel": channel, "notice": row_id, "rules": rules},
+        )
+        log.info(
+            "slack notice queued id=%s ticket=%s channel=%s kind=%s",
+            row_id,
+            mail.ticket_id,
+            channel,
+            "machine" if parsed.kind is not MessageKind.NORMAL else "customer",
+        )
+
+
+def rules_error_key(errors: Sequence[RuleError | str], generation: int | None = None) -> str:
+    """Same errors (in any order) against the same last good set -> same key.
+
+    ``generation`` (``RuleStore.generation``) is part of it, so the same mistake
+    made again after a good reload in between alerts again.
+    """
+    lines = sorted(str(e) for e in errors)
+    digest = hashlib.sha256("\n".join(lines).encode("utf-8")).hexdigest()[:32]
+    return f"rules-error:{generation if generation is not None else '-'}:{digest}"
+
+
+def rules_error_notice(
+    db: Session | Connection,
+    channel: str,
+    errors: Sequence[RuleError | str],
+    now: datetime,
+    *,
+    generation: int | None = None,
+    directory: str = "",
+    trigger: str = "",
+) -> int | None:
+    """Queue the ops alert for a rejected reload; None if this error set was alerted already."""
+    if not errors:
+        return None
+    message = rules_error_message([str(e) for e in errors], directory=directory, trigger=trigger)
+    row_id = sq.enqueue(
+        db,
+        channel=channel,
+        text=message.text,
+        blocks=message.blocks,
+        now=now,
+        dedupe_key=rules_error_key(errors, generation),
+    )
+    if row_id is not None:
+        log.info(
+            "slack rules alert queued id=%s channel=%s errors=%d", row_id, channel, len(errors)
+        )
+    return row_id
+
+
+__all__ = [
+    "SlackRuleReactor",
+    "rule_dedupe_key",
+    "rules_error_key",
+    "rules_error_notice",
+]
