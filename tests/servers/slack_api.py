@@ -1,0 +1,159 @@
+"""A stand-in for the Slack Web API on 127.0.0.1 (stdlib http.server in a thread).
+
+Point slack_sdk's real ``WebClient`` at it with ``base_url=server.base_url``.
+It records every request (method, headers, decoded JSON or form body) and
+answers ``{"ok": true, "ts": ...}`` unless a scripted reply is queued:
+``server.script(Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"}))``
+or ``Reply.error("channel_not_found")``. Scripted replies are used in order,
+one per request. ``stop()`` closes the port (the client then gets connection
+refused); ``SlackApiServer(port=old_port).start()`` brings it back on the same
+address.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=lambda: {"ok": True})
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def error(cls, error: str) -> Reply:
+        """Slack's way to fail: HTTP 200 with ``ok: false``."""
+        return cls(200, {"ok": False, "error": error})
+
+    @classmethod
+    def rate_limited(cls, retry_after: int = 1) -> Reply:
+        return cls(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str  # the API method, e.g. chat.postMessage
+    headers: dict[str, str]
+    body: dict[str, Any]
+    status: int  # what we answered
+    ok: bool  # ... and whether that answer said ok
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length).decode("utf-8")
+        ctype = self.headers.get("Content-Type") or ""
+        if "json" in ctype:
+            body: dict[str, Any] = json.loads(raw or "{}")
+        else:
+            body = {k: v[0] for k, v in parse_qs(raw).items()}
+        method = self.path.rsplit("/", 1)[-1]
+        reply = self.server.owner.next_reply(method, body)
+        self.server.owner.record(
+            Request(
+                method,
+                {k.lower(): v for k, v in self.headers.items()},
+                body,
+                reply.status,
+                bool(reply.body.get("ok")),
+            )
+        )
+        data = json.dumps(reply.body).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        return
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: SlackApiServer
+
+
+class SlackApiServer:
+    def __init__(self, port: int = 0) -> None:
+        self._port = port
+        self._lock = threading.Lock()
+        self._script: list[Reply] = []
+        self._requests: list[Request] = []
+        self._counter = 0
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- lifecycle ------------------------------------------------------------------
+
+    def start(self) -> SlackApiServer:
+        server = _Server(("127.0.0.1", self._port), _Handler)
+        server.owner = self
+        self._server = server
+        self._port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> SlackApiServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self._port}/api/"
+
+    # --- behaviour ----------------------------------------------------------------------
+
+    def script(self, *replies: Reply) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    def next_reply(self, method: str, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            if self._script:
+                return self._script.pop(0)
+            self._counter += 1
+            ts = f"1700000000.{self._counter:06d}"
+        return Reply(200, {"ok": True, "channel": body.get("channel", ""), "ts": ts})
+
+    def record(self, request: Request) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    @property
+    def requests(self) -> list[Request]:
+        with self._lock:
+            return list(self._requests)
+
+    def posts(self) -> list[Request]:
+        """chat.postMessage requests that were answered ok (what reached the channel)."""
+        return [r for r in self.requests if r.method == "chat.postMessage" and r.ok]
