@@ -16,16 +16,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from inboxd.actions.slack import SlackDrain, make_slack_client
+from inboxd.actions.slack_notices import SlackRuleReactor, rules_error_notice
 from inboxd.actions.wiring import Outbound, build_outbound
 from inboxd.config import MailboxConfig, Settings
 from inboxd.core.thread import tag_pattern
 from inboxd.db.engine import ensure_schema, make_engine
 from inboxd.ingest.imap import MailboxFetcher
 from inboxd.ingest.lmtp import InboundController, InboundHandler
-from inboxd.ingest.pipeline import IngestContext, Pipeline
+from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.rulesdir import RuleStore
 from inboxd.sdnotify import Notifier
 
@@ -45,6 +48,7 @@ class App:
     secret: bytes
     outbound: Outbound
     clock: Callable[[], datetime] = field(default=utcnow)
+    slack: SlackDrain | None = None  # None: Slack not configured, `slack:` actions ignored
 
     @classmethod
     def build(
@@ -70,6 +74,14 @@ class App:
             helpdesk_name=settings.helpdesk.name,
             trusted_authserv_ids=tuple(settings.helpdesk.trusted_authserv_ids),
         )
+        slack_client = make_slack_client(settings.slack)
+        slack = None
+        reactors: tuple[Reactor, ...] = outbound.reactors
+        on_commit: tuple[Callable[[], None], ...] = (outbound.drain.wake,)
+        if slack_client is not None:
+            slack = SlackDrain(engine, lambda: slack_client, retry_for=86400, clock=clock)
+            reactors += (SlackRuleReactor(tag_format=settings.helpdesk.subject_tag),)
+            on_commit += (slack.wake,)
         ctx = IngestContext(
             secret=secret,
             support_addresses=settings.support_addresses,
@@ -79,11 +91,12 @@ class App:
             reopen_window=timedelta(days=settings.helpdesk.reopen_window_days),
             tag_re=tag_pattern(settings.helpdesk.subject_tag),
             max_bytes=settings.lmtp.max_message_size,
-            reactors=outbound.reactors,
+            reactors=reactors,
             interceptors=outbound.interceptors,
-            on_commit=(outbound.drain.wake,),
+            on_commit=on_commit,
         )
-        return cls(settings, engine, rules, Pipeline(engine, ctx), secret, outbound, clock)
+        pipeline = Pipeline(engine, ctx)
+        return cls(settings, engine, rules, pipeline, secret, outbound, clock, slack=slack)
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
         return MailboxFetcher(box, self.pipeline, password=box.read_password())
@@ -107,6 +120,7 @@ class Daemon:
         self.notifier = notifier or Notifier.from_env()
         self.threads: list[threading.Thread] = []
         self.controller: InboundController | None = None
+        self._reload_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -127,6 +141,10 @@ class Daemon:
                 self._spawn(f"imap-{box.name}", self.app.fetcher(box).run)
         self._spawn("rules-watch", self._watch_rules)
         self._spawn("outbox", self.app.outbound.drain.run)
+        if self.app.slack is not None:
+            self._spawn("slack", self.app.slack.run)
+        if self.app.rules.last_errors:
+            self._alert_ops(list(self.app.rules.last_errors), "start")
         self.notifier.ready(f"{len(settings.mailbox)} mailboxes")
 
     def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:
@@ -159,10 +177,18 @@ class Daemon:
     def reload_rules(self, trigger: str = "manual") -> bool:
         """Validate and swap in the rules directory; the log line names the trigger
         (SIGHUP, file change) so an admin can tell which edit was picked up."""
+        with self._reload_lock:  # SIGHUP and the file watcher may fire together
+            return self._reload(trigger)
+
+    def _reload(self, trigger: str) -> bool:
         self.notifier.reloading()
         errors = self.app.rules.reload(Path(self.app.settings.rules.dir))
         for error in errors:
             log.error("rules: %s", error)
+        for problem in self.app.outbound.templates.reload():
+            log.error("templates: %s (keeping the last good templates)", problem)
+        if errors:
+            self._alert_ops(errors, trigger)
         status = (
             f"rules: {len(errors)} errors, keeping last good set" if errors else "rules reloaded"
         )
@@ -175,6 +201,26 @@ class Daemon:
         )
         self.notifier.ready(status)
         return not errors
+
+    def _alert_ops(self, errors: list[Any], trigger: str) -> None:
+        """Queue one Slack alert per distinct broken rule set, when Slack is configured."""
+        ops = self.app.settings.slack.ops_channel
+        if not (self.app.slack and ops):
+            return
+        try:
+            with self.app.engine.begin() as conn:
+                rules_error_notice(
+                    conn,
+                    ops,
+                    errors,
+                    self.app.clock(),
+                    generation=self.app.rules.generation,
+                    directory=str(self.app.settings.rules.dir),
+                    trigger=trigger,
+                )
+            self.app.slack.wake()
+        except Exception:
+            log.exception("could not queue the rules alert")
 
     def _watch_rules(self, stop: threading.Event) -> None:
         from watchfiles import watch
@@ -189,6 +235,8 @@ class Daemon:
         self.notifier.stopping()
         self.stop.set()
         self.app.outbound.drain.wake()
+        if self.app.slack is not None:
+            self.app.slack.wake()
         if self.controller is not None:
             self.controller.stop()
         for thread in self.threads:
