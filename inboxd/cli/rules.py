@@ -17,8 +17,17 @@ import click
 
 from inboxd.core.model import ParsedMessage, ParseError
 from inboxd.core.parse import parse_message
-from inboxd.core.rules import RuleContext, RuleSet, evaluate, format_duration, json_schema
+from inboxd.core.rules import (
+    RuleContext,
+    RuleSet,
+    evaluate,
+    format_duration,
+    json_schema,
+    parse_duration,
+)
+from inboxd.core.rules.replay import ReplayReport, diff, simulate
 from inboxd.core.rules.report import DECISION_FIELDS, decision_dict, summary
+from inboxd.db.replay_queries import tickets_since
 from inboxd.rulesdir import load_dir
 
 
@@ -211,3 +220,127 @@ def _sla_text(ruleset: RuleSet, name: str) -> str:
         if value is not None
     ]
     return f"({', '.join(parts)}; calendar {policy.calendar})"
+
+
+# --- replay ---------------------------------------------------------------------------
+
+
+def replay_stored(
+    engine: Any,
+    candidate: RuleSet,
+    baseline: RuleSet | None,
+    since: datetime,
+    mailbox_addresses: dict[str, str],
+    label: str,
+) -> ReplayReport:
+    """Re-run the stored tickets since ``since``; compare with ``baseline`` rules, or
+    with the tickets' stored fields when ``baseline`` is None."""
+    report = ReplayReport(label)
+    report.changes = []
+    for ticket in tickets_since(engine, since):
+        messages: list[tuple[ParsedMessage, RuleContext]] = []
+        for stored in ticket.messages:
+            try:
+                parsed = parse_message(stored.raw)
+            except ParseError:
+                report.unparseable += 1
+                continue
+            ctx = RuleContext(
+                is_new=not messages,
+                mailbox=stored.mailbox,
+                mailbox_address=mailbox_addresses.get(stored.mailbox, ""),
+                now=stored.received_at,
+            )
+            messages.append((parsed, ctx))
+        if not messages:
+            continue
+        report.tickets += 1
+        report.messages += len(messages)
+        new = simulate(candidate, messages)
+        if baseline is not None:
+            old = simulate(baseline, messages)
+        else:
+            old = dict(ticket.fields)
+            if new["assignee"] is None:  # team picks are not replayed: do not report them
+                old["assignee"] = None
+        report.add(diff(ticket.id, old, new))
+    return report
+
+
+def _show_value(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list):
+        return ",".join(value) if value else "-"
+    return str(value)
+
+
+@rules.command()
+@click.option("--since", default="30d", show_default=True, help="how far back: 30d, 12h, 2w")
+@click.option("--rules", "rules_dir", type=click.Path(path_type=Path), help="candidate rules dir")
+@click.option("--templates", type=click.Path(path_type=Path), help="templates directory")
+@click.option(
+    "--baseline",
+    type=click.Choice(["rules", "tickets"]),
+    default="rules",
+    show_default=True,
+    help="compare with the live rules replayed the same way, or with the tickets as stored",
+)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def replay(
+    since: str, rules_dir: Path | None, templates: Path | None, baseline: str, as_json: bool
+) -> None:
+    """Preview a rule change: re-evaluate the stored mail of the last SINCE against the
+    candidate rules and list what would change (ticket, field, old, new) with totals."""
+    settings = _settings()
+    if settings is None:
+        raise click.ClickException("replay needs the daemon config (inboxd -c inboxd.toml ...)")
+    from inboxd.db.engine import make_engine
+
+    try:
+        window = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--since") from None
+    live_dir = Path(settings.rules.dir)
+    candidate_dir = rules_dir or live_dir
+    templates_dir = _templates_dir(templates)
+    candidate = _load(candidate_dir, templates_dir)
+    live: RuleSet | None = None
+    if baseline == "rules":
+        if candidate_dir.resolve() == live_dir.resolve():
+            click.echo(
+                "note: the candidate is the live rules dir; give --rules DIR, "
+                "or --baseline tickets to compare with the tickets as stored",
+                err=True,
+            )
+        live = _load(live_dir, templates_dir)
+    engine = make_engine(settings.database.url)
+    try:
+        report = replay_stored(
+            engine,
+            candidate,
+            live,
+            datetime.now(UTC) - window,
+            {box.name: box.address for box in settings.mailbox},
+            since,
+        )
+    finally:
+        engine.dispose()
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=2, ensure_ascii=False))
+        return
+    changes = report.changes or []
+    if changes:
+        click.echo(f"{'ticket':>8}  {'field':<10}  {'old':<20}  new")
+    for change in changes:
+        click.echo(
+            f"{'#' + str(change.ticket):>8}  {change.field:<10}  "
+            f"{_show_value(change.old):<20}  {_show_value(change.new)}"
+        )
+    totals = ", ".join(f"{k} {v}" for k, v in report.totals().items()) or "nothing"
+    click.echo(
+        f"\nreplayed {report.messages} messages in {report.tickets} tickets since {since} "
+        f"({'live rules' if live is not None else 'stored tickets'} vs {candidate_dir}): "
+        f"{report.changed_tickets} tickets would change; {totals}"
+        + (f"; {report.unparseable} unparseable" if report.unparseable else "")
+    )
