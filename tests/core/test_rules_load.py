@@ -91,6 +91,18 @@ def test_yaml_scalars_stay_strings() -> None:
     assert rs.rules[0].then.tags == ("no",)
 
 
+def test_rule_keeps_description_and_position() -> None:
+    rs = ruleset("rules:\n  - name: a\n    description: Why it exists\n    then: {tag: x}\n")
+    rule = rs.rules[0]
+    assert (rule.name, rule.description, rule.file, rule.line) == (
+        "a",
+        "Why it exists",
+        "rules/11-t.yaml",
+        2,
+    )
+    assert rule.on == frozenset({"new"}) and rule.when is None
+
+
 def test_empty_file_and_version_are_fine() -> None:
     assert load("", "version: 1\n").errors == []
 

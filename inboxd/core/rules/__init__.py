@@ -5,7 +5,7 @@ applies the returned ``Decision``.
 """
 
 from inboxd.core.rules.evaluate import evaluate, format_duration
-from inboxd.core.rules.load import load_rules, parse_duration
+from inboxd.core.rules.load import load_rules
 from inboxd.core.rules.model import (
     ASSIGNMENTS,
     PRIORITIES,
@@ -23,6 +23,7 @@ from inboxd.core.rules.model import (
     Team,
     VipList,
 )
+from inboxd.core.rules.nodes import parse_duration
 from inboxd.core.rules.schema import json_schema
 
 __all__ = [

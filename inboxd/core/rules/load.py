@@ -9,15 +9,14 @@ all files are read.
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any, cast
 
 import yaml
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.nodes import Node, ScalarNode, SequenceNode
 
 from inboxd.core.calendar import (
     ALWAYS_NAME,
@@ -28,18 +27,16 @@ from inboxd.core.calendar import (
     make_calendar,
     parse_date,
     parse_days,
-    parse_range,
     parse_ranges,
     parse_timezone,
 )
 from inboxd.core.rules import conditions as c
 from inboxd.core.rules import schema as s
+from inboxd.core.rules.clauses import ClauseParser
 from inboxd.core.rules.evaluate import plan_actions
 from inboxd.core.rules.model import (
     ASSIGNMENTS,
     ON_KINDS,
-    PRIORITIES,
-    STATUSES,
     Actions,
     Agent,
     LoadResult,
@@ -50,17 +47,12 @@ from inboxd.core.rules.model import (
     Team,
     VipList,
 )
-from inboxd.core.rules.textindex import FIELDS, TextIndex, compile_regex, fold_keyword
+from inboxd.core.rules.nodes import ID, Items, did_you_mean, kind_of
 
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _DOMAIN = re.compile(r"^[a-z0-9*?\[\]!-]+(\.[a-z0-9*?\[\]!-]+)*$")
-_TAG = re.compile(r"^[^\s,]+$")
-_DURATION = re.compile(r"(\d+)\s*([wdhms])")
-_UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 
-Items = list[tuple[str, ScalarNode, Node]]
 
 # libyaml's composer keeps the same marks and is ~10x faster on big rule sets
 _YAML_LOADER: Any = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
@@ -78,46 +70,10 @@ def load_rules(
     to their text; rule files refer to them under ``vip: files:``.
     ``known_templates`` enables the auto_reply template check when given.
     """
-    loader = _Loader(known_templates, lists or {})
+    loader = _Loader(known_templates=known_templates, lists=lists or {})
     for path, text in files:
         loader.load_file(path, text)
     return loader.finish([path for path, _ in files])
-
-
-def parse_duration(text: str) -> timedelta:
-    """'30m', '4h', '1h30m', '3d', '2w' -> timedelta; ValueError otherwise."""
-    spec = text.strip().lower()
-    if not re.fullmatch(s.DURATION_PATTERN, spec):
-        raise ValueError(f"bad duration {text!r}: expected e.g. 30m, 4h, 1h30m, 3d")
-    seconds = sum(int(n) * _UNITS[u] for n, u in _DURATION.findall(spec))
-    if seconds <= 0:
-        raise ValueError(f"bad duration {text!r}: must be more than zero")
-    return timedelta(seconds=seconds)
-
-
-def did_you_mean(word: str, choices: Collection[str]) -> str:
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
-    if close:
-        return f" (did you mean {close[0]!r}?)"
-    if 0 < len(choices) <= 12:
-        return f" (expected one of: {', '.join(sorted(choices))})"
-    return ""
-
-
-def _kind(node: Node) -> str:
-    if isinstance(node, MappingNode):
-        return "a mapping"
-    if isinstance(node, SequenceNode):
-        return "a list"
-    return "an empty value" if node.value == "" else f"{node.value!r}"
-
-
-@dataclass
-class _Ref:
-    kind: str  # team | agent | sla | calendar | template
-    name: str
-    file: str
-    node: Node
 
 
 @dataclass
@@ -152,14 +108,13 @@ class _RuleDef:
     enabled: bool
     node: Node
     has_when: bool
+    description: str = ""
 
 
 @dataclass
-class _Loader:
-    known_templates: Collection[str] | None
-    lists: Mapping[str, str]
-    errors: list[RuleError] = field(default_factory=list)
-    file: str = ""
+class _Loader(ClauseParser):
+    known_templates: Collection[str] | None = None
+    lists: Mapping[str, str] = field(default_factory=dict)
     agents: dict[str, _AgentDef] = field(default_factory=dict)
     teams: dict[str, _TeamDef] = field(default_factory=dict)
     calendars: dict[str, tuple[Calendar, str]] = field(default_factory=dict)
@@ -168,96 +123,6 @@ class _Loader:
     vip_domains: set[str] = field(default_factory=set)
     rules: list[_RuleDef] = field(default_factory=list)
     rule_names: dict[str, str] = field(default_factory=dict)
-    refs: list[_Ref] = field(default_factory=list)
-    index: TextIndex = field(default_factory=TextIndex)
-
-    # -- helpers ---------------------------------------------------------
-    def err(self, node: Node, message: str, file: str | None = None) -> None:
-        mark = node.start_mark
-        self.errors.append(RuleError(file or self.file, mark.line + 1, mark.column + 1, message))
-
-    def where(self, node: Node) -> str:
-        return f"{self.file}:{node.start_mark.line + 1}:{node.start_mark.column + 1}"
-
-    def items(self, node: Node, what: str) -> Items | None:
-        if not isinstance(node, MappingNode):
-            self.err(node, f"{what}: expected a mapping, got {_kind(node)}")
-            return None
-        seen: dict[str, ScalarNode] = {}
-        out: Items = []
-        for knode, vnode in node.value:
-            if not isinstance(knode, ScalarNode):
-                self.err(knode, f"{what}: keys must be plain words")
-                continue
-            first = seen.get(knode.value)
-            if first is not None:
-                m = first.start_mark
-                self.err(
-                    knode,
-                    f"duplicate key {knode.value!r} (first at line {m.line + 1}:{m.column + 1})",
-                )
-                continue
-            seen[knode.value] = knode
-            out.append((knode.value, knode, vnode))
-        return out
-
-    def known(self, items: Items, allowed: Collection[str], what: str) -> Items:
-        keep: Items = []
-        for key, knode, vnode in items:
-            if key in allowed:
-                keep.append((key, knode, vnode))
-            else:
-                self.err(knode, f"unknown {what} {key!r}{did_you_mean(key, allowed)}")
-        return keep
-
-    def scalar(self, node: Node, what: str, *, empty_ok: bool = False) -> str | None:
-        if not isinstance(node, ScalarNode):
-            self.err(node, f"{what}: expected a single value, got {_kind(node)}")
-            return None
-        value = cast(str, node.value).strip()
-        if not value and not empty_ok:
-            self.err(node, f"{what}: value is empty")
-            return None
-        return value
-
-    def strings(self, node: Node, what: str) -> list[tuple[str, Node]]:
-        """A scalar or a non-empty list of scalars."""
-        if isinstance(node, ScalarNode):
-            value = self.scalar(node, what)
-            return [(value, node)] if value is not None else []
-        if not isinstance(node, SequenceNode):
-            self.err(node, f"{what}: expected a value or a list, got {_kind(node)}")
-            return []
-        if not node.value:
-            self.err(node, f"{what}: the list is empty")
-        out = []
-        for item in node.value:
-            value = self.scalar(item, what)
-            if value is not None:
-                out.append((value, item))
-        return out
-
-    def boolean(self, node: Node, what: str) -> bool | None:
-        value = self.scalar(node, what)
-        if value is None:
-            return None
-        low = value.lower()
-        if low in ("true", "yes", "on"):
-            return True
-        if low in ("false", "no", "off"):
-            return False
-        self.err(node, f"{what}: expected true or false, got {value!r}")
-        return None
-
-    def ident(self, node: Node, what: str, pattern: re.Pattern[str] = _ID) -> str | None:
-        value = self.scalar(node, what)
-        if value is not None and not pattern.match(value):
-            self.err(node, f"bad {what} {value!r}: use letters, digits, '.', '_' or '-'")
-            return None
-        return value
-
-    def ref(self, kind: str, name: str, node: Node) -> None:
-        self.refs.append(_Ref(kind, name, self.file, node))
 
     # -- files -----------------------------------------------------------
     def load_file(self, path: str, text: str) -> None:
@@ -348,7 +213,7 @@ class _Loader:
 
     def teams_section(self, node: Node) -> None:
         for name, knode, vnode in self.items(node, "teams") or []:
-            if not _ID.match(name):
+            if not ID.match(name):
                 self.err(knode, f"bad team name {name!r}: use letters, digits, '.', '_' or '-'")
                 continue
             if name in self.teams:
@@ -375,7 +240,7 @@ class _Loader:
 
     def team_agents(self, team: _TeamDef, node: Node) -> None:
         if not isinstance(node, SequenceNode):
-            self.err(node, f"team {team.name!r}: agents: expected a list, got {_kind(node)}")
+            self.err(node, f"team {team.name!r}: agents: expected a list, got {kind_of(node)}")
             return
         for item in node.value:
             if isinstance(item, ScalarNode):
@@ -455,7 +320,7 @@ class _Loader:
             if name == ALWAYS_NAME:
                 self.err(knode, f"calendar {ALWAYS_NAME!r} is built in and cannot be redefined")
                 continue
-            if not _ID.match(name):
+            if not ID.match(name):
                 self.err(knode, f"bad calendar name {name!r}: use letters, digits, '.', '_' or '-'")
                 continue
             if name in self.calendars:
@@ -531,7 +396,7 @@ class _Loader:
 
     def sla_section(self, node: Node) -> None:
         for name, knode, vnode in self.items(node, "sla_policies") or []:
-            if not _ID.match(name):
+            if not ID.match(name):
                 self.err(
                     knode, f"bad SLA policy name {name!r}: use letters, digits, '.', '_' or '-'"
                 )
@@ -569,20 +434,10 @@ class _Loader:
                 )
             self.slas[name] = (SlaPolicy(name=name, **fields), self.where(knode))
 
-    def duration(self, node: Node, what: str) -> timedelta | None:
-        value = self.scalar(node, what)
-        if value is None:
-            return None
-        try:
-            return parse_duration(value)
-        except ValueError as exc:
-            self.err(node, f"{what}: {exc}")
-            return None
-
     # -- rules -------------------------------------------------------------
     def rules_section(self, node: Node) -> None:
         if not isinstance(node, SequenceNode):
-            self.err(node, f"rules: expected a list of rules, got {_kind(node)}")
+            self.err(node, f"rules: expected a list of rules, got {kind_of(node)}")
             return
         for rnode in node.value:
             self.rule(rnode)
@@ -616,8 +471,9 @@ class _Loader:
             on = frozenset(kinds)
         when = self.condition(by_key["when"][1]) if "when" in by_key else None
         enabled = self.boolean(by_key["enabled"][1], "enabled") if "enabled" in by_key else True
+        description = ""
         if "description" in by_key:
-            self.scalar(by_key["description"][1], "description", empty_ok=True)
+            description = self.scalar(by_key["description"][1], "description", empty_ok=True) or ""
         actions: dict[str, Any] = {}
         assignee_node: Node | None = None
         if "then" not in by_key:
@@ -638,294 +494,9 @@ class _Loader:
                 enabled is not False,
                 node,
                 "when" in by_key,
+                description,
             )
         )
-
-    # -- conditions ----------------------------------------------------------
-    def condition(self, node: Node) -> c.Condition | None:
-        if isinstance(node, SequenceNode):
-            if not node.value:
-                self.err(node, "empty list of conditions")
-            kids = [k for k in (self.condition(n) for n in node.value) if k is not None]
-            return _all(kids)
-        items = self.items(node, "condition")
-        if items is None:
-            return None
-        if not items:
-            self.err(node, "empty condition")
-            return None
-        parts: list[c.Condition] = []
-        for key, knode, vnode in self.known(items, s.CONDITIONS, "condition"):
-            cond = getattr(self, "cond_" + key)(vnode, knode)
-            if cond is not None:
-                parts.append(cond)
-        return _all(parts)
-
-    def cond_list(self, node: Node, key: str) -> list[c.Condition]:
-        if not isinstance(node, SequenceNode) or not node.value:
-            self.err(node, f"{key}: expected a non-empty list of conditions, got {_kind(node)}")
-            return []
-        return [k for k in (self.condition(n) for n in node.value) if k is not None]
-
-    def cond_all(self, node: Node, _: Node) -> c.Condition | None:
-        return _all(self.cond_list(node, "all"))
-
-    def cond_any(self, node: Node, _: Node) -> c.Condition | None:
-        kids = self.cond_list(node, "any")
-        return kids[0] if len(kids) == 1 else (c.AnyOf(tuple(kids)) if kids else None)
-
-    def cond_not(self, node: Node, _: Node) -> c.Condition | None:
-        inner = self.condition(node)
-        return c.Not(inner) if inner is not None else None
-
-    def globs(self, node: Node, key: str) -> list[str]:
-        return [value.lower() for value, _ in self.strings(node, key)]
-
-    def address(self, key: str, node: Node) -> c.Condition | None:
-        globs: list[str] = []
-        for value, item in self.strings(node, key):
-            if key != "mailbox" and "@" not in value and value != "*":
-                self.err(
-                    item,
-                    f"{key}: {value!r} has no '@' and can never match an address"
-                    + (
-                        " (did you mean from_domain?)" if key == "from" else f" (write '*@{value}')"
-                    ),
-                )
-            globs.append(value.lower())
-        if not globs:
-            return None
-        return c.AddressMatch(key, tuple(globs), c.compile_globs(globs))
-
-    def cond_from(self, node: Node, _: Node) -> c.Condition | None:
-        return self.address("from", node)
-
-    def cond_to(self, node: Node, _: Node) -> c.Condition | None:
-        return self.address("to", node)
-
-    def cond_cc(self, node: Node, _: Node) -> c.Condition | None:
-        return self.address("cc", node)
-
-    def cond_recipient(self, node: Node, _: Node) -> c.Condition | None:
-        return self.address("recipient", node)
-
-    def cond_mailbox(self, node: Node, _: Node) -> c.Condition | None:
-        return self.address("mailbox", node)
-
-    def cond_from_domain(self, node: Node, _: Node) -> c.Condition | None:
-        globs: list[str] = []
-        for value, item in self.strings(node, "from_domain"):
-            if "@" in value.lstrip("@"):
-                self.err(item, f"from_domain: {value!r} is an address (use from:)")
-                continue
-            globs.append(value.lower().lstrip("@"))
-        if not globs:
-            return None
-        return c.DomainMatch(tuple(globs), c.compile_globs(globs))
-
-    def cond_subject(self, node: Node, _: Node) -> c.Condition | None:
-        return self.text_matcher("subject", node)
-
-    def cond_body(self, node: Node, _: Node) -> c.Condition | None:
-        return self.text_matcher("body", node)
-
-    def text_matcher(self, what: str, node: Node) -> c.Condition | None:
-        assert what in FIELDS
-        if not isinstance(node, MappingNode):
-            return self.keywords(what, "any", node)
-        items = self.items(node, what)
-        if items is None:
-            return None
-        if not items:
-            self.err(node, f"{what}: say any, all or regex")
-        parts: list[c.Condition] = []
-        for key, _, vnode in self.known(items, s.TEXT_KEYS, f"{what} test"):
-            cond = self.regexes(what, vnode) if key == "regex" else self.keywords(what, key, vnode)
-            if cond is not None:
-                parts.append(cond)
-        return _all(parts)
-
-    def keywords(self, what: str, mode: str, node: Node) -> c.Condition | None:
-        words: list[str] = []
-        signals: list[int] = []
-        folded_words: list[bytes] = []
-        for value, item in self.strings(node, f"{what} {mode}"):
-            folded = fold_keyword(value)
-            if not folded:
-                self.err(item, f"{what}: keyword {value!r} is empty after folding")
-                continue
-            words.append(value)
-            folded_words.append(folded)
-            signals.append(self.index.keyword(what, folded))
-        if not words:
-            return None
-        longest = signals[max(range(len(words)), key=lambda i: len(folded_words[i]))]
-        return c.Keywords(what, mode, tuple(words), tuple(signals), frozenset(signals), longest)
-
-    def regexes(self, what: str, node: Node) -> c.Condition | None:
-        kids: list[c.Condition] = []
-        for value, item in self.strings(node, f"{what} regex"):
-            try:
-                compiled = compile_regex(value)
-            except ValueError as exc:
-                self.err(item, f"{what}: bad regex /{value}/: {exc}")
-                continue
-            kids.append(c.RegexMatch(what, value, self.index.regex(what, value, compiled)))
-        return kids[0] if len(kids) == 1 else (c.AnyOf(tuple(kids)) if kids else None)
-
-    def cond_header(self, node: Node, _: Node) -> c.Condition | None:
-        items = self.items(node, "header")
-        if items is None:
-            return None
-        had_tests = any(k != "name" for k, _, _ in items)
-        items = self.known(items, s.HEADER_KEYS, "header test")
-        by_key = {k: v for k, _, v in items}
-        if "name" not in by_key:
-            self.err(node, "header: 'name' is required (e.g. name: X-Spam-Flag)")
-            return None
-        name = self.scalar(by_key["name"], "header name")
-        if name is None:
-            return None
-        name = name.lower().rstrip(":")
-        tests = [(k, v) for k, v in by_key.items() if k != "name"]
-        if not tests:
-            if not had_tests:
-                self.err(node, "header: say exists, equals, any, all or regex")
-            return None
-        parts: list[c.Condition] = []
-        for key, vnode in tests:
-            if key == "exists":
-                want = self.boolean(vnode, "exists")
-                if want is not None:
-                    parts.append(c.HeaderMatch(name, "exists" if want else "missing"))
-                continue
-            values = [v for v, _ in self.strings(vnode, f"header {key}")]
-            if not values:
-                continue
-            if key == "regex":
-                compiled = []
-                for value, item in self.strings(vnode, "header regex"):
-                    try:
-                        compiled.append(compile_regex(value))
-                    except ValueError as exc:
-                        self.err(item, f"header: bad regex /{value}/: {exc}")
-                parts.append(c.HeaderMatch(name, key, tuple(values), regexes=tuple(compiled)))
-            elif key == "equals":
-                folded = tuple(v.strip().casefold() for v in values)
-                parts.append(c.HeaderMatch(name, key, tuple(values), folded))
-            else:
-                words = tuple(w for w in (fold_keyword(v) for v in values) if w)
-                parts.append(c.HeaderMatch(name, key, tuple(values), words=words))
-        return _all(parts)
-
-    def cond_attachment(self, node: Node, _: Node) -> c.Condition | None:
-        want = self.boolean(node, "attachment")
-        return c.HasAttachment(want) if want is not None else None
-
-    def cond_attachment_type(self, node: Node, _: Node) -> c.Condition | None:
-        globs = self.globs(node, "attachment_type")
-        return c.AttachmentType(tuple(globs), c.compile_globs(globs)) if globs else None
-
-    def cond_vip(self, node: Node, _: Node) -> c.Condition | None:
-        want = self.boolean(node, "vip")
-        return c.Vip(want) if want is not None else None
-
-    def cond_business_hours(self, node: Node, _: Node) -> c.Condition | None:
-        name = self.scalar(node, "business_hours")
-        if name is None:
-            return None
-        self.ref("calendar", name, node)
-        return c.BusinessHours(name)
-
-    def cond_time(self, node: Node, _: Node) -> c.Condition | None:
-        between: Node | None = node
-        days = frozenset(range(7))
-        tz_name = "UTC"
-        zone: Any = parse_timezone("UTC")
-        if isinstance(node, MappingNode):
-            items = self.known(self.items(node, "time") or [], s.TIME_KEYS, "time key")
-            by_key = {k: v for k, _, v in items}
-            between = by_key.get("between")
-            if between is None:
-                self.err(node, "time: 'between' is required (e.g. between: 18:00-08:00)")
-                return None
-            if "days" in by_key:
-                spec = self.scalar(by_key["days"], "days")
-                try:
-                    days = parse_days(spec or "")
-                except ValueError as exc:
-                    self.err(by_key["days"], f"time: {exc}")
-            if "timezone" in by_key:
-                tz = self.scalar(by_key["timezone"], "timezone")
-                try:
-                    zone = parse_timezone(tz or "")
-                    tz_name = tz or "UTC"
-                except ValueError as exc:
-                    self.err(by_key["timezone"], f"time: {exc}")
-        ranges: list[Interval] = []
-        texts: list[str] = []
-        assert between is not None
-        for value, item in self.strings(between, "time"):
-            for part in value.split(","):
-                try:
-                    ranges.append(parse_range(part.strip(), allow_overnight=True))
-                    texts.append(part.strip())
-                except ValueError as exc:
-                    self.err(item, f"time: {exc}")
-        if not ranges:
-            return None
-        spec = ", ".join(texts)
-        if days != frozenset(range(7)):
-            spec += " on " + ",".join(DAYS[d] for d in sorted(days))
-        return c.TimeOfDay(tuple(ranges), days, tz_name, zone, spec)
-
-    # -- actions -------------------------------------------------------------
-    def actions(self, node: Node) -> tuple[dict[str, Any], Node | None]:
-        items = self.items(node, "then")
-        out: dict[str, Any] = {}
-        assignee_node: Node | None = None
-        if items is None:
-            return out, None
-        if not items:
-            self.err(node, "then: a rule needs at least one action")
-        for key, _, vnode in self.known(items, s.ACTIONS, "action"):
-            if key in ("tag", "untag"):
-                tags = []
-                for value, item in self.strings(vnode, key):
-                    if not _TAG.match(value):
-                        self.err(item, f"{key}: bad tag {value!r} (no spaces or commas)")
-                    tags.append(value.lower())
-                out["tags" if key == "tag" else "untags"] = tuple(tags)
-            elif key == "slack":
-                channels = []
-                for value, item in self.strings(vnode, key):
-                    if " " in value:
-                        self.err(item, f"slack: bad channel {value!r}")
-                    channels.append(value)
-                out["slack"] = tuple(channels)
-            elif key in ("vip", "stop"):
-                flag = self.boolean(vnode, key)
-                if key == "vip" and flag is False:
-                    self.err(vnode, "vip: only 'vip: true' is meaningful (rules never un-VIP)")
-                out[key] = bool(flag)
-            elif key == "group":
-                out["group"] = self.duration(vnode, "group")
-            else:
-                val = self.scalar(vnode, key)
-                if val is None:
-                    continue
-                if key == "priority" and val.lower() not in PRIORITIES:
-                    self.err(vnode, f"unknown priority {val!r}{did_you_mean(val, PRIORITIES)}")
-                elif key == "status" and val.lower() not in STATUSES:
-                    self.err(vnode, f"unknown status {val!r}{did_you_mean(val, STATUSES)}")
-                elif key in ("team", "sla", "auto_reply"):
-                    kind = {"team": "team", "sla": "sla", "auto_reply": "template"}[key]
-                    self.ref(kind, val, vnode)
-                elif key == "assignee":
-                    assignee_node = vnode
-                    self.ref("agent", val, vnode)
-                out[key] = val.lower() if key in ("priority", "status") else val
-        return out, assignee_node
 
     # -- cross-file checks ------------------------------------------------------
     def finish(self, paths: list[str]) -> LoadResult:
@@ -1013,7 +584,7 @@ class _Loader:
             if "assignee" in acts and "@" in acts["assignee"]:
                 acts["assignee"] = by_email[acts["assignee"].lower()]
             then = plan_actions(Actions(**acts))
-            rules.append(Rule(rd.name, rd.file, rd.line, rd.on, rd.when, then))
+            rules.append(Rule(rd.name, rd.file, rd.line, rd.on, rd.when, then, rd.description))
         self.index.freeze()
         gates: dict[int, list[int]] = {}
         ungated: list[int] = []
@@ -1037,9 +608,3 @@ class _Loader:
             ungated=tuple(ungated),
             _by_email={a.email: a for a in agents.values()},
         )
-
-
-def _all(parts: list[c.Condition]) -> c.Condition | None:
-    if not parts:
-        return None
-    return parts[0] if len(parts) == 1 else c.AllOf(tuple(parts))
