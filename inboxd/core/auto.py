@@ -40,11 +40,7 @@ _OOO_SUBJECT = re.compile(
 )
 
 
-def _get(headers: Sequence[tuple[str, str]], name: str) -> str | None:
-    for key, value in headers:
-        if key == name:
-            return value
-    return None
+_AUTOREPLY_HEADERS = frozenset({"x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-reply"})
 
 
 def is_mailer_daemon(addr: Address | None) -> bool:
@@ -55,20 +51,30 @@ def is_noreply(addr: Address | None) -> bool:
     return addr is not None and bool(_NOREPLY.match(addr.local or addr.email))
 
 
+def _first_values(headers: Sequence[tuple[str, str]]) -> dict[str, str]:
+    """Name -> first value, what ``_get`` answers, in one pass for several lookups."""
+    first: dict[str, str] = {}
+    for key, value in headers:
+        if key not in first:
+            first[key] = value
+    return first
+
+
 def auto_flags(headers: Sequence[tuple[str, str]], sender: Address | None) -> AutoFlags:
     """Collect the machine-sender markers from decoded, lowercased-name headers."""
-    auto_submitted = (_get(headers, "auto-submitted") or "").strip().lower()
-    precedence = (_get(headers, "precedence") or "").strip().lower()
-    list_id = (_get(headers, "list-id") or "").strip()
-    return_path = _get(headers, "return-path")
+    first = _first_values(headers)
+    auto_submitted = first.get("auto-submitted", "").strip().lower()
+    precedence = first.get("precedence", "").strip().lower()
+    list_id = first.get("list-id", "").strip()
+    return_path = first.get("return-path")
     rp_empty = return_path is not None and return_path.strip().strip("<>").strip() == ""
     return AutoFlags(
         auto_submitted=auto_submitted,
         precedence=precedence,
         list_id=list_id,
-        has_list_unsubscribe=_get(headers, "list-unsubscribe") is not None,
+        has_list_unsubscribe="list-unsubscribe" in first,
         return_path_empty=rp_empty,
-        x_auto_response_suppress=(_get(headers, "x-auto-response-suppress") or "").strip(),
+        x_auto_response_suppress=first.get("x-auto-response-suppress", "").strip(),
         is_mailer_daemon=is_mailer_daemon(sender),
         is_noreply=is_noreply(sender),
     )
@@ -79,12 +85,10 @@ def classify(
 ) -> MessageKind:
     """AUTO_REPLY, BULK or NORMAL (bounces are decided by ``core.bounce``)."""
     auto_value = flags.auto_submitted.split(";", 1)[0].strip()
-    has_autoreply_header = any(
-        key in ("x-autoreply", "x-autorespond", "x-autoresponder", "x-auto-reply")
-        for key, _ in headers
-    )
-    ms_auto = (_get(headers, "x-ms-exchange-inbox-rules-loop") is not None) or (
-        (_get(headers, "x-ms-exchange-generated-message-source") or "").lower().startswith(
+    first = _first_values(headers)
+    has_autoreply_header = not _AUTOREPLY_HEADERS.isdisjoint(first)
+    ms_auto = ("x-ms-exchange-inbox-rules-loop" in first) or (
+        first.get("x-ms-exchange-generated-message-source", "").lower().startswith(
             "mailbox rules"
         )
     )

@@ -194,7 +194,11 @@ def decode_header(value: str | None) -> str:
         return ""
     if not isinstance(value, str):
         value = str(value)
-    value = _fix_surrogates(value)
+    if value.isascii():  # the common case: nothing to repair
+        if "=?" not in value:
+            return " ".join(value.split())
+    else:
+        value = _fix_surrogates(value)
     if "=?" not in value:
         return " ".join(value.split())
     value = _BETWEEN_WORDS.sub(r"\1\2", value)
@@ -244,7 +248,8 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
             pairs = []
     for name, email in pairs:
         email = email.strip().strip("<>").strip().lower()
-        if not email or any(c.isspace() for c in email) or len(email) > 320:
+        # split() breaks on exactly the characters isspace() accepts
+        if not email or email.split() != [email] or len(email) > 320:
             continue
         if "@" not in email and not _BARE_LOCAL.match(email):
             continue

@@ -19,7 +19,7 @@ import re
 from email.message import Message
 from itertools import pairwise
 
-_HEADER_NAME = re.compile(rb"[\x21-\x39\x3b-\x7e]+:")
+_HEADER_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+:")
 _BLANK_LINE = re.compile(rb"\n\r?\n")
 MAX_DEPTH = 20
 MAX_PARTS = 1000
@@ -39,21 +39,24 @@ def _split_headers(data: bytes) -> tuple[list[tuple[str, str]], bytes] | None:
         head, body = data.rstrip(b"\r\n"), b""
     else:
         head, body = data[: blank.start()], data[blank.end() :]
+    # One decode for the block (ASCII + surrogateescape is byte-for-byte, so it equals
+    # decoding each line); the loop then works on str.
+    text = head.decode("ascii", "surrogateescape")
+    lines = text.split("\n")
+    if "\r" in text:
+        lines = [line.rstrip("\r") for line in lines]
     fields: list[tuple[str, str]] = []
-    for line in head.split(b"\n"):
-        line = line.rstrip(b"\r")
-        if line[:1] in (b" ", b"\t"):
+    for line in lines:
+        if line.startswith((" ", "\t")):
             if not fields:
                 return None
             name, value = fields[-1]
-            fields[-1] = (name, value + "\n" + line.decode("ascii", "surrogateescape"))
+            fields[-1] = (name, value + "\n" + line)
             continue
         if not _HEADER_NAME.match(line):
             return None  # feedparser records a defect here: let it
-        name_b, _, value_b = line.partition(b":")
-        fields.append(
-            (name_b.decode("ascii"), value_b.lstrip(b" \t").decode("ascii", "surrogateescape"))
-        )
+        name, _, value = line.partition(":")
+        fields.append((name, value.lstrip(" \t")))
     return fields, body
 
 
@@ -213,7 +216,7 @@ class Part:
     compat32 sanitizing applies to them.
     """
 
-    __slots__ = ("body", "children", "ctype", "fields", "first")
+    __slots__ = ("_params", "body", "children", "ctype", "fields", "first")
 
     def __init__(self, fields: list[tuple[str, str]], body: bytes) -> None:
         self.fields = fields
@@ -223,6 +226,7 @@ class Part:
         for name, value in fields:
             first.setdefault(name.lower(), value)
         self.first = first
+        self._params: dict[str, dict[str, str] | None] = {}
         declared = first.get("content-type")
         ctype = "text/plain" if declared is None else declared.partition(";")[0].strip().lower()
         self.ctype = ctype if ctype.count("/") == 1 else "text/plain"
@@ -236,8 +240,12 @@ class Part:
 
     def params(self, header: str) -> dict[str, str] | None:
         """Parameters of ``header`` ({} when absent), None when only compat32 can say."""
+        if header in self._params:
+            return self._params[header]
         value = self.first.get(header)
-        return {} if value is None else simple_params(value)
+        params = {} if value is None else simple_params(value)
+        self._params[header] = params
+        return params
 
     def boundary(self) -> str | None:
         """``Message.get_boundary()``."""

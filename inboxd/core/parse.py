@@ -89,7 +89,26 @@ def _body_bytes(raw: bytes) -> bytes:
     return raw[end.end() :] if end else b""
 
 
+_LONE_CR = re.compile(rb"\r(?!\n)")
+
+
+_LONE_CR_STR = re.compile(r"\r(?!\n)")
+
+
+def _crlf_to_lf(text: str) -> str:
+    """CRLF -> LF, as ``str.replace`` does; deleting CRs is cheaper when none stands alone."""
+    if "\r" not in text:
+        return text
+    if _LONE_CR_STR.search(text) is None:
+        return text.replace("\r", "")
+    return text.replace("\r\n", "\n")
+
+
 def _norm_body(body: bytes) -> bytes:
+    # Deleting every CR is the same as CRLF -> LF when no CR stands alone, and a
+    # one-byte replace runs at memchr speed where the two-byte one does not.
+    if _LONE_CR.search(body) is None:
+        return body.replace(b"\r", b"").rstrip()
     return body.replace(b"\r\n", b"\n").rstrip()
 
 
@@ -209,7 +228,7 @@ def _decode_text(part: Message, out: _Collector) -> str:
     text, fell_back = decode_bytes(data, _charset(part))
     if fell_back:
         out.defect("CharsetFallback")
-    return text.replace("\r\n", "\n")
+    return _crlf_to_lf(text)
 
 
 def _add_attachment(
@@ -517,7 +536,7 @@ def _fast_text(part: Part, out: _Collector) -> str | None:
     text, fell_back = decode_bytes(data, _fast_charset(part))
     if fell_back:
         out.defect("CharsetFallback")
-    return text.replace("\r\n", "\n")
+    return _crlf_to_lf(text)
 
 
 def _walk_fast(root: Part, out: _Collector) -> bool:

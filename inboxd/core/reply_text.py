@@ -161,6 +161,7 @@ def _is_outlook_block(lines: list[str], i: int) -> bool:
 
 # One cheap multiline scan finds the few lines worth the expensive checks, in order:
 # attribution leads, header-block "From:" lines, separators, and ">" quoted lines.
+# _grouped_scan_twin rebuilds it for ASCII text: change both together.
 _SCAN = re.compile(
     r"\n(?:(?P<q>[ \t]*>)|[ \t*]*(?:(?:" + _LEADS + r")\b|(?:" + _FROM_WORDS + r")\s*\**\s*[:：]"
     r"|[-_=]{2,}|begin\s|anfang\s|début\s|inicio\s|inizio\s|vidarebefordrat\s|\d{4}年))",
@@ -212,7 +213,41 @@ _MOBILE_KEYS = (
 )
 
 
-_SCAN_ASCII = _ascii_lowered(_SCAN)
+def _grouped_scan_twin() -> re.Pattern[str]:
+    """The ASCII twin of ``_SCAN`` with its word alternatives grouped by first letter.
+
+    Built from the same word lists as ``_SCAN`` (keep the two in step). At one
+    position only alternatives that start with the letter there can match, so
+    grouping them under that letter, in their original order, keeps every match
+    identical while a line is rejected after one comparison per group.
+    """
+    def low(source: str) -> str:
+        return re.sub(
+            r"\\.|[^\\]+",
+            lambda m: m.group() if m.group().startswith("\\") else m.group().lower(),
+            source,
+        )
+
+    items = [low(w) + r"\b" for w in _LEADS.split("|")]
+    items += [low(w) + r"\s*\**\s*[:：]" for w in _FROM_WORDS.split("|")]
+    items += [r"begin\s", r"anfang\s", r"début\s", r"inicio\s", r"inizio\s", r"vidarebefordrat\s"]
+    groups: dict[str, list[str]] = {}
+    for item in items:
+        if not item[0].isalpha() or any(
+            re.fullmatch(re.escape(c), chr(a), re.I) for c in item if not c.isascii()
+            for a in range(128)
+        ):
+            raise ValueError(f"cannot group {item!r}")  # keep the grouping argument true
+        groups.setdefault(item[0], []).append(item[1:])
+    words = "|".join(
+        re.escape(first) + "(?:" + "|".join(rests) + ")" for first, rests in groups.items()
+    )
+    return re.compile(
+        r"\n(?:(?P<q>[ \t]*>)|[ \t*]*(?:" + words + r"|[-_=]{2,}|\d{4}年))"
+    )
+
+
+_SCAN_ASCII = _grouped_scan_twin()
 _ATTRIBUTION_ASCII = _ascii_lowered(_ATTRIBUTION)
 _WHO_WROTE_ASCII = _ascii_lowered(_WHO_WROTE)
 _MOBILE_SCAN_ASCII = _ascii_lowered(_MOBILE_SCAN)
@@ -246,16 +281,25 @@ def _window(scan: str, newline: int) -> list[str]:
 
 
 def _find_cut(text: str) -> int | None:
-    """Offset in ``text`` of the line where quoted history starts, or None.
+    """Offset in ``text`` of the line where quoted history starts, or None."""
+    return _scan_for_cut(text)[0]
+
+
+def _scan_for_cut(text: str) -> tuple[int | None, bool]:
+    """(cut, no_quote_lines): the offset where quoted history starts, or None.
 
     Scans lazily and stops at the first hit, so the quoted bulk of a long thread is
-    never split into lines.
+    never split into lines. When there is no cut, ``no_quote_lines`` says the scan
+    proved that no line starts with ">" (it tries its ">" branch at every line start
+    it does not skip), which spares :func:`_finish` another pass.
     """
     scan = "\n" + text  # scan[i] == text[i - 1]; a line after scan[p] == "\n" starts at text[p]
     previous_quote_end = -1
+    no_quote_lines = True
     for m in _scan_matches(scan):
         start = m.start()
         if m.group("q") is not None:
+            no_quote_lines = False
             if start != previous_quote_end:
                 # First line of a ">" block: an attribution may sit just above it.
                 backs: list[int] = []
@@ -272,13 +316,15 @@ def _find_cut(text: str) -> int | None:
                     ) and _quote_start_at(
                         lines, 0
                     ):
-                        return back
+                        return back, False
             end = scan.find("\n", start + 1)
             previous_quote_end = end if end >= 0 else len(scan)
             continue
+        if no_quote_lines and scan.find("\n", start + 1, m.end()) >= 0:
+            no_quote_lines = False  # the match ran over a line start the scan then skips
         if _quote_start_at(_window(scan, start), 0):
-            return start
-    return None
+            return start, False
+    return None, no_quote_lines
 
 
 def find_quote_start(lines: list[str]) -> int | None:
@@ -352,9 +398,9 @@ def _drop_quoted(lines: list[str]) -> list[str]:
 _MANY_BLANK = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 
 
-def _finish(head: str) -> str:
+def _finish(head: str, no_quote_lines: bool = False) -> str:
     """Drop interleaved ">" lines and the signature, trim."""
-    if _QUOTE_SCAN.search("\n" + head):
+    if not no_quote_lines and _QUOTE_SCAN.search("\n" + head):
         head = "\n".join(_drop_quoted(head.split("\n")))
         head = _MANY_BLANK.sub("\n\n", head)  # where a quote sat between two answers
     return _trim(_strip_signature(head))
@@ -371,8 +417,8 @@ def extract_text_reply(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.lstrip("\ufeff")
-    cut = _find_cut(text)
-    result = _finish(text if cut is None else text[:cut])
+    cut, no_quote_lines = _scan_for_cut(text)
+    result = _finish(text, no_quote_lines) if cut is None else _finish(text[:cut])
     if result or cut is None:
         return result
     # Bottom-posting: the attribution is at the top and the answer below the quote.

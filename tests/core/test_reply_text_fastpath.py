@@ -105,3 +105,12 @@ def test_twins_drop_only_ignorecase() -> None:
         assert pattern.flags & re.IGNORECASE
         assert not twin.flags & re.IGNORECASE
         assert twin.flags | re.IGNORECASE == pattern.flags
+
+
+@settings(max_examples=500, deadline=None)
+@given(_LINES)
+def test_scan_proves_absence_of_quote_lines(text: str) -> None:
+    cut, no_quote_lines = rt._scan_for_cut(text)
+    assert cut == rt._find_cut(text)
+    if cut is None and no_quote_lines:
+        assert rt._QUOTE_SCAN.search("\n" + text) is None
