@@ -60,7 +60,7 @@ class App:
     ) -> App:
         engine = make_engine(settings.database.url)
         ensure_schema(engine, create_if_empty=create_schema)
-        rules = RuleStore()
+        rules = RuleStore(templates=Path(settings.templates.dir))
         errors = rules.reload(Path(settings.rules.dir))
         for error in errors:
             log.error("rules: %s", error)

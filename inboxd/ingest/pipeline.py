@@ -254,7 +254,11 @@ class Pipeline:
             may_reopen=not machine,
         )
         ruleset = self.ctx.rules()
-        decision = self._evaluate(ruleset, parsed, source, match, now)
+        ticket_vip = False
+        if ruleset is not None and match.ticket_id is not None:
+            routing = repo.ticket_routing(db, match.ticket_id)
+            ticket_vip = bool(routing and routing["vip"])
+        decision = self._evaluate(ruleset, parsed, source, match, now, ticket_vip)
         if match.ticket_id is None and decision is not None and decision.group_window:
             sender = parsed.from_.email if parsed.from_ else ""
             grouped = repo.find_group_ticket(
@@ -298,6 +302,7 @@ class Pipeline:
         source: Source,
         match: ThreadMatch,
         now: datetime,
+        ticket_vip: bool,
     ) -> Decision | None:
         if ruleset is None:
             return None
@@ -307,6 +312,7 @@ class Pipeline:
             mailbox=source.mailbox,
             mailbox_address=address,
             now=now,
+            ticket_vip=ticket_vip,
         )
         return evaluate(ruleset, parsed, ctx)
 

@@ -35,6 +35,18 @@ class Env:
     calendars: Mapping[str, Calendar]
     vip_reason: str | None = None
 
+    @property
+    def body(self) -> str:
+        return rule_body(self.msg, self.ctx)
+
+
+def rule_body(msg: ParsedMessage, ctx: RuleContext) -> str:
+    """The text body conditions see: the whole body of a new mail, but only what the
+    sender wrote this time in a reply, so quoted history never re-fires a rule."""
+    if ctx.is_new:
+        return msg.text
+    return msg.new_text or msg.text
+
 
 class Condition:
     key: ClassVar[str] = ""
@@ -236,7 +248,7 @@ class RegexMatch(Condition):
         return self.signal in env.signals
 
     def explain(self, env: Env) -> list[str]:
-        found = env.index.explain_regex(self.signal, env.msg.subject, env.msg.text)
+        found = env.index.explain_regex(self.signal, env.msg.subject, env.body)
         return [f"{self.what} matches /{self.pattern}/ ({found[:60]!r})"]
 
     def describe(self) -> str:

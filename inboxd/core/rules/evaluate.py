@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from inboxd.core.model import ParsedMessage
-from inboxd.core.rules.conditions import Env
+from inboxd.core.rules.conditions import Env, rule_body
 from inboxd.core.rules.model import (
     PRIORITY_RANK,
     Actions,
@@ -26,7 +26,7 @@ from inboxd.core.rules.model import (
 
 
 def evaluate(ruleset: RuleSet, msg: ParsedMessage, ctx: RuleContext) -> Decision:
-    signals = ruleset.index.scan(msg.subject, msg.text)
+    signals = ruleset.index.scan(msg.subject, rule_body(msg, ctx))
     candidates = set(ruleset.ungated)
     gates = ruleset.gates
     for signal in signals:
