@@ -48,7 +48,9 @@ MAX_REFERENCES = 50
 SYNTH_DOMAIN = "inboxd.invalid"
 
 _HEADER_LINE = re.compile(rb"^(?:From |[!-9;-~]{1,200}[ \t]*:)")
-_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# Same end as r"\r?\n\r?\n" (a CR before the first LF only moves the start), but the
+# literal "\n" prefix lets the engine jump between line ends.
+_HEADER_END = re.compile(rb"\n\r?\n")
 _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,200}?)(?:--)?[ \t]*$", re.M)
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 _BODY_TYPES = frozenset({"text/plain", "text/html"})

@@ -236,3 +236,13 @@ def test_simple_params_rejects_the_unusual() -> None:
         "charset": "UTF-8",
         "format": "flowed",
     }
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from([b"\r", b"\n", b"a", b"\r\n", b":"]), max_size=20).map(b"".join))
+def test_header_end_matches_the_crlf_pattern(data: bytes) -> None:
+    from inboxd.core.parse import _HEADER_END
+
+    old = re.compile(rb"\r?\n\r?\n").search(data)
+    new = _HEADER_END.search(data)
+    assert (old and old.end()) == (new and new.end())
