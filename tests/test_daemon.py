@@ -55,8 +55,11 @@ BAD_YAML = "rules:\n  - name: [stamp\n    then: {tag: broken}\n"
 
 
 def write_rules(directory: Path, text: str) -> None:
-    """Replace the rule file atomically, as an editor or a git checkout does."""
-    tmp = directory / f".{RULE_FILE}.tmp"
+    """Replace the rule file atomically, as a git checkout does; the new text is
+    written outside the watched directory, so the watcher sees one change."""
+    staging = directory.parent / "staging"
+    staging.mkdir(exist_ok=True)
+    tmp = staging / RULE_FILE
     tmp.write_text(text)
     tmp.replace(directory / RULE_FILE)
 
@@ -187,11 +190,11 @@ def test_rule_edit_takes_effect_and_broken_edit_is_rejected(
     # Unknown condition: the error points at the misspelt key; mail over IMAP
     # keeps flowing under the last good rules too.
     write_rules(rules, BAD_CONDITION)
-    assert daemon.wait_log(REJECTED, at_least=rejected + 2), daemon.tail()
     line = next(i for i, text in enumerate(BAD_CONDITION.splitlines(), 1) if "subjct" in text)
     column = BAD_CONDITION.splitlines()[line - 1].index("subjct") + 1
     expected = f"rules: {rules / RULE_FILE}:{line}:{column}: unknown condition 'subjct'"
-    assert expected in daemon.log_text(), daemon.tail()
+    assert daemon.wait_log(re.escape(expected)), daemon.tail()
+    assert daemon.wait_log(REJECTED, at_least=rejected + 2), daemon.tail()
     dovecot.append(imap_user, "INBOX", [mail("r4@customer.example", "Four, hello")])
     assert db.tags(arrive(daemon, db, "r4@customer.example")) == ["v2"]
 
