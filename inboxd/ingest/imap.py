@@ -12,6 +12,11 @@ daemon. The rules that keep mail from being lost or doubled:
 * A UIDVALIDITY change rescans from UID 1; the sink dedupes.
 * Any error closes the connection and reconnects with capped exponential
   backoff; the thread never dies of a server or database error.
+* While batch N is stored, batch N+1 is fetched by a prefetch thread (one
+  batch ahead, IMAP commands serialized by a lock); the thread is stopped
+  and joined before any error or stop leaves ``_sync_folder``.
+* No announcement is lost to imaplib: an EXISTS that came with a SEARCH answer
+  means search again, and one read along with IDLE's continuation means sync.
 
 imapclient's bytes keys (``b'UIDVALIDITY'``, ``b'BODY[]'``) stop here.
 """
