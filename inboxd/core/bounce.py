@@ -12,6 +12,8 @@ from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32
 
+import re2
+
 from inboxd.core.headers import decode_bytes, parse_message_id
 from inboxd.core.model import Bounce
 
@@ -33,6 +35,7 @@ _STRONG_KEYS = (
     "qmail-send", "mail delivery software", "delivery has failed", "inform you that your",
     "the mail system", "delivered", "following recipient", "permanent fatal", "unable to deliver",
 )
+_STRONG_KEYS_RE2 = re2.compile("(?i)" + "|".join(re.escape(key) for key in _STRONG_KEYS))
 _SUBJECT = re.compile(
     r"^\s*(?:undeliverable|undelivered\s+mail|undeliverable\s+mail|"
     r"delivery\s+status\s+notification|mail\s+delivery\s+(?:failed|failure|system)|"
@@ -254,8 +257,12 @@ def bounce_candidate(
     The parser's fast path has no compat32 tree; it builds one only when this says so.
     """
     head = text[:5000]
-    low = head.lower()
-    if any(key in low for key in _STRONG_KEYS) and _STRONG_BODY.search(head):
+    if head.isascii():  # one RE2 pass; on ASCII, (?i) is exactly "in head.lower()"
+        has_key = _STRONG_KEYS_RE2.search(head) is not None
+    else:
+        low = head.lower()
+        has_key = any(key in low for key in _STRONG_KEYS)
+    if has_key and _STRONG_BODY.search(head):
         return True
     machine = is_mailer_daemon or return_path_empty or bool(x_failed_recipients)
     return machine and bool(_SUBJECT.search(subject))

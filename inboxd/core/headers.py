@@ -317,7 +317,7 @@ def parse_msgid_list(value: str | None) -> list[str]:
 
 
 def _plausible_id(token: str) -> bool:
-    if not token or len(token) > 998 or any(c.isspace() for c in token):
+    if not token or len(token) > 998 or token.split() != [token]:
         return False
     left, at, right = token.rpartition("@")
     if at:

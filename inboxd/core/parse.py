@@ -433,10 +433,6 @@ def _first(raw: list[tuple[str, str]], name: str) -> str:
     return ""
 
 
-def _all(raw: list[tuple[str, str]], name: str) -> list[str]:
-    return [value for key, value in raw if key == name]
-
-
 def parse_message(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedMessage:
     """Parse one raw mail. Raises only :class:`ParseError`, for hopeless input."""
     return _guarded(raw, max_bytes, fast=True)
@@ -583,12 +579,20 @@ def _result(
         (name, decode_header(value[:MAX_HEADER_VALUE])) for name, value in raw_headers
     )
 
-    from_raw = _first(raw_headers, "from")
-    date_raw = _first(raw_headers, "date")
-    subject_raw = _first(raw_headers, "subject")
+    by_name: dict[str, list[str]] = {}  # one pass instead of a scan per lookup
+    for name, value in raw_headers:
+        by_name.setdefault(name, []).append(value)
+
+    def first(name: str) -> str:
+        values = by_name.get(name)
+        return values[0] if values else ""
+
+    from_raw = first("from")
+    date_raw = first("date")
+    subject_raw = first("subject")
     senders = parse_addresses([from_raw]) if from_raw else ()
     if not senders:
-        sender_raw = _first(raw_headers, "sender")
+        sender_raw = first("sender")
         senders = parse_addresses([sender_raw]) if sender_raw else ()
     from_ = senders[0] if senders else None
     subject = decode_header(subject_raw[:MAX_HEADER_VALUE])
@@ -605,12 +609,12 @@ def _result(
 
     body = _body_bytes(raw)
     norm_body = _norm_body(body)
-    message_id = parse_message_id(_first(raw_headers, "message-id"))
+    message_id = parse_message_id(first("message-id"))
     synthesized = not message_id
     if synthesized:
         message_id = _synth_message_id(from_raw, date_raw, subject_raw, norm_body)
-    in_reply_to = tuple(parse_msgid_list(_first(raw_headers, "in-reply-to")))
-    references = parse_msgid_list(" ".join(_all(raw_headers, "references")))
+    in_reply_to = tuple(parse_msgid_list(first("in-reply-to")))
+    references = parse_msgid_list(" ".join(by_name.get("references", [])))
     if len(references) > MAX_REFERENCES:
         references = references[-MAX_REFERENCES:]
 
@@ -655,9 +659,9 @@ def _result(
         in_reply_to=in_reply_to,
         references=tuple(references),
         from_=from_,
-        reply_to=parse_addresses(_all(raw_headers, "reply-to")),
-        to=parse_addresses(_all(raw_headers, "to")),
-        cc=parse_addresses(_all(raw_headers, "cc")),
+        reply_to=parse_addresses(by_name.get("reply-to", [])),
+        to=parse_addresses(by_name.get("to", [])),
+        cc=parse_addresses(by_name.get("cc", [])),
         date=date,
         subject=subject,
         normalized_subject=normalize_subject(subject),

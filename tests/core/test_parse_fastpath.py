@@ -246,3 +246,24 @@ def test_header_end_matches_the_crlf_pattern(data: bytes) -> None:
     old = re.compile(rb"\r?\n\r?\n").search(data)
     new = _HEADER_END.search(data)
     assert (old and old.end()) == (new and new.end())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([
+            "The Mail System", "DELIVERED", "qmail-send", "Unable to deliver", "x", " ", "\n",
+            "Your message could not be delivered", "permanent FATAL", "é", "ſ", "K",
+        ]),
+        max_size=12,
+    ).map("".join)
+)
+def test_bounce_key_prefilter_agrees(text: str) -> None:
+    from inboxd.core import bounce
+
+    low = text[:5000].lower()
+    expected = any(k in low for k in bounce._STRONG_KEYS) and bool(
+        bounce._STRONG_BODY.search(text[:5000])
+    )
+    got = bounce.bounce_candidate(subject="", text=text, return_path_empty=False)
+    assert got == expected
