@@ -9,6 +9,7 @@ CLI take a Session and return ORM rows.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -18,7 +19,7 @@ from sqlalchemy import Connection, bindparam, func, insert, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
-from inboxd.core.model import TicketStatus
+from inboxd.core.model import ParsedMessage, TicketStatus
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.tables import (
@@ -33,6 +34,7 @@ from inboxd.db.tables import (
     ThreadKey,
     Ticket,
 )
+from inboxd.db.tables import Attachment as AttachmentRow
 
 OPEN_STATUSES = (TicketStatus.NEW.value, TicketStatus.OPEN.value, TicketStatus.PENDING.value)
 
@@ -421,4 +423,102 @@ def set_checkpoint(
         update(MailboxState)
         .where(col(MailboxState.mailbox) == mailbox, col(MailboxState.folder) == folder)
         .values(uidvalidity=uidvalidity, last_uid=last_uid, updated_at=now)
+    )
+
+
+# --- storing one mail (shared by the ingest pipeline and the outbound interceptors) -----
+
+
+def store_mail(
+    db: DB,
+    *,
+    ticket_id: int,
+    parsed: ParsedMessage,
+    raw: bytes,
+    source_label: str,
+    mailbox: str,
+    direction: str,
+    matched_by: str,
+    reason: str,
+    now: datetime,
+    new_text: str | None = None,
+    own_was_ref: bool = True,
+) -> int:
+    """Keep the raw bytes, the message row, its attachments and its thread keys;
+    returns the message row id. Participants and events are the caller's call."""
+    conn = _conn(db)
+    put_blob(conn, parsed.raw_sha256, raw)
+    sender = parsed.from_
+    row_id = add_message(
+        conn,
+        {
+            "ticket_id": ticket_id,
+            "message_id": parsed.message_id,
+            "content_digest": parsed.content_digest,
+            "raw_sha256": parsed.raw_sha256,
+            "direction": direction,
+            "kind": parsed.kind.value,
+            "source": source_label,
+            "mailbox": mailbox,
+            "from_email": sender.email if sender else "",
+            "from_name": sender.name if sender else "",
+            "to": [a.email for a in parsed.to],
+            "cc": [a.email for a in parsed.cc],
+            "subject": parsed.subject[:998],
+            "date": parsed.date,
+            "received_at": now,
+            "text": parsed.text,
+            "html": parsed.html,
+            "new_text": parsed.new_text if new_text is None else new_text,
+            "matched_by": matched_by,
+            "match_reason": reason,
+            "size": parsed.size,
+            "attachment_count": len(parsed.attachments),
+        },
+    )
+    rows = []
+    for att in parsed.attachments:
+        put_blob(conn, att.sha256, att.data)
+        rows.append(
+            {
+                "message_row_id": row_id,
+                "filename": att.filename,
+                "content_type": att.content_type,
+                "size": att.size,
+                "sha256": att.sha256,
+                "content_id": att.content_id,
+                "inline": att.inline,
+            }
+        )
+    add_rows(conn, AttachmentRow, rows)
+    cited = parsed.references + parsed.in_reply_to
+    add_thread_keys(conn, ticket_id, parsed.message_id, cited, own_was_ref=own_was_ref)
+    return row_id
+
+
+def quarantine_raw(
+    db: DB,
+    raw: bytes,
+    *,
+    reason: str,
+    source_label: str,
+    mailbox: str,
+    folder: str,
+    uid: int | None,
+    now: datetime,
+) -> int:
+    """Keep mail that could not be parsed or placed, with the reason; returns its id."""
+    sha = hashlib.sha256(raw).hexdigest()
+    put_blob(db, sha, raw)
+    return add_quarantine(
+        db,
+        {
+            "raw_sha256": sha,
+            "reason": reason[:2000],
+            "source": source_label,
+            "mailbox": mailbox,
+            "folder": folder,
+            "uid": uid,
+            "received_at": now,
+        },
     )

@@ -10,7 +10,6 @@ LMTP answers 4xx).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable, Sequence
@@ -37,7 +36,6 @@ from inboxd.core.rules import Decision, RuleContext, RuleSet, evaluate
 from inboxd.core.thread import DEFAULT_TAG_PATTERN, ThreadMatch, choose, thread_keys
 from inboxd.core.ticket_fields import PRIORITY_ORDER, apply_decision
 from inboxd.db import repo
-from inboxd.db.tables import Attachment as AttachmentRow
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 
 log = logging.getLogger("inboxd.ingest")
@@ -201,20 +199,16 @@ class Pipeline:
     def _quarantine(
         self, db: Connection, raw: bytes, source: Source, now: datetime, reason: str
     ) -> Outcome:
-        sha = hashlib.sha256(raw).hexdigest()
         with repo.savepoint(db, "quarantine"):
-            repo.put_blob(db, sha, raw)
-            qid = repo.add_quarantine(
+            qid = repo.quarantine_raw(
                 db,
-                {
-                    "raw_sha256": sha,
-                    "reason": reason[:2000],
-                    "source": source.label,
-                    "mailbox": source.mailbox,
-                    "folder": source.folder,
-                    "uid": source.uid,
-                    "received_at": now,
-                },
+                raw,
+                reason=reason,
+                source_label=source.label,
+                mailbox=source.mailbox,
+                folder=source.folder,
+                uid=source.uid,
+                now=now,
             )
         log.warning("quarantined id=%s source=%s reason=%s", qid, source.label, reason[:200])
         return Outcome("quarantined", reason=reason)
@@ -441,50 +435,20 @@ class Pipeline:
         new_ticket: bool,
         own_was_ref: bool,
     ) -> int:
-        repo.put_blob(db, parsed.raw_sha256, raw)
-        sender = parsed.from_
-        row_id = repo.add_message(
+        row_id = repo.store_mail(
             db,
-            {
-                "ticket_id": ticket_id,
-                "message_id": parsed.message_id,
-                "content_digest": parsed.content_digest,
-                "raw_sha256": parsed.raw_sha256,
-                "direction": Direction.INBOUND.value,
-                "kind": parsed.kind.value,
-                "source": source.label,
-                "mailbox": source.mailbox,
-                "from_email": sender.email if sender else "",
-                "from_name": sender.name if sender else "",
-                "to": [a.email for a in parsed.to],
-                "cc": [a.email for a in parsed.cc],
-                "subject": parsed.subject[:998],
-                "date": parsed.date,
-                "received_at": now,
-                "text": parsed.text,
-                "html": parsed.html,
-                "new_text": parsed.new_text,
-                "matched_by": match.matched_by.value,
-                "match_reason": match.reason,
-                "size": parsed.size,
-                "attachment_count": len(parsed.attachments),
-            },
+            ticket_id=ticket_id,
+            parsed=parsed,
+            raw=raw,
+            source_label=source.label,
+            mailbox=source.mailbox,
+            direction=Direction.INBOUND.value,
+            matched_by=match.matched_by.value,
+            reason=match.reason,
+            now=now,
+            own_was_ref=own_was_ref,
         )
-        attachment_rows = []
-        for att in parsed.attachments:
-            repo.put_blob(db, att.sha256, att.data)
-            attachment_rows.append(
-                {
-                    "message_row_id": row_id,
-                    "filename": att.filename,
-                    "content_type": att.content_type,
-                    "size": att.size,
-                    "sha256": att.sha256,
-                    "content_id": att.content_id,
-                    "inline": att.inline,
-                }
-            )
-        repo.add_rows(db, AttachmentRow, attachment_rows)
+        sender = parsed.from_
         if parsed.kind is MessageKind.NORMAL:
             ours = self.ctx.support_addresses
             role = "requester" if new_ticket else "customer"
@@ -493,13 +457,6 @@ class Pipeline:
                 (a.email, a.name, "customer") for a in parsed.recipients if a.email not in ours
             ]
             repo.add_participants(db, ticket_id, people)
-        repo.add_thread_keys(
-            db,
-            ticket_id,
-            parsed.message_id,
-            parsed.references + parsed.in_reply_to,
-            own_was_ref=own_was_ref,
-        )
         repo.add_event(
             db,
             ticket_id,
