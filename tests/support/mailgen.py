@@ -81,9 +81,9 @@ def _mail(
     else:
         boundary = f"b{seq}x{index}"
         html = (
-            "<html><body>"
-            + "".join(f"<p>{line}</p>" for line in body.splitlines())
-            + "</body></html>"
+            "<html><body>\r\n"
+            + "\r\n".join(f"<p>{line}</p>" for line in body.splitlines())
+            + "\r\n</body></html>"
         )
         parts = [
             f"--{boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
@@ -92,6 +92,7 @@ def _mail(
         ]
         if kind > 0.85:
             blob = base64.encodebytes(rng.randbytes(rng.randint(2, 14) * 1024)).decode()
+            blob = blob.replace("\n", "\r\n")
             parts.append(
                 f'--{boundary}\r\nContent-Type: application/pdf; name="report{seq}.pdf"\r\n'
                 f'Content-Disposition: attachment; filename="report{seq}.pdf"\r\n'
