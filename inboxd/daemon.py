@@ -121,6 +121,7 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.controller: InboundController | None = None
         self._reload_lock = threading.Lock()
+        self._wake = threading.Event()  # set by signal handlers: stop or reload now
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -157,7 +158,9 @@ class Daemon:
         self.install_signals()
         self.start()
         while not self.stop.is_set():
-            if self.reload_requested.wait(timeout=1.0):
+            self._wake.wait(timeout=60.0)
+            self._wake.clear()
+            if self.reload_requested.is_set() and not self.stop.is_set():
                 self.reload_requested.clear()
                 self.reload_rules(trigger="SIGHUP")
         self.shutdown()
@@ -166,9 +169,11 @@ class Daemon:
         def on_stop(signum: int, _frame: FrameType | None) -> None:
             log.info("signal=%s stopping", signal.Signals(signum).name)
             self.stop.set()
+            self._wake.set()
 
         def on_hup(_signum: int, _frame: FrameType | None) -> None:
             self.reload_requested.set()
+            self._wake.set()
 
         signal.signal(signal.SIGTERM, on_stop)
         signal.signal(signal.SIGINT, on_stop)

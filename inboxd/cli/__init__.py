@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,9 @@ def main(click_ctx: click.Context, config: str | None, verbose: bool) -> None:
 @pass_ctx
 def run(ctx: Context) -> None:
     """Run the daemon in the foreground (logs to stderr)."""
+    # a reload request that arrives while we are still starting must not kill us;
+    # the daemon installs its real handler before it reports READY
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     Daemon(ctx.app()).run_forever()
 
 
