@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session
 
+from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.tables import Outbox
 
 DB = Session | Connection
@@ -55,6 +56,22 @@ class OutboxMail:
     created_at: datetime
 
 
+def _conn(db: DB) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+# enqueue runs for every ack and notification inside ingest: on the DB-API cursor
+# (fastexec) it costs ~15 us instead of ~150 us through SQLAlchemy's execute
+_INSERT = Prepared(lambda _d: _T.insert().returning(_T.c.id))
+_COUNT_TO = PreparedQuery(
+    lambda _n: select(func.count()).where(
+        _T.c.rcpt_key == bindparam("rcpt"),
+        _T.c.kind == bindparam("kind"),
+        _T.c.created_at >= bindparam("since"),
+    )
+)
+
+
 def enqueue(
     db: DB,
     *,
@@ -68,24 +85,22 @@ def enqueue(
     not_before: datetime | None = None,
 ) -> int:
     """Queue one rendered mail; returns the row id. Call inside the state change's transaction."""
-    result = db.execute(
-        insert(_T).values(
-            ticket_id=ticket_id,
-            kind=kind,
-            message_id=message_id,
-            mail_from=mail_from,
-            rcpts=list(rcpts),
-            raw=raw,
-            status=QUEUED,
-            attempts=0,
-            next_attempt_at=_utc(not_before or now),
-            last_error="",
-            created_at=_utc(now),
-        )
-    )
-    key = cast(CursorResult[Any], result).inserted_primary_key
-    assert key is not None
-    return int(key[0])
+    row = {
+        "ticket_id": ticket_id,
+        "kind": kind,
+        "message_id": message_id,
+        "mail_from": mail_from,
+        "rcpts": list(rcpts),
+        "rcpt_key": rcpts[0].lower() if rcpts else "",
+        "raw": raw,
+        "status": QUEUED,
+        "attempts": 0,
+        "next_attempt_at": _utc(not_before or now),
+        "last_error": "",
+        "created_at": _utc(now),
+        "sent_at": None,
+    }
+    return int(_INSERT.run(_conn(db), row).fetchone()[0])
 
 
 def claim(db: DB, *, now: datetime, lease_until: datetime, limit: int) -> list[OutboxMail]:
@@ -198,12 +213,13 @@ def next_due(db: DB) -> datetime | None:
 
 
 def count_to_recipient(db: DB, *, kind: str, rcpt: str, since: datetime) -> int:
-    """Mails of ``kind`` queued to ``rcpt`` since ``since`` (the hourly ack cap)."""
-    rows = db.execute(
-        select(_T.c.rcpts).where(_T.c.kind == kind, _T.c.created_at >= _utc(since))
-    ).all()
-    wanted = rcpt.lower()
-    return sum(1 for (rcpts,) in rows if wanted in (r.lower() for r in rcpts))
+    """Mails of ``kind`` queued to ``rcpt`` (their first recipient) since ``since``.
+
+    For the hourly ack cap: an ack has exactly one recipient, so "first" is "the".
+    One range of ``ix_outbox_rcpt_kind_created``, however many acks went out.
+    """
+    params = {"rcpt": rcpt.lower(), "kind": kind, "since": _utc(since)}
+    return int(_COUNT_TO.all(_conn(db), params)[0][0])
 
 
 def find_by_message_id(db: DB, message_id: str) -> list[dict[str, Any]]:

@@ -168,7 +168,13 @@ class Quarantine(SQLModel, table=True):
 
 
 class Outbox(SQLModel, table=True):
-    """Every outbound mail, written in the transaction that causes it."""
+    """Every outbound mail, written in the transaction that causes it.
+
+    ``rcpt_key`` is the first envelope recipient, lowercased: the hourly ack cap
+    counts by it through an index instead of scanning the JSON ``rcpts``.
+    """
+
+    __table_args__ = (Index("ix_outbox_rcpt_kind_created", "rcpt_key", "kind", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
@@ -176,6 +182,7 @@ class Outbox(SQLModel, table=True):
     message_id: str = Field(index=True)
     mail_from: str
     rcpts: list[str] = _json_list()
+    rcpt_key: str = ""
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status: str = Field(default="queued", index=True)  # queued | sending | sent | failed
     attempts: int = 0
