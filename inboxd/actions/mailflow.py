@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.parser import BytesHeaderParser
 from typing import Any, Protocol
 
 from sqlalchemy import Connection
@@ -28,7 +27,7 @@ from inboxd.core.model import Address, Attachment, IngestOutcome, ParsedMessage
 from inboxd.core.rules import Decision, RuleSet
 from inboxd.core.rules.model import Agent
 from inboxd.core.subject import strip_prefixes, strip_ticket_tag
-from inboxd.core.threadindex import decode_thread_index
+from inboxd.core.threadindex import thread_index_in_headers
 from inboxd.core.tokens import make_message_id, make_reply_token
 from inboxd.db import flow_queries as fq
 from inboxd.db import outbox_queries as q
@@ -110,7 +109,6 @@ class ThreadInfo:
 class Flow:
     def __init__(self, config: FlowConfig) -> None:
         self.config = config
-        self._header_parser = BytesHeaderParser()
 
     # --- identity -----------------------------------------------------------------------
 
@@ -133,7 +131,7 @@ class Flow:
 
     def agent_address(self, db: DB, mailbox: str, ticket_id: int, agent: Agent) -> str:
         """``support+TOKEN@domain`` with TOKEN bound to this ticket and this agent."""
-        number = repo.agent_number(connection(db), agent.email, agent.display_name or agent.name)
+        number = fq.agent_number(connection(db), agent.email, agent.display_name or agent.name)
         token = make_reply_token(self.config.secret, ticket_id, number)
         return self.plus_address(self.support_address(mailbox), token)
 
@@ -182,21 +180,18 @@ class Flow:
 
     # --- threading ----------------------------------------------------------------------
 
-    def thread_info(self, db: DB, ticket_id: int) -> ThreadInfo:
-        first = fq.first_message(db, ticket_id)
+    def thread_info(
+        self, db: DB, ticket_id: int, ticket: Mapping[str, Any] | None = None
+    ) -> ThreadInfo:
+        """``ticket`` is the ticket's row when the caller has it (saves a query)."""
+        first = fq.first_message_head(db, ticket_id)
         last = fq.last_customer_message(db, ticket_id)
-        index = ""
-        if first is not None:
-            raw = fq.blob(db, first.raw_sha256)
-            if raw is not None:
-                headers = self._header_parser.parsebytes(raw[:65536])
-                value = str(headers.get("Thread-Index", "") or "")
-                index = value if decode_thread_index(value) is not None else ""
-        ticket = fq.ticket(db, ticket_id)
+        if ticket is None or int(ticket["id"]) != ticket_id:
+            ticket = fq.ticket(db, ticket_id)
         return ThreadInfo(
-            root_id=first.message_id if first else "",
+            root_id=first[0] if first else "",
             started=ticket["created_at"] if ticket else None,
-            root_thread_index=index,
+            root_thread_index=thread_index_in_headers(first[1]) if first else "",
             last_customer_id=last.message_id if last else "",
         )
 

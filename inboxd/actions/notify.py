@@ -39,7 +39,7 @@ class AckNotifyReactor:
         ticket = fq.ticket(conn, mail.ticket_id)
         if ticket is None:
             return
-        thread = self.flow.thread_info(conn, mail.ticket_id)
+        thread = self.flow.thread_info(conn, mail.ticket_id, ticket)
         if mail.new_ticket:
             self._acknowledge(session, mail, ticket, thread)
         if ticket["status"] not in _QUIET_STATUSES:

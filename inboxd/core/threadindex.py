@@ -12,12 +12,15 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 _DC0_LIMIT = 1 << 49  # delta code 0 holds bits 18..48 of the time difference
 _DC1_MAX = (1 << 54) - 1  # delta code 1 holds bits 23..53
+_HEADER_END_RE = re.compile(rb"\r?\n\r?\n")
+_THREAD_INDEX_RE = re.compile(rb"(?im)^thread-index[ \t]*:([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)")
 
 
 def filetime(moment: datetime) -> int:
@@ -107,3 +110,22 @@ def decode_thread_index(value: str) -> ThreadIndex | None:
             )
         )
     return ThreadIndex(int.from_bytes(raw[1:6], "big") << 24, raw[6:22], tuple(children))
+
+
+def thread_index_in_headers(raw: bytes) -> str:
+    """The first valid-looking Thread-Index header of raw mail ``raw``, or "".
+
+    A regex over the header block, not a header parser: the reactor asks this of
+    the ticket's first mail for every outbound mail it queues, and the value is
+    base64, so neither RFC 2047 decoding nor charsets matter. Folded values are
+    unfolded; anything that does not decode as a Thread-Index gives "".
+    """
+    end = _HEADER_END_RE.search(raw)
+    head = raw[: end.start()] if end else raw
+    if raw.startswith((b"\r\n", b"\n")):
+        return ""  # no header block at all
+    found = _THREAD_INDEX_RE.search(head)
+    if found is None:
+        return ""
+    value = "".join(found.group(1).decode("ascii", "replace").split())
+    return value if decode_thread_index(value) is not None else ""
