@@ -173,3 +173,18 @@ def test_edited_template_is_picked_up(tdir: Path) -> None:
     assert renderer.render("note_ack", **SAMPLE_CONTEXT).subject.startswith("Note added")
     (tdir / "note_ack.txt").write_text("Subject: Changed {{ ticket.id }}\n\nbody\n")
     assert renderer.render("note_ack", **SAMPLE_CONTEXT).subject == "Changed 123"
+
+
+def test_edited_or_removed_html_template_is_picked_up(tdir: Path) -> None:
+    renderer = TemplateRenderer(tdir)
+    assert renderer.render("note_ack", **SAMPLE_CONTEXT).html.startswith("<")
+    (tdir / "note_ack.html").write_text("<p>changed {{ ticket.id }}</p>\n")
+    assert renderer.render("note_ack", **SAMPLE_CONTEXT).html == "<p>changed 123</p>\n"
+    (tdir / "note_ack.html").unlink()
+    assert renderer.render("note_ack", **SAMPLE_CONTEXT).html == ""
+
+
+def test_nl2br_escapes_once_and_breaks_lines(tdir: Path) -> None:
+    (tdir / "reply.html").write_text("{{ text | nl2br }}")
+    html = TemplateRenderer(tdir).render("reply", **ctx(text="a <b> & c\nline 2\n\n")).html
+    assert html == "a &lt;b&gt; &amp; c<br>\nline 2"

@@ -16,7 +16,9 @@ adds it, exactly once.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,7 +61,27 @@ def _quote(text: str) -> str:
 
 
 def _nl2br(text: str) -> Markup:
-    return Markup("<br>\n").join(escape(text.rstrip("\n")).split("\n"))
+    # escape once, then mark line breaks: Markup.join would escape every line again
+    return Markup(str(escape(text.rstrip("\n"))).replace("\n", "<br>\n"))
+
+
+_Stamp = tuple[int, int, int]
+
+
+def _stamp(path: Path) -> _Stamp | None:
+    """(mtime, size, inode) of a regular file, None when there is none.
+
+    What a cached template is checked against before each render: one stat
+    instead of reading and compiling the file (jinja's own auto_reload checks
+    the mtime alone).
+    """
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
 
 
 def _sanitize(html: str) -> Markup:
@@ -97,8 +119,11 @@ class TemplateRenderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
+            cache_size=0,  # we cache compiled templates ourselves, keyed by file stamp
         )
-        self._compiled: dict[str, tuple[str, jinja2.Template, jinja2.Template]] = {}
+        # name -> (file stamp, subject template, body template) / (stamp, html template)
+        self._compiled: dict[str, tuple[_Stamp, jinja2.Template, jinja2.Template]] = {}
+        self._html: dict[str, tuple[_Stamp, jinja2.Template]] = {}
         self.env.filters.update(
             quote=_quote, nl2br=_nl2br, sanitize=_sanitize, dt=_dt, filesize=_filesize
         )
@@ -129,18 +154,32 @@ class TemplateRenderer:
         into the body; compiled apart, the subject is one line whatever it holds.
         """
         assert self.env.loader is not None
-        source, _, _ = self.env.loader.get_source(self.env, name)
+        stamp = _stamp(self.directory / name)
         cached = self._compiled.get(name)
-        if cached is not None and cached[0] == source:
+        if cached is not None and stamp is not None and cached[0] == stamp:
             return cached[1], cached[2]
+        source, _, _ = self.env.loader.get_source(self.env, name)
         first, _, rest = source.partition("\n")
         if not first.lower().startswith(_SUBJECT_PREFIX):
             raise TemplateError(f"{name}: the first line must be 'Subject: ...'")
         subject = self.env.from_string(first[len(_SUBJECT_PREFIX) :])
         body = self.env.from_string("\n" + rest)  # keeps line numbers in errors true
         subject.name = body.name = name
-        self._compiled[name] = (source, subject, body)
+        if stamp is not None:
+            self._compiled[name] = (stamp, subject, body)
         return subject, body
+
+    def _html_template(self, name: str) -> jinja2.Template | None:
+        """The compiled ``name`` (an .html file), None when there is no such file."""
+        stamp = _stamp(self.directory / name)
+        if stamp is None:
+            return None
+        cached = self._html.get(name)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        template = self._run(name, lambda: self.env.get_template(name))
+        self._html[name] = (stamp, template)
+        return template
 
     def render(self, name: str, **ctx: Any) -> Rendered:
         """Subject, text and HTML of mail ``name``; html is "" when there is no .html."""
@@ -149,8 +188,9 @@ class TemplateRenderer:
         subject = header_safe(self._run(txt, lambda: subject_tpl.render(**ctx)))
         text = self._run(txt, lambda: body_tpl.render(**ctx)).lstrip("\n")
         html = ""
-        if (self.directory / f"{name}.html").is_file():
-            html = self._render_file(f"{name}.html", ctx)
+        html_tpl = self._html_template(f"{name}.html")
+        if html_tpl is not None:
+            html = self._run(f"{name}.html", lambda: html_tpl.render(**ctx))
         return Rendered(subject, text, html)
 
     def canned_names(self) -> list[str]:
