@@ -7,7 +7,9 @@ acknowledgement nor a notification: it is on the ticket, that is enough.
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -39,7 +41,8 @@ class AckNotifyReactor:
         ticket = fq.ticket(conn, mail.ticket_id)
         if ticket is None:
             return
-        thread = self.flow.thread_info(conn, mail.ticket_id, ticket)
+        # looked up only when a mail is actually composed: most stored mail sends nothing
+        thread = functools.cache(lambda: self.flow.thread_info(conn, mail.ticket_id, ticket))
         if mail.new_ticket:
             self._acknowledge(session, mail, ticket, thread)
         if ticket["status"] not in _QUIET_STATUSES:
@@ -48,7 +51,11 @@ class AckNotifyReactor:
     # --- acknowledgement ----------------------------------------------------------------
 
     def _acknowledge(
-        self, session: Session, mail: StoredMailLike, ticket: dict[str, Any], thread: ThreadInfo
+        self,
+        session: Session,
+        mail: StoredMailLike,
+        ticket: dict[str, Any],
+        thread: Callable[[], ThreadInfo],
     ) -> None:
         cfg = self.flow.config
         parsed = mail.parsed
@@ -102,7 +109,7 @@ class AckNotifyReactor:
             mail_from="",  # RFC 3834 3.3: a null return path, so nothing bounces back at us
             in_reply_to=parsed.message_id,
             references=parsed.references,
-            thread=thread,
+            thread=thread(),
         )
         repo.update_ticket(conn, mail.ticket_id, {"acknowledged": True})
         repo.add_event(
@@ -117,7 +124,11 @@ class AckNotifyReactor:
     # --- agent notification -------------------------------------------------------------
 
     def _notify(
-        self, session: Session, mail: StoredMailLike, ticket: dict[str, Any], thread: ThreadInfo
+        self,
+        session: Session,
+        mail: StoredMailLike,
+        ticket: dict[str, Any],
+        thread: Callable[[], ThreadInfo],
     ) -> None:
         parsed = mail.parsed
         sender = parsed.from_.email if parsed.from_ else ""
@@ -162,7 +173,7 @@ class AckNotifyReactor:
                 in_reply_to=parsed.message_id,
                 references=parsed.references,
                 attachments=attachments,
-                thread=thread,
+                thread=thread(),
             )
             sent_to.append(agent.name)
         repo.add_event(
