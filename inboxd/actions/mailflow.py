@@ -10,7 +10,6 @@ the database connection it is handed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -32,7 +31,6 @@ from inboxd.core.tokens import make_message_id, make_reply_token
 from inboxd.db import flow_queries as fq
 from inboxd.db import outbox_queries as q
 from inboxd.db import repo
-from inboxd.db.tables import Attachment as AttachmentRow
 
 log = logging.getLogger("inboxd.flow")
 
@@ -307,73 +305,32 @@ class Flow:
         new_text: str | None = None,
     ) -> int:
         """Store an intercepted mail on ``ticket_id`` as the pipeline would (raw kept)."""
-        conn = connection(db)
-        repo.put_blob(conn, parsed.raw_sha256, raw)
-        sender = parsed.from_
-        row_id = repo.add_message(
-            conn,
-            {
-                "ticket_id": ticket_id,
-                "message_id": parsed.message_id,
-                "content_digest": parsed.content_digest,
-                "raw_sha256": parsed.raw_sha256,
-                "direction": direction,
-                "kind": parsed.kind.value,
-                "source": source.label,
-                "mailbox": source.mailbox,
-                "from_email": sender.email if sender else "",
-                "from_name": sender.name if sender else "",
-                "to": [a.email for a in parsed.to],
-                "cc": [a.email for a in parsed.cc],
-                "subject": parsed.subject[:998],
-                "date": parsed.date,
-                "received_at": now,
-                "text": parsed.text,
-                "html": parsed.html,
-                "new_text": parsed.new_text if new_text is None else new_text,
-                "matched_by": matched_by,
-                "match_reason": reason,
-                "size": parsed.size,
-                "attachment_count": len(parsed.attachments),
-            },
+        return repo.store_mail(
+            connection(db),
+            ticket_id=ticket_id,
+            parsed=parsed,
+            raw=raw,
+            source_label=source.label,
+            mailbox=source.mailbox,
+            direction=direction,
+            matched_by=matched_by,
+            reason=reason,
+            now=now,
+            new_text=new_text,
         )
-        rows = []
-        for att in parsed.attachments:
-            repo.put_blob(conn, att.sha256, att.data)
-            rows.append(
-                {
-                    "message_row_id": row_id,
-                    "filename": att.filename,
-                    "content_type": att.content_type,
-                    "size": att.size,
-                    "sha256": att.sha256,
-                    "content_id": att.content_id,
-                    "inline": att.inline,
-                }
-            )
-        repo.add_rows(conn, AttachmentRow, rows)
-        repo.add_thread_keys(
-            conn, ticket_id, parsed.message_id, parsed.references + parsed.in_reply_to
-        )
-        return row_id
 
     def quarantine(
         self, db: DB, *, raw: bytes, source: SourceLike, reason: str, now: datetime, uid: int | None
     ) -> Handled:
-        conn = connection(db)
-        sha = hashlib.sha256(raw).hexdigest()
-        repo.put_blob(conn, sha, raw)
-        repo.add_quarantine(
-            conn,
-            {
-                "raw_sha256": sha,
-                "reason": reason[:2000],
-                "source": source.label,
-                "mailbox": source.mailbox,
-                "folder": source.folder,
-                "uid": uid,
-                "received_at": now,
-            },
+        repo.quarantine_raw(
+            connection(db),
+            raw,
+            reason=reason,
+            source_label=source.label,
+            mailbox=source.mailbox,
+            folder=source.folder,
+            uid=uid,
+            now=now,
         )
         log.warning("quarantined source=%s reason=%s", source.label, reason)
         return Handled("quarantined", reason=reason)
