@@ -12,33 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, cast
+from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, select, update
-from sqlalchemy.engine import CursorResult
 from sqlmodel import Session
 
+from inboxd.db import row_queue as rq
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.tables import Outbox
 
-DB = Session | Connection
+DB = rq.DB
 
 _T = Outbox.__table__  # type: ignore[attr-defined]
 
-QUEUED = "queued"
-SENDING = "sending"
-SENT = "sent"
-FAILED = "failed"
-
-
-def _rowcount(result: object) -> int:
-    return int(cast(CursorResult[Any], result).rowcount)
-
-
-def _utc(value: datetime) -> datetime:
-    """Aware UTC, whichever way the driver hands a stored time back (or we get one)."""
-    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+QUEUED, SENDING, SENT, FAILED = rq.QUEUED, rq.SENDING, rq.SENT, rq.FAILED
+_rowcount, _utc = rq.rowcount, rq.utc
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,11 +146,7 @@ def claim(db: DB, *, now: datetime, lease_until: datetime, limit: int) -> list[O
 
 
 def mark_sent(db: DB, row_id: int, *, now: datetime, note: str = "") -> None:
-    db.execute(
-        update(_T)
-        .where(_T.c.id == row_id)
-        .values(status=SENT, sent_at=_utc(now), last_error=note[:2000])
-    )
+    rq.mark_sent(db, _T, row_id, now=now, note=note)
 
 
 def reschedule(
@@ -172,44 +157,27 @@ def reschedule(
     error: str,
     rcpts: Sequence[str] | None = None,
 ) -> None:
-    values: dict[str, Any] = {
-        "status": QUEUED,
-        "next_attempt_at": _utc(next_attempt_at),
-        "last_error": error[:2000],
-    }
-    if rcpts is not None:
-        values["rcpts"] = list(rcpts)
-    db.execute(update(_T).where(_T.c.id == row_id).values(**values))
+    """Due again at ``next_attempt_at``; ``rcpts`` narrows a partly delivered mail."""
+    extra = {"rcpts": list(rcpts)} if rcpts is not None else {}
+    rq.reschedule(db, _T, row_id, next_attempt_at=next_attempt_at, error=error, **extra)
 
 
 def mark_failed(db: DB, row_id: int, *, error: str) -> None:
-    db.execute(update(_T).where(_T.c.id == row_id).values(status=FAILED, last_error=error[:2000]))
+    rq.mark_failed(db, _T, row_id, error=error)
 
 
 def release_stale(db: DB, *, now: datetime) -> int:
     """Rows left ``sending`` by a dead process become due now (daemon start)."""
-    result = db.execute(
-        update(_T).where(_T.c.status == SENDING).values(status=QUEUED, next_attempt_at=_utc(now))
-    )
-    return _rowcount(result)
+    return rq.release_stale(db, _T, now=now)
 
 
 def retry_now(db: DB, row_id: int, *, now: datetime) -> bool:
     """``inboxd outbox retry ID``: a failed or queued row is due now."""
-    result = db.execute(
-        update(_T)
-        .where(_T.c.id == row_id, _T.c.status.in_((FAILED, QUEUED)))
-        .values(status=QUEUED, next_attempt_at=_utc(now))
-    )
-    return _rowcount(result) > 0
+    return rq.retry_now(db, _T, row_id, now=now)
 
 
 def next_due(db: DB) -> datetime | None:
-    """When the earliest queued row is due (the drain can sleep until then)."""
-    value = db.execute(
-        select(func.min(_T.c.next_attempt_at)).where(_T.c.status.in_((QUEUED, SENDING)))
-    ).scalar()
-    return _utc(value) if value is not None else None
+    return rq.next_due(db, _T)
 
 
 def count_to_recipient(db: DB, *, kind: str, rcpt: str, since: datetime) -> int:
@@ -253,8 +221,7 @@ def list_rows(db: DB, *, status: str | None = None, limit: int = 100) -> list[di
 
 
 def counts(db: DB) -> dict[str, int]:
-    rows = db.execute(select(_T.c.status, func.count()).group_by(_T.c.status)).all()
-    return {status: int(n) for status, n in rows}
+    return rq.counts(db, _T)
 
 
 __all__ = [
