@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from typing import Protocol
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from inboxd.actions.drainloop import DrainLoop
 from inboxd.actions.smtp_send import SendResult
 from inboxd.core.retry import next_attempt
 from inboxd.db import outbox_queries as q
@@ -63,8 +63,10 @@ class DrainReport:
     errors: list[str] = field(default_factory=list)
 
 
-class OutboxDrain:
+class OutboxDrain(DrainLoop):
     """Delivers outbox rows. ``run_once`` is what the scheduler calls."""
+
+    name = "outbox"
 
     def __init__(
         self,
@@ -79,6 +81,7 @@ class OutboxDrain:
         on_failed: FailureHook | None = None,
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        super().__init__()
         self.engine = engine
         self.sender_factory = sender_factory
         self.retry_for = retry_for
@@ -88,34 +91,6 @@ class OutboxDrain:
         self.lease = lease
         self.on_failed = on_failed
         self.should_stop = should_stop
-        self._wake = threading.Event()
-
-    def wake(self) -> None:
-        """Run now (new rows were committed, or the daemon is stopping)."""
-        self._wake.set()
-
-    def run(self, stop: threading.Event, *, interval: float = 5.0) -> None:
-        """The drain thread: recover, then run every ``interval`` s or when woken.
-
-        A database or relay failure is logged and retried on the next round, so
-        the thread never dies; ``stop`` ends it after the mail in flight (call
-        ``wake`` after setting it to end the wait at once).
-        """
-        self.should_stop = stop.is_set
-        try:
-            self.recover()
-        except Exception:
-            log.exception("outbox recover failed; rows left sending wait for their lease")
-        while not stop.is_set():
-            full = False
-            try:
-                report = self.run_once()
-                full = report.claimed >= self.max_per_run and not report.released
-            except Exception:
-                log.exception("outbox run failed; retrying in %.0f s", interval)
-            if not full:
-                self._wake.wait(interval)
-            self._wake.clear()
 
     def recover(self) -> int:
         """At start: rows a dead process left in ``sending`` are due now."""

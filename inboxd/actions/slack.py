@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -39,6 +38,7 @@ from slack_sdk.http_retry.state import RetryState
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from inboxd.actions.drainloop import DrainLoop
 from inboxd.config import ConfigError, SlackConfig
 from inboxd.core.retry import next_attempt
 from inboxd.db import repo
@@ -226,8 +226,10 @@ def _fields(notice: q.SlackPost) -> dict[str, Any]:
     return {name: getattr(notice, name) for name in q.SlackPost.__slots__}
 
 
-class SlackDrain:
+class SlackDrain(DrainLoop):
     """Posts queued Slack notices. ``run_once`` for one round, ``run`` as a thread."""
+
+    name = "slack"
 
     def __init__(
         self,
@@ -241,6 +243,7 @@ class SlackDrain:
         lease: timedelta = timedelta(minutes=5),
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
+        super().__init__()
         self.engine = engine
         self.client_factory = client_factory
         self.retry_for = retry_for
@@ -249,30 +252,7 @@ class SlackDrain:
         self.rng = rng
         self.lease = lease
         self.should_stop = should_stop
-        self._wake = threading.Event()
         self._client: WebClient | None = None
-
-    def wake(self) -> None:
-        """Run now (notices were committed, or the daemon is stopping)."""
-        self._wake.set()
-
-    def run(self, stop: threading.Event, *, interval: float = 5.0) -> None:
-        """The drain thread: recover, then a round every ``interval`` s or when woken."""
-        self.should_stop = stop.is_set
-        try:
-            self.recover()
-        except Exception:
-            log.exception("slack recover failed; rows left sending wait for their lease")
-        while not stop.is_set():
-            full = False
-            try:
-                report = self.run_once()
-                full = report.claimed >= self.max_per_run and not report.released
-            except Exception:
-                log.exception("slack run failed; retrying in %.0f s", interval)
-            if not full:
-                self._wake.wait(interval)
-            self._wake.clear()
 
     def recover(self) -> int:
         with self.engine.begin() as conn:
