@@ -248,10 +248,10 @@ class Pipeline:
             may_reopen=not machine,
         )
         ruleset = self.ctx.rules()
-        ticket_vip = False
-        if ruleset is not None and match.ticket_id is not None:
-            routing = repo.ticket_routing(db, match.ticket_id)
-            ticket_vip = bool(routing and routing["vip"])
+        # the existing ticket's routing fields, read once for the rules, the touch and
+        # the decision (a grouped ticket is read when it is found)
+        routing = repo.ticket_routing(db, match.ticket_id) if match.ticket_id else None
+        ticket_vip = bool(routing and routing["vip"])
         decision = self._evaluate(ruleset, parsed, source, match, now, ticket_vip)
         if match.ticket_id is None and decision is not None and decision.group_window:
             sender = parsed.from_.email if parsed.from_ else ""
@@ -260,6 +260,7 @@ class Pipeline:
             )
             if grouped is not None:
                 match = ThreadMatch(grouped, MatchedBy.GROUP, "grouped with open ticket")
+                routing = repo.ticket_routing(db, grouped)
 
         new_ticket = match.ticket_id is None
         if new_ticket:
@@ -267,9 +268,12 @@ class Pipeline:
         else:
             assert match.ticket_id is not None
             ticket_id = match.ticket_id
-            self._touch_ticket(db, ticket_id, parsed, match, now, machine)
+            if routing is not None:
+                self._touch_ticket(db, ticket_id, routing, match, now, machine)
         if decision is not None:
-            self._apply(db, ticket_id, decision, ruleset, now)
+            routing = routing or repo.ticket_routing(db, ticket_id)
+            if routing is not None:
+                self._apply(db, ticket_id, routing, decision, ruleset, now)
 
         row_id = self._store_message(
             db,
@@ -351,14 +355,13 @@ class Pipeline:
         self,
         db: Connection,
         ticket_id: int,
-        parsed: ParsedMessage,
+        ticket: dict[str, Any],
         match: ThreadMatch,
         now: datetime,
         machine: bool,
     ) -> None:
-        ticket = repo.ticket_routing(db, ticket_id)
-        if ticket is None:
-            return
+        """Bump updated_at; reopen on a customer reply. ``ticket`` (its routing
+        fields) is updated in place so the rules' decision sees the new status."""
         values: dict[str, Any] = {"updated_at": now}
         customer_wrote = not machine
         if match.reopen or (customer_wrote and ticket["status"] == TicketStatus.PENDING.value):
@@ -371,19 +374,18 @@ class Pipeline:
                 "status",
                 {"from": ticket["status"], "to": "open", "why": "customer replied"},
             )
+            ticket["status"] = TicketStatus.OPEN.value
         repo.update_ticket(db, ticket_id, values)
 
     def _apply(
         self,
         db: Connection,
         ticket_id: int,
+        ticket: dict[str, Any],
         decision: Decision,
         ruleset: RuleSet | None,
         now: datetime,
     ) -> None:
-        ticket = repo.ticket_routing(db, ticket_id)
-        if ticket is None:
-            return
         changes = apply_decision(ticket, decision)
         if "team" in changes and "assignee" not in changes and ruleset is not None:
             picked = self._pick_agent(db, ruleset, changes["team"])
