@@ -38,3 +38,29 @@ def test_schema_not_at_head_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaError, match="inboxd db upgrade"):
         ensure_schema(engine)
     engine.dispose()
+
+
+def test_0003_clears_new_text_equal_to_text_and_downgrades_back(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    cfg = alembic_config(engine)
+    command.upgrade(cfg, "0002")
+    row = (
+        "INSERT INTO message (id, message_id, content_digest, raw_sha256, direction, kind,"
+        " source, mailbox, from_email, from_name, \"to\", cc, subject, received_at, text,"
+        " html, new_text, matched_by, match_reason, size, attachment_count) VALUES"
+        " (?, ?, 'd', 's', 'in', 'normal', '', '', '', '', '[]', '[]', '', '2026-01-01',"
+        " ?, '', ?, 'new', '', 0, 0)"
+    )
+    with engine.begin() as conn:
+        conn.exec_driver_sql("INSERT INTO blob (sha256, size, data) VALUES ('s', 0, x'')")
+        conn.exec_driver_sql(row, (1, "<a@x>", "whole", "whole"))
+        conn.exec_driver_sql(row, (2, "<b@x>", "reply\n> quoted", "reply"))
+    command.upgrade(cfg, "head")
+    with engine.connect() as conn:
+        got = conn.exec_driver_sql("SELECT id, new_text FROM message ORDER BY id").all()
+    assert [tuple(r) for r in got] == [(1, None), (2, "reply")]
+    command.downgrade(cfg, "0002")
+    with engine.connect() as conn:
+        got = conn.exec_driver_sql("SELECT id, new_text FROM message ORDER BY id").all()
+    assert [tuple(r) for r in got] == [(1, "whole"), (2, "reply")]
+    engine.dispose()

@@ -94,7 +94,7 @@ def test_new_mail_opens_ticket_with_requester_and_event(pipeline: Pipeline) -> N
         kinds = [e.kind for e in repo.events(s, ticket.id or 0)]
         assert kinds == ["created", "message"]
         [msg] = repo.ticket_messages(s, ticket.id or 0)
-        assert msg.new_text == "It does not print." and msg.source == "lmtp:support"
+        assert msg.shown_text == "It does not print." and msg.source == "lmtp:support"
 
 
 def test_same_mail_via_two_mailboxes_is_stored_once(pipeline: Pipeline) -> None:

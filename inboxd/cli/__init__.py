@@ -130,7 +130,7 @@ def message_json(m: Message) -> dict[str, Any]:
         "direction": m.direction,
         "kind": m.kind,
         "subject": m.subject,
-        "text": m.new_text,
+        "text": m.shown_text,
         "matched_by": m.matched_by,
         "match_reason": m.match_reason,
         "attachments": m.attachment_count,
@@ -221,7 +221,7 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool, events: bool) -> N
         for m in messages:
             click.echo(f"\n--- {m.direction} {_iso(m.date)} {m.from_email} ({m.matched_by})")
             click.echo(f"Subject: {m.subject}")
-            click.echo(m.new_text)
+            click.echo(m.shown_text)
         for e in log_rows:
             click.echo(f"{_iso(e.at)} {e.actor} {e.kind} {json.dumps(e.data)}")
 

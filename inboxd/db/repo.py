@@ -449,6 +449,7 @@ def store_mail(
     conn = _conn(db)
     put_blob(conn, parsed.raw_sha256, raw)
     sender = parsed.from_
+    new = parsed.new_text if new_text is None else new_text
     row_id = add_message(
         conn,
         {
@@ -469,7 +470,7 @@ def store_mail(
             "received_at": now,
             "text": parsed.text,
             "html": parsed.html,
-            "new_text": parsed.new_text if new_text is None else new_text,
+            "new_text": None if new == parsed.text else new,  # NULL: the whole text
             "matched_by": matched_by,
             "match_reason": reason,
             "size": parsed.size,

@@ -43,6 +43,9 @@ class Blob(SQLModel, table=True):
 
 
 class Ticket(SQLModel, table=True):
+    # least-open assignment counts an agent's open tickets on every new ticket
+    __table_args__ = (Index("ix_ticket_assignee_status", "assignee", "status"),)
+
     id: int | None = Field(default=None, primary_key=True)
     subject: str = ""
     normalized_subject: str = Field(default="", index=True)
@@ -74,7 +77,8 @@ class Message(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
-    message_id: str = Field(index=True)
+    # looked up through uq_message_identity, whose first column it is
+    message_id: str
     content_digest: str
     raw_sha256: str = Field(foreign_key="blob.sha256")
     direction: str = "in"
@@ -90,11 +94,17 @@ class Message(SQLModel, table=True):
     received_at: datetime
     text: str = ""
     html: str = ""
-    new_text: str = ""
+    # what the sender wrote this time; NULL when it is the whole text (most first
+    # mails), so the text is not stored twice: read it through ``shown_text``
+    new_text: str | None = None
     matched_by: str = "new"
     match_reason: str = ""
     size: int = 0
     attachment_count: int = 0
+
+    @property
+    def shown_text(self) -> str:
+        return self.text if self.new_text is None else self.new_text
 
 
 class Attachment(SQLModel, table=True):
