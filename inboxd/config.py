@@ -170,8 +170,15 @@ class SlackConfig(_Strict):
     ops_channel: str | None = None
 
 
+class IngestConfig(_Strict):
+    # worker processes that parse bulk imports while the main process stores;
+    # unset: one per core beyond the first (at most 4), 0: parse in the main process
+    parse_workers: Annotated[int, Field(ge=0, le=32)] | None = None
+
+
 class Settings(_Strict):
     database: DatabaseConfig = DatabaseConfig()
+    ingest: IngestConfig = IngestConfig()
     helpdesk: HelpdeskConfig = HelpdeskConfig()
     mailbox: list[MailboxConfig] = []
     lmtp: LmtpConfig = LmtpConfig()

@@ -16,21 +16,24 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from inboxd.actions.slack import SlackDrain, make_slack_client
 from inboxd.actions.slack_notices import SlackRuleReactor, rules_error_notice
 from inboxd.actions.wiring import Outbound, build_outbound
 from inboxd.config import MailboxConfig, Settings
 from inboxd.core.thread import tag_pattern
 from inboxd.db.engine import ensure_schema, make_engine
 from inboxd.ingest.imap import MailboxFetcher
-from inboxd.ingest.lmtp import InboundController, InboundHandler
+from inboxd.ingest.parsepool import ParsePool
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.rulesdir import RuleStore
 from inboxd.sdnotify import Notifier
+
+if TYPE_CHECKING:  # imported where used: one-shot commands need neither (0.4 s of start-up)
+    from inboxd.actions.slack import SlackDrain
+    from inboxd.ingest.lmtp import InboundController
 
 log = logging.getLogger("inboxd.daemon")
 
@@ -74,14 +77,17 @@ class App:
             helpdesk_name=settings.helpdesk.name,
             trusted_authserv_ids=tuple(settings.helpdesk.trusted_authserv_ids),
         )
-        slack_client = make_slack_client(settings.slack)
         slack = None
         reactors: tuple[Reactor, ...] = outbound.reactors
         on_commit: tuple[Callable[[], None], ...] = (outbound.drain.wake,)
-        if slack_client is not None:
-            slack = SlackDrain(engine, lambda: slack_client, retry_for=86400, clock=clock)
-            reactors += (SlackRuleReactor(tag_format=settings.helpdesk.subject_tag),)
-            on_commit += (slack.wake,)
+        if settings.slack.token_env or settings.slack.token_file:
+            from inboxd.actions.slack import SlackDrain, make_slack_client
+
+            client = make_slack_client(settings.slack)
+            if client is not None:
+                slack = SlackDrain(engine, lambda: client, retry_for=86400, clock=clock)
+                reactors += (SlackRuleReactor(tag_format=settings.helpdesk.subject_tag),)
+                on_commit += (slack.wake,)
         ctx = IngestContext(
             secret=secret,
             support_addresses=settings.support_addresses,
@@ -95,11 +101,17 @@ class App:
             interceptors=outbound.interceptors,
             on_commit=on_commit,
         )
-        pipeline = Pipeline(engine, ctx)
+        pipeline = Pipeline(
+            engine,
+            ctx,
+            ParsePool(max_bytes=ctx.max_bytes, workers=settings.ingest.parse_workers),
+        )
         return cls(settings, engine, rules, pipeline, secret, outbound, clock, slack=slack)
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
-        return MailboxFetcher(box, self.pipeline, password=box.read_password())
+        return MailboxFetcher(
+            box, self.pipeline, password=box.read_password(), prepare=self.pipeline.prepare
+        )
 
     def sync_once(self) -> dict[str, int]:
         """Fetch and store everything pending in every mailbox; returns counts per mailbox."""
@@ -110,6 +122,11 @@ class App:
             result = self.fetcher(box).sync_once()
             counts[box.name] = result.fetched
         return counts
+
+    def close(self) -> None:
+        """Stop the parse workers and close database connections."""
+        self.pipeline.close()
+        self.engine.dispose()
 
 
 class Daemon:
@@ -128,6 +145,8 @@ class Daemon:
     def start(self) -> None:
         settings = self.app.settings
         if settings.lmtp.enabled:
+            from inboxd.ingest.lmtp import InboundController, InboundHandler
+
             handler = InboundHandler(
                 {box.address: box.name for box in settings.mailbox},
                 self.app.pipeline.ingest,
@@ -248,4 +267,4 @@ class Daemon:
             thread.join(timeout=15)
         alive = [t.name for t in self.threads if t.is_alive()]
         log.info("stopped threads=%d still_alive=%s", len(self.threads), ",".join(alive) or "none")
-        self.app.engine.dispose()
+        self.app.close()

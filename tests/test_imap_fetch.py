@@ -21,7 +21,7 @@ from sqlmodel import Session
 from inboxd.config import MailboxConfig
 from inboxd.db import repo
 from inboxd.db.engine import make_engine, upgrade
-from inboxd.db.tables import Message, Ticket
+from inboxd.db.tables import Message, Quarantine, Ticket
 from inboxd.ingest import imap
 from inboxd.ingest.imap import (
     MailboxFetcher,
@@ -35,6 +35,7 @@ from inboxd.ingest.imap import (
     said_bye,
     uids_after,
 )
+from inboxd.ingest.parsepool import ParsePool
 from inboxd.ingest.pipeline import IngestContext, Pipeline
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 
@@ -643,3 +644,43 @@ def test_skip_policy_without_dovecot(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INBOXD_REQUIRE_SERVERS", "1")  # CI: a missing server fails the run
     with pytest.raises(pytest.fail.Exception, match="INBOXD_REQUIRE_SERVERS=1"):
         conftest.require_dovecot()
+
+
+@server
+def test_prefetched_batches_are_parsed_by_workers(
+    dovecot: DovecotServer, imap_user: str, tmp_path: Path
+) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'inboxd.db'}")
+    upgrade(engine)
+    ctx = IngestContext(
+        secret=b"imap-test-secret",
+        support_addresses=frozenset({"support@help.example"}),
+        mailbox_addresses={"support": "support@help.example"},
+        rules=lambda: None,
+        clock=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+    )
+    pool = ParsePool(workers=1, min_batch=2)
+    pipeline = Pipeline(engine, ctx, pool)
+    parsed_ahead: list[int] = []
+
+    def prepare(mails: Sequence[FetchedMail]) -> list[FetchedMail]:
+        out = pipeline.prepare(mails)
+        parsed_ahead.extend(m.uid for m in out if m.parsed is not None)
+        return out
+
+    mails = [support_mail(f"m{i}@c", f"Question {i}") for i in range(24)]
+    mails.insert(12, b"\x00\x01 no mail at all\r\n")
+    dovecot.append(imap_user, "INBOX", mails)
+    cfg = box_config(dovecot, imap_user, name="support", batch_size=10)
+    box = MailboxFetcher(cfg, pipeline, password=imap_user, prepare=prepare)
+    try:
+        assert box.sync_once() == SyncResult(fetched=25, batches=3)
+        with Session(engine) as session:
+            assert repo.count_rows(session, Message) == 24
+            assert repo.count_rows(session, Ticket) == 24
+            assert repo.count_rows(session, Quarantine) == 1
+        # every batch went through the workers (the first one too: it is prefetched)
+        assert parsed_ahead == list(range(1, 26))
+    finally:
+        pipeline.close()
+        engine.dispose()

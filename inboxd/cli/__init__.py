@@ -76,7 +76,10 @@ def run(ctx: Context) -> None:
 def sync(ctx: Context, once: bool) -> None:
     """Fetch and process all pending mail in every mailbox."""
     app = ctx.app()
-    counts = app.sync_once()
+    try:
+        counts = app.sync_once()
+    finally:
+        app.close()
     for name, n in counts.items():
         click.echo(f"{name}: {n} fetched")
 

@@ -138,6 +138,14 @@ class ParseError(Exception):
         self.reason = reason
 
 
+@dataclass(frozen=True, slots=True)
+class ParseFailure:
+    """A :class:`ParseError` as a value, so a batch parsed elsewhere (a worker
+    process) can carry one mail's failure without failing the batch."""
+
+    reason: str
+
+
 class TicketStatus(enum.StrEnum):
     NEW = "new"
     OPEN = "open"

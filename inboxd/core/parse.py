@@ -13,6 +13,7 @@ from __future__ import annotations
 import binascii
 import hashlib
 import re
+from collections.abc import Sequence
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
@@ -35,6 +36,7 @@ from inboxd.core.model import (
     MessageKind,
     ParsedMessage,
     ParseError,
+    ParseFailure,
 )
 from inboxd.core.reply_text import extract_new_text
 from inboxd.core.subject import normalize_subject
@@ -436,6 +438,24 @@ def _first(raw: list[tuple[str, str]], name: str) -> str:
 def parse_message(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedMessage:
     """Parse one raw mail. Raises only :class:`ParseError`, for hopeless input."""
     return _guarded(raw, max_bytes, fast=True)
+
+
+def parse_outcome(
+    raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> ParsedMessage | ParseFailure:
+    """:func:`parse_message` with a hopeless mail as a :class:`ParseFailure` value."""
+    try:
+        return _guarded(raw, max_bytes, fast=True)
+    except ParseError as exc:
+        return ParseFailure(exc.reason)
+
+
+def parse_many(
+    raws: Sequence[bytes], max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[ParsedMessage | ParseFailure]:
+    """:func:`parse_outcome` of each mail, in order: the unit of work a parse worker
+    process runs (module level, so it pickles by reference)."""
+    return [parse_outcome(raw, max_bytes=max_bytes) for raw in raws]
 
 
 def parse_message_slow(raw: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> ParsedMessage:

@@ -184,9 +184,13 @@ class MailboxFetcher:
         rand: Callable[[], float] = random.random,
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
+        prepare: Callable[[Sequence[FetchedMail]], list[FetchedMail]] | None = None,
     ) -> None:
+        """``prepare``: work done on a prefetched batch in the prefetch thread, while
+        the batch before it is stored (the pipeline parses it in worker processes)."""
         self.config = config
         self.sink = sink
+        self._prepare = prepare
         self._password = password
         self.log = log or logging.getLogger(LOGGER_NAME)
         self._ssl_context = ssl_context
@@ -336,8 +340,8 @@ class MailboxFetcher:
             # The connection is shared by the prefetch thread (FETCH) and this one
             # (after_import): one IMAP command at a time.
             io_lock = threading.Lock()
-            source = self._fetch_batches(client, uids, stop, io_lock)
             several = len(uids) > self.config.batch_size
+            source = self._fetch_batches(client, uids, stop, io_lock, prepare=several)
             with _ahead(source, self.name, prefetch=several) as ahead:
                 for mails in ahead:
                     if stop is not None and stop.is_set():
@@ -349,15 +353,24 @@ class MailboxFetcher:
         return SyncResult(fetched, batches, changed)
 
     def _fetch_batches(
-        self, client: Any, uids: list[int], stop: threading.Event | None, io_lock: threading.Lock
+        self,
+        client: Any,
+        uids: list[int],
+        stop: threading.Event | None,
+        io_lock: threading.Lock,
+        *,
+        prepare: bool,
     ) -> Iterator[list[FetchedMail]]:
-        """``BODY.PEEK[]`` of ``uids`` batch by batch (empty batches skipped)."""
+        """``BODY.PEEK[]`` of ``uids`` batch by batch (empty batches skipped), each
+        passed through ``prepare`` when it is fetched ahead of its turn."""
         for chunk in chunks(uids, self.config.batch_size):
             if stop is not None and stop.is_set():
                 return
             with io_lock:
                 response = client.fetch(chunk, ["BODY.PEEK[]"])
             mails = mails_from_fetch(response, chunk)
+            if mails and prepare and self._prepare is not None:
+                mails = self._prepare(mails)
             if mails:
                 yield mails
 

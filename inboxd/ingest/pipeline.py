@@ -28,14 +28,15 @@ from inboxd.core.model import (
     MatchedBy,
     MessageKind,
     ParsedMessage,
-    ParseError,
+    ParseFailure,
     TicketStatus,
 )
-from inboxd.core.parse import parse_message
+from inboxd.core.parse import parse_outcome
 from inboxd.core.rules import Decision, RuleContext, RuleSet, evaluate
 from inboxd.core.thread import DEFAULT_TAG_PATTERN, ThreadMatch, choose, thread_keys
 from inboxd.core.ticket_fields import PRIORITY_ORDER, apply_decision
 from inboxd.db import repo
+from inboxd.ingest.parsepool import ParsePool
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 
 log = logging.getLogger("inboxd.ingest")
@@ -121,9 +122,17 @@ def _is_db_failure(exc: BaseException) -> bool:
 class Pipeline:
     """Stores raw mail; also the MailboxSink the IMAP fetchers hand batches to."""
 
-    def __init__(self, engine: Engine, ctx: IngestContext) -> None:
+    def __init__(
+        self, engine: Engine, ctx: IngestContext, parse_pool: ParsePool | None = None
+    ) -> None:
         self.engine = engine
         self.ctx = ctx
+        self.parse_pool = parse_pool
+
+    def close(self) -> None:
+        """Stop the parse workers (if any); ingest still works after, parsing inline."""
+        if self.parse_pool is not None:
+            self.parse_pool.close()
 
     # --- entry points ---------------------------------------------------------
 
@@ -143,6 +152,15 @@ class Pipeline:
             found = repo.get_checkpoint(session, mailbox, folder)
         return Checkpoint(*found) if found else None
 
+    def prepare(self, mails: Sequence[FetchedMail]) -> list[FetchedMail]:
+        """``mails`` parsed ahead by the parse workers, for a fetcher to call on the
+        next batch while this one is stored; as they are when there are no workers
+        or the batch is small (then ``store_batch`` parses them)."""
+        parsed = self.parse_pool.parse([m.raw for m in mails]) if self.parse_pool else None
+        if parsed is None:
+            return list(mails)
+        return [FetchedMail(m.uid, m.raw, p) for m, p in zip(mails, parsed, strict=True)]
+
     def store_batch(
         self, mailbox: str, folder: str, uidvalidity: int, mails: Sequence[FetchedMail]
     ) -> None:
@@ -159,7 +177,8 @@ class Pipeline:
                     uidvalidity,
                 )
             for mail in mails:
-                self.ingest_in(session, mail.raw, Source("imap", mailbox, folder, mail.uid))
+                source = Source("imap", mailbox, folder, mail.uid)
+                self.ingest_in(session, mail.raw, source, mail.parsed)
             last = max(m.uid for m in mails)
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
@@ -168,16 +187,20 @@ class Pipeline:
 
     # --- the sequence -----------------------------------------------------------
 
-    def ingest_in(self, session: Session, raw: bytes, source: Source) -> Outcome:
+    def ingest_in(
+        self,
+        session: Session,
+        raw: bytes,
+        source: Source,
+        parsed: ParsedMessage | ParseFailure | None = None,
+    ) -> Outcome:
+        """``parsed``: ``raw`` already parsed (by a parse worker), else parsed here."""
         now = self.ctx.clock()
         db = session.connection()
-        try:
-            parsed = parse_message(raw, max_bytes=self.ctx.max_bytes)
-        except ParseError as exc:
-            return self._quarantine(db, raw, source, now, exc.reason)
-        except Exception as exc:  # a parser bug must not lose the mail
-            log.exception("parser failed source=%s", source.label)
-            return self._quarantine(db, raw, source, now, f"parser error: {exc!r}")
+        if parsed is None:
+            parsed = parse_outcome(raw, max_bytes=self.ctx.max_bytes)
+        if isinstance(parsed, ParseFailure):  # a parser bug too: it must not lose the mail
+            return self._quarantine(db, raw, source, now, parsed.reason)
         try:
             with repo.savepoint(db):
                 outcome = self._store(session, db, parsed, raw, source, now)

@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from inboxd.core.model import ParsedMessage, ParseFailure
+
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
@@ -25,6 +27,8 @@ class Checkpoint:
 class FetchedMail:
     uid: int
     raw: bytes
+    # already parsed (by a parse worker while the previous batch was stored), or None
+    parsed: ParsedMessage | ParseFailure | None = None
 
 
 class MailboxSink(Protocol):
