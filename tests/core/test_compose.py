@@ -11,6 +11,7 @@ from email.message import EmailMessage
 
 import pytest
 
+from inboxd.core import compose
 from inboxd.core.compose import (
     AUTO_RESPONSE_SUPPRESS,
     REFERENCES_CAP,
@@ -267,6 +268,33 @@ def test_subject_with_tag_is_idempotent() -> None:
     assert subject_with_tag("Re: " + once, 12) == once
 
 
+_TAG_SUBJECTS = (
+    "Printer broken",
+    "Re: [#12] Printer",
+    "AW: printer [#12]",
+    "[#123] not ours [#1]",
+    "Ticket 12: TICKET 12: ticket 12 again",
+    "re: [ticket-12] [TICKET-12] [Ticket-12]",
+    "re: [ticket-12] printer, ticket 1: hi",
+    "#12#12",
+    "\u0661[#12]\u0662 arabic digits around",
+    "Fwd:",
+    "",
+)
+_TAG_FORMATS = ("[#{id}]", "#{id}", "{id}", "Ticket {id}:", "[TICKET-{id}]", "[{id}|{id}]")
+
+
+@pytest.mark.parametrize("tag_format", _TAG_FORMATS)
+def test_subject_with_tag_shortcut_changes_nothing(
+    tag_format: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Skipping the tag regex when the tag cannot occur gives what the regex gives."""
+    fast = [subject_with_tag(s, n, tag_format) for s in _TAG_SUBJECTS for n in (1, 12)]
+    monkeypatch.setattr(compose, "_may_hold_tag", lambda _subject, _tag: True)
+    slow = [subject_with_tag(s, n, tag_format) for s in _TAG_SUBJECTS for n in (1, 12)]
+    assert fast == slow
+
+
 def test_non_ascii_subject_and_name_are_encoded() -> None:
     mail = outbound(
         subject="Re: [#12] Drucker kaputt – Grüße 🖨",
@@ -300,6 +328,25 @@ def test_very_long_ascii_line_is_encoded_not_truncated() -> None:
     long_line = "x" * 3000
     msg = parse(render_message(outbound(text=long_line), date=DATE))
     assert msg.get_content() == long_line + "\n"
+
+
+@pytest.mark.parametrize("code", range(128))
+def test_7bit_only_without_control_characters(code: int) -> None:
+    """Every ASCII character: controls other than TAB and line ends force quoted-printable."""
+    char = chr(code)
+    text = f"a{char}b\nsecond line\n" * 100  # longer than 998: the line check runs too
+    msg = parse(render_message(outbound(text=text), date=DATE))
+    expect_7bit = char in "\t\n\r" or 0x20 <= code < 0x7F
+    assert msg["Content-Transfer-Encoding"] == ("7bit" if expect_7bit else "quoted-printable")
+    assert msg.get_content() == text.replace("\r", "\n")
+
+
+@pytest.mark.parametrize(("length", "cte"), [(998, "7bit"), (999, "quoted-printable")])
+def test_7bit_line_limit_is_998(length: int, cte: str) -> None:
+    text = "short\n" + "x" * length + "\nshort\n"
+    msg = parse(render_message(outbound(text=text), date=DATE))
+    assert msg["Content-Transfer-Encoding"] == cte
+    assert msg.get_content() == text
 
 
 def test_attachments_and_inline_images() -> None:
