@@ -8,13 +8,12 @@ forge one for a ticket they were never mailed about.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
 
 _SIG_LEN = 12  # base32 characters: 60 bits, plenty against guessing over SMTP
+_B32 = "abcdefghijklmnopqrstuvwxyz234567"  # RFC 4648 base32, lowercase
 
 _TOKEN_RE = re.compile(rf"^(\d{{1,12}})-(\d{{1,12}})-([a-z2-7]{{{_SIG_LEN}}})$")
 _MSGID_RE = re.compile(rf"^ibx\.(\d{{1,12}})\.([a-z0-9]{{1,32}})\.([a-z2-7]{{{_SIG_LEN}}})@")
@@ -26,9 +25,28 @@ class TicketToken:
     agent_id: int  # 0 when the token is not bound to an agent
 
 
+_B32_PAIRS = tuple(a + b for a in _B32 for b in _B32)  # 10 bits -> two base32 characters
+
+
 def _sign(secret: bytes, payload: str) -> str:
-    digest = hmac.new(secret, payload.encode("ascii"), hashlib.sha256).digest()
-    return base64.b32encode(digest).decode("ascii").lower()[:_SIG_LEN]
+    """The first 12 characters of the lowercase base32 of HMAC-SHA256(secret, payload).
+
+    Those are the top 60 bits of the digest; reading them as an integer, two
+    characters per table lookup, gives what ``base64.b32encode`` gives (tested)
+    at a fraction of the cost: b32encode is pure Python over all 32 bytes, and
+    every outbound mail signs two or three tokens.
+    """
+    digest = hmac.digest(secret, payload.encode("ascii"), "sha256")
+    bits = int.from_bytes(digest[:8], "big") >> 4  # the top 60 bits
+    pairs = _B32_PAIRS
+    return (
+        pairs[bits >> 50]
+        + pairs[(bits >> 40) & 1023]
+        + pairs[(bits >> 30) & 1023]
+        + pairs[(bits >> 20) & 1023]
+        + pairs[(bits >> 10) & 1023]
+        + pairs[bits & 1023]
+    )
 
 
 def make_reply_token(secret: bytes, ticket_id: int, agent_id: int = 0) -> str:
