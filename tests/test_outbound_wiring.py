@@ -7,6 +7,7 @@ from pathlib import Path
 
 from inboxd.actions.agent_reply import AgentReplyInterceptor
 from inboxd.actions.bounces import BounceInterceptor
+from inboxd.actions.render import SAMPLE_CONTEXT
 from inboxd.actions.sent_folder import SentFolderInterceptor
 from inboxd.actions.wiring import TemplateStore, build_outbound
 from inboxd.config import parse_settings
@@ -50,9 +51,16 @@ def test_template_reload_keeps_the_good_set(tmp_path: Path) -> None:
     shutil.copytree(TEMPLATES, tmp_path / "t")
     store = TemplateStore(tmp_path / "t")
     good = store.current
+    subject = good.render("ack", **SAMPLE_CONTEXT).subject
     (tmp_path / "t" / "ack.txt").write_text("Subject: {{ oops }\n")
+    (tmp_path / "t" / "notify.txt").write_text("Subject: {{ nope }}\n")  # not rendered yet
     errors = store.reload()
     assert errors and store.current is good
+    # the kept set is the one checked at start: neither edit reaches a mail
+    assert store.current.render("ack", **SAMPLE_CONTEXT).subject == subject
+    assert store.current.render("notify", **SAMPLE_CONTEXT).subject.startswith("New ticket")
     (tmp_path / "t" / "ack.txt").write_text("Subject: Thanks\n\nGot it.\n")
+    shutil.copy(TEMPLATES / "notify.txt", tmp_path / "t" / "notify.txt")
     assert store.reload() == []
     assert store.current is not good
+    assert store.current.render("ack", **SAMPLE_CONTEXT).subject == "Thanks"

@@ -168,20 +168,35 @@ def test_extra_templates_are_checked_too(tdir: Path) -> None:
     assert any("welcome.txt" in e for e in errors)
 
 
-def test_edited_template_is_picked_up(tdir: Path) -> None:
+def test_edited_template_is_picked_up_on_reload_not_per_mail(tdir: Path) -> None:
+    """A renderer keeps what it compiled (no file checks per mail); a new one reads the edit."""
     renderer = TemplateRenderer(tdir)
     assert renderer.render("note_ack", **SAMPLE_CONTEXT).subject.startswith("Note added")
     (tdir / "note_ack.txt").write_text("Subject: Changed {{ ticket.id }}\n\nbody\n")
-    assert renderer.render("note_ack", **SAMPLE_CONTEXT).subject == "Changed 123"
+    assert renderer.render("note_ack", **SAMPLE_CONTEXT).subject.startswith("Note added")
+    assert TemplateRenderer(tdir).render("note_ack", **SAMPLE_CONTEXT).subject == "Changed 123"
 
 
-def test_edited_or_removed_html_template_is_picked_up(tdir: Path) -> None:
+def test_edited_or_removed_html_template_is_picked_up_on_reload(tdir: Path) -> None:
     renderer = TemplateRenderer(tdir)
-    assert renderer.render("note_ack", **SAMPLE_CONTEXT).html.startswith("<")
+    before = renderer.render("note_ack", **SAMPLE_CONTEXT).html
+    assert before.startswith("<")
     (tdir / "note_ack.html").write_text("<p>changed {{ ticket.id }}</p>\n")
-    assert renderer.render("note_ack", **SAMPLE_CONTEXT).html == "<p>changed 123</p>\n"
+    assert renderer.render("note_ack", **SAMPLE_CONTEXT).html == before
+    assert TemplateRenderer(tdir).render("note_ack", **SAMPLE_CONTEXT).html == (
+        "<p>changed 123</p>\n"
+    )
     (tdir / "note_ack.html").unlink()
+    assert TemplateRenderer(tdir).render("note_ack", **SAMPLE_CONTEXT).html == ""
+
+
+def test_added_html_template_is_picked_up_on_reload(tdir: Path) -> None:
+    (tdir / "note_ack.html").unlink()
+    renderer = TemplateRenderer(tdir)
     assert renderer.render("note_ack", **SAMPLE_CONTEXT).html == ""
+    (tdir / "note_ack.html").write_text("<p>new {{ ticket.id }}</p>\n")
+    assert renderer.render("note_ack", **SAMPLE_CONTEXT).html == ""
+    assert TemplateRenderer(tdir).render("note_ack", **SAMPLE_CONTEXT).html == "<p>new 123</p>\n"
 
 
 def test_nl2br_escapes_once_and_breaks_lines(tdir: Path) -> None:

@@ -30,11 +30,18 @@ from inboxd.core.rules import RuleSet
 
 
 class TemplateStore:
-    """The current template set; ``reload`` swaps only a set that checks clean."""
+    """The current template set; ``reload`` swaps only a set that checks clean.
+
+    A renderer compiles each template once and never looks at the files again,
+    so the set in use is what was on disk at start or at the last good reload
+    (SIGHUP): ``check()`` compiles every template, which is why the first set is
+    checked here too, its errors reported by ``reload`` and ``templates check``.
+    """
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._current = TemplateRenderer(directory)
+        self._current.check()  # compile the whole set now, not on each template's first use
         self._lock = threading.Lock()
 
     @property

@@ -1,0 +1,72 @@
+"""Template edits reach outgoing mail through the daemon's reload (SIGHUP), not per mail.
+
+Renderers compile each template once (no file checks on the ingest path), so
+this pins the other half: the daemon's reload swaps in the edited set.
+"""
+
+from __future__ import annotations
+
+import email
+import shutil
+from email import policy
+from pathlib import Path
+
+from sqlalchemy import text
+
+from inboxd.config import parse_settings
+from inboxd.daemon import App, Daemon
+from inboxd.ingest.pipeline import Source
+from inboxd.sdnotify import Notifier
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build_app(tmp_path: Path) -> App:
+    shutil.copytree(REPO / "rules", tmp_path / "rules")
+    shutil.copytree(REPO / "templates", tmp_path / "templates")
+    (tmp_path / "secret").write_text("template-reload\n")
+    cfg = tmp_path / "inboxd.toml"
+    config = f"""
+[database]
+url = "sqlite:///{tmp_path / "db.sqlite"}"
+[helpdesk]
+secret_file = "secret"
+[templates]
+dir = "{tmp_path / "templates"}"
+[lmtp]
+enabled = false
+[[mailbox]]
+name = "support"
+address = "support@help.example"
+"""
+    return App.build(parse_settings(config, cfg))
+
+
+def new_mail(n: int) -> bytes:
+    return (
+        f"From: Customer {n} <c{n}@customer.example>\r\nTo: support@help.example\r\n"
+        f"Subject: Question {n}\r\nMessage-ID: <q{n}@customer.example>\r\n\r\nHello {n}\r\n"
+    ).encode()
+
+
+def ack_subjects(app: App) -> list[str]:
+    with app.engine.connect() as conn:
+        raws = conn.execute(text("SELECT raw FROM outbox WHERE kind = 'ack' ORDER BY id")).all()
+    return [
+        str(email.message_from_bytes(bytes(r[0]), policy=policy.default)["Subject"]) for r in raws
+    ]
+
+
+def test_template_edit_applies_after_reload_only(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    daemon = Daemon(app, notifier=Notifier(None))
+    assert app.pipeline.ingest(new_mail(1), Source("lmtp", "support")).status == "stored"
+    ack = tmp_path / "templates" / "ack.txt"
+    ack.write_text("Subject: Edited {{ ticket.subject }}\n" + ack.read_text().partition("\n")[2])
+    assert app.pipeline.ingest(new_mail(2), Source("lmtp", "support")).status == "stored"
+    daemon.reload_rules(trigger="SIGHUP")
+    assert app.pipeline.ingest(new_mail(3), Source("lmtp", "support")).status == "stored"
+    subjects = ack_subjects(app)
+    assert len(subjects) == 3, subjects
+    assert not any("Edited" in s for s in subjects[:2]), subjects
+    assert subjects[2].startswith("[#") and "Edited Question 3" in subjects[2], subjects
