@@ -26,6 +26,7 @@ from inboxd.core.tokens import (
     token_from_address,
     verify_reply_token,
 )
+from inboxd.db import flow_queries as fq
 
 
 @pytest.fixture
@@ -159,6 +160,44 @@ rules:
     assert desk.outbox("ack") == []
     desk.deliver(mail(sender="boss@vip.example", msgid="v1@vip.example"))
     assert [r["rcpts"] for r in desk.outbox("ack")] == [["boss@vip.example"]]
+
+
+NO_AGENTS = """
+version: 1
+rules:
+  - name: vip-ack
+    when: {from: ["*@vip.example"]}
+    then: {auto_reply: ack}
+"""
+
+
+def test_no_ack_and_no_agents_sends_nothing_and_reads_no_ticket(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Store-only: with acknowledgements off and nobody to notify, the reactor
+    reads nothing; a rule's auto_reply still acknowledges."""
+    desk = make_desk(tmp_path, rules=NO_AGENTS, acknowledge=False)
+    reads: list[int] = []
+    real = fq.ticket
+    monkeypatch.setattr(fq, "ticket", lambda db, tid: reads.append(tid) or real(db, tid))
+    desk.deliver(mail())
+    desk.deliver(mail(msgid="m2@customer.example", subject="Re: Printer broken"))
+    assert desk.outbox() == []
+    assert reads == []
+    desk.deliver(mail(sender="boss@vip.example", msgid="v1@vip.example"))
+    assert [r["rcpts"] for r in desk.outbox("ack")] == [["boss@vip.example"]]
+    assert desk.outbox("notify") == []
+    assert len(reads) == 1
+
+
+def test_ack_off_with_agents_in_a_team_still_notifies(tmp_path: Path) -> None:
+    desk = make_desk(tmp_path, acknowledge=False)
+    desk.deliver(mail())
+    assert desk.outbox("ack") == []
+    assert sorted(r["rcpts"][0] for r in desk.outbox("notify")) == [
+        "alice@help.example",
+        "bob@help.example",
+    ]
 
 
 def test_two_desks_acknowledging_each_other_stop(tmp_path: Path) -> None:

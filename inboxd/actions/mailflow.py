@@ -164,6 +164,13 @@ class Flow:
         ruleset = self.config.rules()
         return ruleset.agent_by_email(email) if ruleset is not None else None
 
+    def may_have_recipients(self) -> bool:
+        """False when ``recipients_for`` is [] whatever the ticket: no agent anywhere."""
+        ruleset = self.config.rules()
+        if ruleset is None:
+            return False
+        return bool(ruleset.agents) or any(team.agents for team in ruleset.teams.values())
+
     def recipients_for(self, ticket: Mapping[str, Any]) -> list[Agent]:
         """The assignee; else the ticket's team; else every agent we know."""
         ruleset = self.config.rules()
