@@ -64,3 +64,21 @@ def test_0003_clears_new_text_equal_to_text_and_downgrades_back(tmp_path: Path) 
         got = conn.exec_driver_sql("SELECT id, new_text FROM message ORDER BY id").all()
     assert [tuple(r) for r in got] == [(1, "whole"), (2, "reply")]
     engine.dispose()
+
+
+def test_sqlite_connections_get_the_pragmas(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'p.db'}")
+    upgrade(engine)
+    with engine.connect() as conn:
+        got = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("page_size", "journal_mode", "synchronous", "cache_size", "foreign_keys")
+        }
+    assert got == {
+        "page_size": 16384,
+        "journal_mode": "wal",
+        "synchronous": 2,  # FULL
+        "cache_size": -16384,
+        "foreign_keys": 1,
+    }
+    engine.dispose()
