@@ -171,9 +171,9 @@ class SlackConfig(_Strict):
 
 
 class IngestConfig(_Strict):
-    # worker processes that parse bulk imports while the main process stores;
-    # unset: one per core beyond the first (at most 4), 0: parse in the main process
-    parse_workers: Annotated[int, Field(ge=0, le=32)] | None = None
+    # worker processes that fetch and parse bulk imports while the main process
+    # stores; unset: one per core beyond the first (at most 4), 0: none
+    workers: Annotated[int, Field(ge=0, le=32)] | None = None
 
 
 class Settings(_Strict):

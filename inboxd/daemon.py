@@ -26,8 +26,8 @@ from inboxd.config import MailboxConfig, Settings
 from inboxd.core.thread import tag_pattern
 from inboxd.db.engine import ensure_schema, make_engine
 from inboxd.ingest.imap import MailboxFetcher
-from inboxd.ingest.parsepool import ParsePool
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
+from inboxd.ingest.workers import IngestWorkers
 from inboxd.rulesdir import RuleStore
 from inboxd.sdnotify import Notifier
 
@@ -52,6 +52,8 @@ class App:
     outbound: Outbound
     clock: Callable[[], datetime] = field(default=utcnow)
     slack: SlackDrain | None = None  # None: Slack not configured, `slack:` actions ignored
+    # processes that fetch and parse big backlogs; shared by all mailboxes
+    workers: IngestWorkers = field(default_factory=lambda: IngestWorkers(0))
 
     @classmethod
     def build(
@@ -101,16 +103,19 @@ class App:
             interceptors=outbound.interceptors,
             on_commit=on_commit,
         )
-        pipeline = Pipeline(
-            engine,
-            ctx,
-            ParsePool(max_bytes=ctx.max_bytes, workers=settings.ingest.parse_workers),
+        pipeline = Pipeline(engine, ctx)
+        workers = IngestWorkers(settings.ingest.workers)
+        return cls(
+            settings, engine, rules, pipeline, secret, outbound, clock, slack=slack, workers=workers
         )
-        return cls(settings, engine, rules, pipeline, secret, outbound, clock, slack=slack)
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
         return MailboxFetcher(
-            box, self.pipeline, password=box.read_password(), prepare=self.pipeline.prepare
+            box,
+            self.pipeline,
+            password=box.read_password(),
+            workers=self.workers,
+            max_bytes=self.pipeline.ctx.max_bytes,
         )
 
     def sync_once(self) -> dict[str, int]:
@@ -124,8 +129,8 @@ class App:
         return counts
 
     def close(self) -> None:
-        """Stop the parse workers and close database connections."""
-        self.pipeline.close()
+        """Stop the ingest workers and close database connections."""
+        self.workers.close()
         self.engine.dispose()
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import imaplib
 import logging
+import signal
 import ssl
 import threading
 import time
@@ -14,16 +16,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from servers.dovecot import DovecotFactory, DovecotServer
 from sqlmodel import Session
 
 from inboxd.config import MailboxConfig
+from inboxd.core.model import ParsedMessage
 from inboxd.db import repo
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Message, Quarantine, Ticket
 from inboxd.ingest import imap
 from inboxd.ingest.imap import (
+    FetchJob,
     MailboxFetcher,
     SyncResult,
     backoff_delay,
@@ -35,9 +40,9 @@ from inboxd.ingest.imap import (
     said_bye,
     uids_after,
 )
-from inboxd.ingest.parsepool import ParsePool
 from inboxd.ingest.pipeline import IngestContext, Pipeline
 from inboxd.ingest.sink import Checkpoint, FetchedMail
+from inboxd.ingest.workers import IngestWorkers
 
 WAIT = 15.0  # upper bound of every wait for the fetcher; normally well under 2 s
 
@@ -646,10 +651,7 @@ def test_skip_policy_without_dovecot(monkeypatch: pytest.MonkeyPatch) -> None:
         conftest.require_dovecot()
 
 
-@server
-def test_prefetched_batches_are_parsed_by_workers(
-    dovecot: DovecotServer, imap_user: str, tmp_path: Path
-) -> None:
+def _pipeline(tmp_path: Path) -> Pipeline:
     engine = make_engine(f"sqlite:///{tmp_path / 'inboxd.db'}")
     upgrade(engine)
     ctx = IngestContext(
@@ -659,28 +661,112 @@ def test_prefetched_batches_are_parsed_by_workers(
         rules=lambda: None,
         clock=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
     )
-    pool = ParsePool(workers=1, min_batch=2)
-    pipeline = Pipeline(engine, ctx, pool)
-    parsed_ahead: list[int] = []
+    return Pipeline(engine, ctx)
 
-    def prepare(mails: Sequence[FetchedMail]) -> list[FetchedMail]:
-        out = pipeline.prepare(mails)
-        parsed_ahead.extend(m.uid for m in out if m.parsed is not None)
-        return out
 
+class RecordingSink:
+    """The real pipeline, noting per batch whether its mails came parsed (by a
+    worker) and running ``after_store`` after each batch."""
+
+    def __init__(self, pipeline: Pipeline, after_store: Callable[[], None] = lambda: None):
+        self.pipeline = pipeline
+        self.after_store = after_store
+        self.parsed_by_worker: list[bool] = []
+
+    def checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
+        return self.pipeline.checkpoint(mailbox, folder)
+
+    def store_batch(
+        self, mailbox: str, folder: str, uidvalidity: int, mails: Sequence[FetchedMail]
+    ) -> None:
+        self.parsed_by_worker.append(all(m.parsed is not None for m in mails))
+        self.pipeline.store_batch(mailbox, folder, uidvalidity, mails)
+        self.after_store()
+
+
+def _counts(pipeline: Pipeline) -> tuple[int, int, int]:
+    with Session(pipeline.engine) as session:
+        return (
+            repo.count_rows(session, Message),
+            repo.count_rows(session, Ticket),
+            repo.count_rows(session, Quarantine),
+        )
+
+
+@server
+def test_a_backlog_is_fetched_and_parsed_by_workers(
+    dovecot: DovecotServer, imap_user: str, tmp_path: Path
+) -> None:
     mails = [support_mail(f"m{i}@c", f"Question {i}") for i in range(24)]
     mails.insert(12, b"\x00\x01 no mail at all\r\n")
     dovecot.append(imap_user, "INBOX", mails)
-    cfg = box_config(dovecot, imap_user, name="support", batch_size=10)
-    box = MailboxFetcher(cfg, pipeline, password=imap_user, prepare=prepare)
+    workers = IngestWorkers(1)
+    sink = RecordingSink(_pipeline(tmp_path))
+    cfg = box_config(dovecot, imap_user, name="support", batch_size=10, after_import="seen")
+    box = MailboxFetcher(cfg, sink, password=imap_user, workers=workers)
     try:
         assert box.sync_once() == SyncResult(fetched=25, batches=3)
-        with Session(engine) as session:
-            assert repo.count_rows(session, Message) == 24
-            assert repo.count_rows(session, Ticket) == 24
-            assert repo.count_rows(session, Quarantine) == 1
-        # every batch went through the workers (the first one too: it is prefetched)
-        assert parsed_ahead == list(range(1, 26))
+        assert _counts(sink.pipeline) == (24, 24, 1)
+        assert sink.parsed_by_worker == [True, True, True]
+        checkpoint = sink.pipeline.checkpoint("support", "INBOX")
+        assert checkpoint is not None and checkpoint.last_uid == 25
+        assert all(b"\\Seen" in flags for flags in server_uids(dovecot, imap_user).values())
+        # one batch or less: no worker round trip
+        dovecot.append(imap_user, "INBOX", [support_mail("late@c", "One more")])
+        assert box.sync_once() == SyncResult(fetched=1, batches=1)
+        assert sink.parsed_by_worker[-1] is False
     finally:
-        pipeline.close()
-        engine.dispose()
+        workers.close()
+        sink.pipeline.engine.dispose()
+
+
+@server
+def test_a_worker_dying_mid_sync_loses_and_doubles_nothing(
+    dovecot: DovecotServer, imap_user: str, tmp_path: Path
+) -> None:
+    dovecot.append(imap_user, "INBOX", [support_mail(f"d{i}@c", f"Case {i}") for i in range(60)])
+    workers = IngestWorkers(1)
+    killed: list[int] = []
+
+    def kill_once() -> None:
+        if not killed:
+            procs = [
+                p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())
+            ]
+            for proc in procs:
+                proc.send_signal(signal.SIGKILL)
+            psutil.wait_procs(procs, timeout=10)
+            killed.append(len(procs))
+
+    sink = RecordingSink(_pipeline(tmp_path), after_store=kill_once)
+    cfg = box_config(dovecot, imap_user, name="support", batch_size=10)
+    box = MailboxFetcher(cfg, sink, password=imap_user, workers=workers)
+    try:
+        assert box.sync_once().fetched == 60
+        assert killed == [1] and workers.breaks == 1
+        # the batches after the death were fetched and parsed in this process
+        assert sink.parsed_by_worker[0] is True and sink.parsed_by_worker[-1] is False
+        assert _counts(sink.pipeline) == (60, 60, 0)
+        checkpoint = sink.pipeline.checkpoint("support", "INBOX")
+        assert checkpoint is not None and checkpoint.last_uid == 60
+    finally:
+        workers.close()
+        sink.pipeline.engine.dispose()
+
+
+@server
+def test_a_worker_refuses_a_folder_whose_uidvalidity_changed(
+    dovecot: DovecotServer, imap_user: str
+) -> None:
+    dovecot.append(imap_user, "INBOX", [support_mail("u1@c", "Hello")])
+    cfg = box_config(dovecot, imap_user, name="support")
+    client = dovecot.connect(imap_user)
+    uidvalidity = folder_state(client.select_folder("INBOX", readonly=True)).uidvalidity
+    client.logout()
+    job = FetchJob(cfg, imap_user, "INBOX", uidvalidity, (1,), 1 << 20)
+    [mail] = imap.fetch_and_parse(job)
+    assert mail.uid == 1 and isinstance(mail.parsed, ParsedMessage)
+    with pytest.raises(imaplib.IMAP4.error, match="UIDVALIDITY"):
+        imap.fetch_and_parse(dataclasses.replace(job, uidvalidity=uidvalidity + 1))
+    with pytest.raises(imaplib.IMAP4.error):
+        imap.fetch_and_parse(dataclasses.replace(job, password="wrong"))

@@ -1,140 +1,117 @@
-"""Parse workers: same results as parsing inline, and a dead worker loses nothing."""
+"""Ingest worker processes: results as if done inline, and a dead worker loses nothing."""
 
 from __future__ import annotations
 
 import logging
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import psutil
 import pytest
-from sqlmodel import Session, select
 from support.mailgen import generate
 
 from inboxd.core.model import ParsedMessage, ParseFailure
-from inboxd.core.parse import parse_many, parse_outcome
-from inboxd.db.engine import make_engine, upgrade
-from inboxd.db.tables import Message, Quarantine, Ticket
-from inboxd.ingest import parsepool
-from inboxd.ingest.parsepool import ParsePool, default_workers
-from inboxd.ingest.pipeline import IngestContext, Pipeline
-from inboxd.ingest.sink import FetchedMail
+from inboxd.core.parse import parse_many
+from inboxd.ingest import workers as workers_mod
+from inboxd.ingest.workers import IngestWorkers, default_workers
 
 BAD = b"\x00\x01 this is no mail\r\n"
 
 
 @pytest.fixture(scope="module")
 def mails() -> list[bytes]:
-    raws, _threads = generate(40, seed=11)
-    return [*raws[:20], BAD, *raws[20:]]
+    raws, _threads = generate(30, seed=11)
+    return [*raws[:15], BAD, *raws[15:]]
 
 
 @pytest.fixture
-def pool() -> Iterator[ParsePool]:
-    pool = ParsePool(workers=2, min_batch=4)
+def pool() -> Iterator[IngestWorkers]:
+    pool = IngestWorkers(1)
     yield pool
     pool.close()
 
 
-def _workers() -> list[psutil.Process]:
-    return [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]
-
-
-def test_workers_parse_exactly_like_inline(pool: ParsePool, mails: list[bytes]) -> None:
-    got = pool.parse(mails)
-    assert got is not None
-    assert got == parse_many(mails)
-    assert isinstance(got[20], ParseFailure) and got[20].reason
-    assert all(isinstance(p, ParsedMessage) for i, p in enumerate(got) if i != 20)
-
-
-def test_small_batches_and_no_workers_mean_inline(mails: list[bytes]) -> None:
-    small = ParsePool(workers=1, min_batch=8)
-    assert small.parse(mails[:7]) is None
-    assert ParsePool(workers=0, min_batch=1).parse(mails) is None
-    assert not small._executor  # nothing was started for it
-    small.close()
-
-
-def test_a_killed_worker_costs_one_batch_its_head_start(
-    pool: ParsePool, mails: list[bytes], caplog: pytest.LogCaptureFixture
-) -> None:
-    assert pool.parse(mails) is not None
-    for proc in _workers():
+def kill_workers() -> int:
+    """SIGKILL this process's pool workers (not the resource tracker); how many."""
+    procs = [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]
+    for proc in procs:
         proc.send_signal(signal.SIGKILL)
+    psutil.wait_procs(procs, timeout=10)
+    return len(procs)
+
+
+def test_a_worker_parses_exactly_like_inline(pool: IngestWorkers, mails: list[bytes]) -> None:
+    future = pool.submit(parse_many, mails)
+    assert future is not None
+    got = future.result(timeout=60)
+    assert got == parse_many(mails)
+    assert isinstance(got[15], ParseFailure) and got[15].reason
+    assert all(isinstance(p, ParsedMessage) for i, p in enumerate(got) if i != 15)
+
+
+def test_no_workers_means_do_it_yourself(mails: list[bytes]) -> None:
+    off = IngestWorkers(0)
+    assert not off.enabled and off.submit(parse_many, mails) is None
+    closed = IngestWorkers(1)
+    closed.close()
+    assert closed.submit(parse_many, mails) is None
+
+
+def test_a_killed_worker_is_counted_and_the_pool_rebuilt(
+    pool: IngestWorkers, mails: list[bytes], caplog: pytest.LogCaptureFixture
+) -> None:
+    first = pool.submit(parse_many, mails[:3])
+    assert first is not None and len(first.result(timeout=60)) == 3
+    assert kill_workers() == 1
     with caplog.at_level(logging.WARNING, logger="inboxd.ingest"):
-        assert pool.parse(mails) is None  # the caller parses this batch inline
-    assert pool.breaks == 1 and "parse worker failed" in caplog.text
-    assert pool.parse(mails) == parse_many(mails)  # rebuilt for the next batch
+        doomed = pool.submit(parse_many, mails[:3])
+        if doomed is not None:  # submitted before the pool noticed the death
+            with pytest.raises(BrokenProcessPool):
+                doomed.result(timeout=60)
+            pool.broken(BrokenProcessPool("worker died"), doomed)
+            pool.broken(BrokenProcessPool("worker died"), doomed)  # counted once
+    assert pool.breaks == 1 and "ingest worker failed" in caplog.text
+    again = pool.submit(parse_many, mails)
+    assert again is not None and again.result(timeout=60) == parse_many(mails)
 
 
-def test_workers_turn_off_after_repeated_deaths(mails: list[bytes]) -> None:
-    pool = ParsePool(workers=1, min_batch=1)
-    try:
-        for _ in range(parsepool.MAX_BREAKS):
-            assert pool.parse(mails[:3]) is not None
-            for proc in _workers():
-                proc.send_signal(signal.SIGKILL)
-            assert pool.parse(mails[:3]) is None
-        assert not pool.enabled
-        assert pool.parse(mails[:3]) is None
-    finally:
-        pool.close()
+def test_workers_turn_off_after_repeated_deaths(pool: IngestWorkers, mails: list[bytes]) -> None:
+    for _ in range(workers_mod.MAX_BREAKS):
+        future = pool.submit(parse_many, mails[:2])
+        assert future is not None and future.result(timeout=60)
+        kill_workers()
+        pool.broken(BrokenProcessPool("worker died"), future)
+    assert not pool.enabled
+    assert pool.submit(parse_many, mails[:2]) is None
 
 
 def test_default_workers_leave_one_core_for_the_main_process() -> None:
     assert [default_workers(n) for n in (1, 2, 3, 8, 64)] == [0, 1, 2, 4, 4]
 
 
-def test_split_keeps_order_and_sizes() -> None:
-    items = [bytes([i]) for i in range(10)]
-    parts = parsepool._split(items, 3)
-    assert [len(p) for p in parts] == [4, 3, 3]
-    assert [x for p in parts for x in p] == items
-    assert parsepool._split(items[:2], 4) == [items[:1], items[1:2]]
-
-
-def _pipeline(path: Path, pool: ParsePool | None) -> Pipeline:
-    engine = make_engine(f"sqlite:///{path}")
-    upgrade(engine)
-    ctx = IngestContext(
-        secret=b"pool-test",
-        support_addresses=frozenset({"support@help.example"}),
-        mailbox_addresses={"support": "support@help.example"},
-        rules=lambda: None,
-        clock=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import time\n"
+        "from inboxd.core.parse import parse_many\n"
+        "from inboxd.ingest.workers import IngestWorkers\n"
+        "if __name__ == '__main__':\n"
+        "    pool = IngestWorkers(1)\n"
+        "    pool.submit(parse_many, [b'Subject: x\\r\\n\\r\\nhi\\r\\n']).result(timeout=60)\n"
+        "    print('ready', flush=True)\n"
+        "    time.sleep(60)\n"
     )
-    return Pipeline(engine, ctx, pool)
-
-
-def _stored(pipeline: Pipeline) -> tuple[list[tuple[str, int | None, str]], list[str]]:
-    with Session(pipeline.engine) as session:
-        messages = session.exec(select(Message).order_by(Message.id)).all()  # type: ignore[arg-type]
-        tickets = session.exec(select(Ticket)).all()
-        quarantined = session.exec(select(Quarantine.reason)).all()
-        assert len(tickets) == len({m.ticket_id for m in messages})
-        return [(m.message_id, m.ticket_id, m.matched_by) for m in messages], list(quarantined)
-
-
-def test_prepared_batches_store_what_inline_parsing_stores(
-    tmp_path: Path, pool: ParsePool, mails: list[bytes]
-) -> None:
-    batch = [FetchedMail(uid, raw) for uid, raw in enumerate(mails, 1)]
-    pooled = _pipeline(tmp_path / "pooled.db", pool)
-    inline = _pipeline(tmp_path / "inline.db", None)
-    prepared = pooled.prepare(batch)
-    assert [m.parsed for m in prepared] == [parse_outcome(raw) for raw in mails]
-    assert [(m.uid, m.raw) for m in prepared] == [(m.uid, m.raw) for m in batch]
-    pooled.store_batch("support", "INBOX", 7, prepared)
-    inline.store_batch("support", "INBOX", 7, inline.prepare(batch))
-    assert _stored(pooled) == _stored(inline)
-    messages, quarantined = _stored(pooled)
-    assert len(messages) == 40 and len(quarantined) == 1
-    checkpoint = pooled.checkpoint("support", "INBOX")
-    assert checkpoint is not None and checkpoint.last_uid == 41
-    pooled.close()  # the pipeline goes on parsing inline after close
-    assert pooled.prepare(batch[:5])[0].parsed is None
-    pooled.engine.dispose()
-    inline.engine.dispose()
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "ready"
+        children = psutil.Process(parent.pid).children()
+        assert any("spawn_main" in " ".join(c.cmdline()) for c in children)
+    finally:
+        parent.kill()
+        parent.wait(timeout=10)
+    _gone, alive = psutil.wait_procs(children, timeout=10)
+    assert alive == [], f"orphaned workers: {alive}"

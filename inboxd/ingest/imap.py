@@ -24,6 +24,7 @@ imapclient's bytes keys (``b'UIDVALIDITY'``, ``b'BODY[]'``) stop here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import imaplib
 import json
 import logging
@@ -32,14 +33,18 @@ import random
 import ssl
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from imapclient import IMAPClient, SocketTimeout
 
 from inboxd.config import MailboxConfig
+from inboxd.core.parse import DEFAULT_MAX_BYTES, parse_many
 from inboxd.ingest.sink import FetchedMail, MailboxSink
+from inboxd.ingest.workers import POOL_ERRORS, IngestWorkers
 
 T = TypeVar("T")
 
@@ -54,6 +59,8 @@ _RECOVER_CHUNK = 1000
 
 # Errors of the connection or the protocol: logged as one WARNING line, then retried.
 _NETWORK_ERRORS: tuple[type[BaseException], ...] = (imaplib.IMAP4.error, OSError, EOFError)
+# a worker's result did not come: the pool failed, or the wait for it timed out
+_POOL_OR_WAIT_ERRORS: tuple[type[BaseException], ...] = (*POOL_ERRORS, TimeoutError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +174,74 @@ def kv(event: str, **fields: object) -> str:
     return " ".join(parts)
 
 
+def connect(config: MailboxConfig, password: str | None, context: ssl.SSLContext | None) -> Any:
+    """A logged-in IMAPClient for ``config`` (TLS, STARTTLS or plain)."""
+    if config.imap_security != "none":
+        context = context or ssl.create_default_context()
+    client = IMAPClient(
+        config.imap_host,
+        port=config.imap_port,
+        ssl=config.imap_security == "tls",
+        ssl_context=context,
+        timeout=SocketTimeout(connect=CONNECT_TIMEOUT, read=config.imap_timeout),
+    )
+    try:
+        if config.imap_security == "starttls":
+            client.starttls(context)
+        client.login(config.username or config.address, password or "")
+    except BaseException:
+        _close(client, graceful=False)
+        raise
+    return client
+
+
+def _fetch_chunk(client: Any, uids: list[int], io_lock: threading.Lock) -> list[FetchedMail]:
+    with io_lock:
+        response = client.fetch(uids, ["BODY.PEEK[]"])
+    return mails_from_fetch(response, uids)
+
+
+def _cancel(pending: deque[tuple[FetchJob, Future[list[FetchedMail]]]]) -> None:
+    for _job, future in pending:
+        future.cancel()
+    pending.clear()
+
+
+# -- the worker's side -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FetchJob:
+    """One batch for an ingest worker: fetch these UIDs on its own connection and
+    parse them. The folder must still have ``uidvalidity``."""
+
+    config: MailboxConfig
+    password: str | None
+    folder: str
+    uidvalidity: int
+    uids: tuple[int, ...]
+    max_bytes: int
+
+
+def fetch_and_parse(job: FetchJob) -> list[FetchedMail]:
+    """Runs in a worker process: the batch's mails, parsed, in UID order."""
+    client = connect(job.config, job.password, None)
+    try:
+        state = folder_state(client.select_folder(job.folder, readonly=True))
+        if state.uidvalidity != job.uidvalidity:
+            raise imaplib.IMAP4.error(
+                f"UIDVALIDITY of {job.folder} changed during the sync: "
+                f"{job.uidvalidity} -> {state.uidvalidity}"
+            )
+        mails = _fetch_chunk(client, list(job.uids), threading.Lock())
+    except BaseException:
+        _close(client, graceful=False)
+        raise
+    _close(client, graceful=True)
+    parsed = parse_many([m.raw for m in mails], job.max_bytes)
+    return [FetchedMail(m.uid, m.raw, p) for m, p in zip(mails, parsed, strict=True)]
+
+
 # -- the fetcher ---------------------------------------------------------------
 
 
@@ -184,13 +259,15 @@ class MailboxFetcher:
         rand: Callable[[], float] = random.random,
         backoff_base: float = BACKOFF_BASE,
         backoff_cap: float = BACKOFF_CAP,
-        prepare: Callable[[Sequence[FetchedMail]], list[FetchedMail]] | None = None,
+        workers: IngestWorkers | None = None,
+        max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
-        """``prepare``: work done on a prefetched batch in the prefetch thread, while
-        the batch before it is stored (the pipeline parses it in worker processes)."""
+        """``workers``: processes that fetch and parse a backlog of several batches
+        (``max_bytes`` as the pipeline's parser uses it), while this thread stores."""
         self.config = config
         self.sink = sink
-        self._prepare = prepare
+        self._workers = workers
+        self._max_bytes = max_bytes
         self._password = password
         self.log = log or logging.getLogger(LOGGER_NAME)
         self._ssl_context = ssl_context
@@ -262,23 +339,7 @@ class MailboxFetcher:
 
     def _connect(self) -> Any:
         cfg = self.config
-        context = None
-        if cfg.imap_security != "none":
-            context = self._ssl_context or ssl.create_default_context()
-        client = IMAPClient(
-            cfg.imap_host,
-            port=cfg.imap_port,
-            ssl=cfg.imap_security == "tls",
-            ssl_context=context,
-            timeout=SocketTimeout(connect=CONNECT_TIMEOUT, read=cfg.imap_timeout),
-        )
-        try:
-            if cfg.imap_security == "starttls":
-                client.starttls(context)
-            client.login(cfg.username or cfg.address, self._password or "")
-        except BaseException:
-            _close(client, graceful=False)
-            raise
+        client = connect(cfg, self._password, self._ssl_context)
         self.log.info(kv("connected", mailbox=self.name, host=cfg.imap_host, port=cfg.imap_port))
         return client
 
@@ -341,8 +402,13 @@ class MailboxFetcher:
             # (after_import): one IMAP command at a time.
             io_lock = threading.Lock()
             several = len(uids) > self.config.batch_size
-            source = self._fetch_batches(client, uids, stop, io_lock, prepare=several)
-            with _ahead(source, self.name, prefetch=several) as ahead:
+            offload = several and self._offloadable()
+            if offload:
+                job = FetchJob(self.config, self._password, folder, state.uidvalidity, (), 0)
+                source = self._fetch_by_workers(client, job, uids, stop, io_lock)
+            else:
+                source = self._fetch_batches(client, uids, stop, io_lock)
+            with _ahead(source, self.name, prefetch=several and not offload) as ahead:
                 for mails in ahead:
                     if stop is not None and stop.is_set():
                         return SyncResult(fetched, batches, changed)
@@ -353,26 +419,74 @@ class MailboxFetcher:
         return SyncResult(fetched, batches, changed)
 
     def _fetch_batches(
-        self,
-        client: Any,
-        uids: list[int],
-        stop: threading.Event | None,
-        io_lock: threading.Lock,
-        *,
-        prepare: bool,
+        self, client: Any, uids: list[int], stop: threading.Event | None, io_lock: threading.Lock
     ) -> Iterator[list[FetchedMail]]:
-        """``BODY.PEEK[]`` of ``uids`` batch by batch (empty batches skipped), each
-        passed through ``prepare`` when it is fetched ahead of its turn."""
+        """``BODY.PEEK[]`` of ``uids`` batch by batch (empty batches skipped)."""
         for chunk in chunks(uids, self.config.batch_size):
             if stop is not None and stop.is_set():
                 return
-            with io_lock:
-                response = client.fetch(chunk, ["BODY.PEEK[]"])
-            mails = mails_from_fetch(response, chunk)
-            if mails and prepare and self._prepare is not None:
-                mails = self._prepare(mails)
+            mails = _fetch_chunk(client, chunk, io_lock)
             if mails:
                 yield mails
+
+    def _offloadable(self) -> bool:
+        # a custom SSL context (tests, pinned CAs) cannot be pickled to a worker
+        workers = self._workers
+        return workers is not None and workers.enabled and self._ssl_context is None
+
+    def _fetch_by_workers(
+        self,
+        client: Any,
+        template: FetchJob,
+        uids: list[int],
+        stop: threading.Event | None,
+        io_lock: threading.Lock,
+    ) -> Iterator[list[FetchedMail]]:
+        """Batches fetched and parsed by the ingest workers, in UID order, up to one
+        more in flight than there are workers. When the pool fails, this batch and
+        the rest are fetched here (on ``client``) and parsed by the pipeline; a
+        worker's IMAP or network error is raised here, as a local one would be."""
+        workers = self._workers
+        assert workers is not None
+        todo = deque(
+            dataclasses.replace(template, uids=tuple(c), max_bytes=self._max_bytes)
+            for c in chunks(uids, self.config.batch_size)
+        )
+        pending: deque[tuple[FetchJob, Future[list[FetchedMail]]]] = deque()
+        local = False
+        try:
+            while todo or pending:
+                if stop is not None and stop.is_set():
+                    return
+                while not local and todo and len(pending) <= workers.workers:
+                    future = workers.submit(fetch_and_parse, todo[0])
+                    if future is None:
+                        local = True
+                        break
+                    pending.append((todo.popleft(), future))
+                if local and not pending:
+                    mails = _fetch_chunk(client, list(todo.popleft().uids), io_lock)
+                else:
+                    job, future = pending.popleft()
+                    try:
+                        mails = future.result(timeout=self._worker_timeout())
+                    except _POOL_OR_WAIT_ERRORS as exc:
+                        if isinstance(exc, TimeoutError) and future.done():
+                            raise  # the worker's socket timed out: a network error
+                        workers.broken(exc, future)
+                        todo.extendleft(reversed([job, *(j for j, _ in pending)]))
+                        _cancel(pending)
+                        local = True
+                        continue
+                if mails:
+                    yield mails
+        finally:
+            _cancel(pending)
+
+    def _worker_timeout(self) -> float:
+        """Longest wait for one batch from a worker before doing it here instead:
+        its own socket timeout fires long before, unless the worker hangs."""
+        return CONNECT_TIMEOUT + 4 * self.config.imap_timeout + 60.0
 
     def _store(
         self,

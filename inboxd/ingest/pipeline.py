@@ -36,7 +36,6 @@ from inboxd.core.rules import Decision, RuleContext, RuleSet, evaluate
 from inboxd.core.thread import DEFAULT_TAG_PATTERN, ThreadMatch, choose, thread_keys
 from inboxd.core.ticket_fields import PRIORITY_ORDER, apply_decision
 from inboxd.db import repo
-from inboxd.ingest.parsepool import ParsePool
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 
 log = logging.getLogger("inboxd.ingest")
@@ -122,17 +121,9 @@ def _is_db_failure(exc: BaseException) -> bool:
 class Pipeline:
     """Stores raw mail; also the MailboxSink the IMAP fetchers hand batches to."""
 
-    def __init__(
-        self, engine: Engine, ctx: IngestContext, parse_pool: ParsePool | None = None
-    ) -> None:
+    def __init__(self, engine: Engine, ctx: IngestContext) -> None:
         self.engine = engine
         self.ctx = ctx
-        self.parse_pool = parse_pool
-
-    def close(self) -> None:
-        """Stop the parse workers (if any); ingest still works after, parsing inline."""
-        if self.parse_pool is not None:
-            self.parse_pool.close()
 
     # --- entry points ---------------------------------------------------------
 
@@ -151,15 +142,6 @@ class Pipeline:
         with Session(self.engine) as session:
             found = repo.get_checkpoint(session, mailbox, folder)
         return Checkpoint(*found) if found else None
-
-    def prepare(self, mails: Sequence[FetchedMail]) -> list[FetchedMail]:
-        """``mails`` parsed ahead by the parse workers, for a fetcher to call on the
-        next batch while this one is stored; as they are when there are no workers
-        or the batch is small (then ``store_batch`` parses them)."""
-        parsed = self.parse_pool.parse([m.raw for m in mails]) if self.parse_pool else None
-        if parsed is None:
-            return list(mails)
-        return [FetchedMail(m.uid, m.raw, p) for m, p in zip(mails, parsed, strict=True)]
 
     def store_batch(
         self, mailbox: str, folder: str, uidvalidity: int, mails: Sequence[FetchedMail]
@@ -194,7 +176,7 @@ class Pipeline:
         source: Source,
         parsed: ParsedMessage | ParseFailure | None = None,
     ) -> Outcome:
-        """``parsed``: ``raw`` already parsed (by a parse worker), else parsed here."""
+        """``parsed``: ``raw`` already parsed (by an ingest worker), else parsed here."""
         now = self.ctx.clock()
         db = session.connection()
         if parsed is None:

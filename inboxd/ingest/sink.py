@@ -27,7 +27,7 @@ class Checkpoint:
 class FetchedMail:
     uid: int
     raw: bytes
-    # already parsed (by a parse worker while the previous batch was stored), or None
+    # already parsed (by an ingest worker while the previous batch was stored), or None
     parsed: ParsedMessage | ParseFailure | None = None
 
 

@@ -1,18 +1,19 @@
-"""Parsing in worker processes, so a bulk import parses while it stores.
+"""Worker processes for bulk ingest, so fetching and parsing overlap the storing.
 
-Ingest is CPU-bound Python on one core: parse (~0.25 ms a mail), then the
-database work (~0.7 ms). Threads cannot overlap the two (the GIL), processes
-can. While the main thread stores batch N, the IMAP prefetch thread hands
-batch N+1 to a worker process here and waits for its parsed form, so batch
-N+1 arrives parsed. Small batches (a mail announced by IDLE, an LMTP delivery)
-are parsed inline: a round trip to a worker would only add latency.
+Ingest is CPU-bound Python: reading IMAP FETCH answers (~0.16 ms a mail),
+parsing (~0.25 ms), then the database work (~0.7 ms). Threads cannot overlap
+these (the GIL), processes can. When a mailbox has more than one batch
+pending, the fetcher hands each batch of UIDs to a worker, which fetches them
+over its own IMAP connection and parses them, while the main process stores
+the batch before. Small batches (a mail announced by IDLE, an LMTP delivery)
+stay in the main process: a round trip to a worker would only add latency.
 
-A worker that dies (a parser crash in a C extension, the OOM killer) only
-costs that batch its head start: the batch is parsed inline, where any bad
-mail is quarantined as usual, and the pool is rebuilt for the next batch.
-After ``MAX_BREAKS`` deaths the pool stays off and everything parses inline.
-Workers are started with ``spawn``: the daemon has threads, and forking a
-threaded process can copy a lock some other thread held.
+A worker that dies (a crash in a C extension, the OOM killer) only costs its
+batch the head start: the fetcher fetches and parses that batch itself, where
+a bad mail is quarantined as usual, and the pool is rebuilt for the next one.
+After ``MAX_BREAKS`` deaths the workers stay off. Workers are started with
+``spawn``: the daemon has threads, and forking a threaded process can copy a
+lock some other thread held.
 """
 
 from __future__ import annotations
@@ -21,45 +22,54 @@ import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+import time
+import weakref
+from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-
-from inboxd.core.model import ParsedMessage, ParseFailure
-from inboxd.core.parse import DEFAULT_MAX_BYTES, parse_many
+from typing import Any, TypeVar
 
 log = logging.getLogger("inboxd.ingest")
 
-MAX_BREAKS = 3
-MIN_BATCH = 32  # below this, parsing inline beats the round trip
-WORKER_TIMEOUT = 600.0  # a batch a worker has not parsed by then is parsed inline
+A = TypeVar("A")
+R = TypeVar("R")
 
-Parsed = ParsedMessage | ParseFailure
+MAX_BREAKS = 3
+# errors that mean the pool, not the job, failed: BrokenProcessPool (a worker
+# died), RuntimeError (submit after shutdown, when close raced with a sync)
+POOL_ERRORS: tuple[type[BaseException], ...] = (BrokenProcessPool, RuntimeError)
 
 
 def default_workers(cpus: int | None = None) -> int:
     """One core stays with the main process (database work, IMAP, SMTP); the rest
-    parse. None on a single core: there would be nothing to overlap with."""
+    fetch and parse. None on a single core: there would be nothing to overlap."""
     cpus = cpus if cpus is not None else (os.cpu_count() or 1)
     return max(0, min(cpus - 1, 4))
 
 
-class ParsePool:
-    """``parse(raws)``: the parsed mails in order, or None when the caller should
-    parse inline (batch too small, pool off or broken). Thread-safe."""
+def exit_with_parent(parent: int, interval: float = 1.0) -> None:
+    """Worker initializer: a thread that ends the worker once ``parent`` is gone.
+    A killed daemon (SIGKILL, OOM) never shuts its pool down, and an orphaned
+    worker would otherwise wait on its task queue forever."""
 
-    def __init__(
-        self,
-        *,
-        max_bytes: int = DEFAULT_MAX_BYTES,
-        workers: int | None = None,
-        min_batch: int = MIN_BATCH,
-    ) -> None:
-        self.max_bytes = max_bytes
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+class IngestWorkers:
+    """A lazily started process pool that turns itself off after repeated deaths.
+    Thread-safe: every mailbox thread of the daemon shares one."""
+
+    def __init__(self, workers: int | None = None) -> None:
         self.workers = default_workers() if workers is None else workers
-        self.min_batch = min_batch
         self.breaks = 0
         self._executor: ProcessPoolExecutor | None = None
+        self._generation = 0  # which executor: one death is counted once
+        self._origin: weakref.WeakKeyDictionary[Future[Any], int] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -67,46 +77,49 @@ class ParsePool:
     def enabled(self) -> bool:
         return self.workers > 0 and self.breaks < MAX_BREAKS and not self._closed
 
-    def _pool(self) -> ProcessPoolExecutor:
+    def submit(self, fn: Callable[[A], R], arg: A) -> Future[R] | None:
+        """``fn(arg)`` in a worker, or None when the workers are off (do it yourself).
+        ``fn`` must be a module-level function and ``arg`` picklable."""
+        if not self.enabled:
+            return None
         with self._lock:
             if self._executor is None:
                 self._executor = ProcessPoolExecutor(
-                    max_workers=self.workers, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=self.workers,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=exit_with_parent,
+                    initargs=(os.getpid(),),
                 )
-            return self._executor
+                self._generation += 1
+            generation = self._generation
+            try:
+                future = self._executor.submit(fn, arg)
+            except POOL_ERRORS as exc:
+                failed: BaseException | None = exc
+            else:
+                self._origin[future] = generation
+                return future
+        self._drop(failed, generation)
+        return None
 
-    def parse(self, raws: Sequence[bytes]) -> list[Parsed] | None:
-        if len(raws) < self.min_batch or not self.enabled:
-            return None
-        try:
-            pool = self._pool()
-            futures: list[Future[list[Parsed]]] = [
-                pool.submit(parse_many, list(part), self.max_bytes)
-                for part in _split(raws, self.workers)
-            ]
-            parsed: list[Parsed] = []
-            for future in futures:
-                parsed.extend(future.result(timeout=WORKER_TIMEOUT))
-        except (BrokenProcessPool, TimeoutError, OSError, RuntimeError) as exc:
-            # RuntimeError: submit after shutdown (close raced with a fetch)
-            self._broken(exc)
-            return None
-        if len(parsed) != len(raws):  # never expected; inline parsing is always right
-            log.error("parse worker returned %d results for %d mails", len(parsed), len(raws))
-            return None
-        return parsed
-
-    def _broken(self, exc: BaseException) -> None:
+    def broken(self, exc: BaseException, future: Future[Any]) -> None:
+        """``future`` failed with one of ``POOL_ERRORS``: drop its pool (the next
+        submit starts a new one) and count the break, once per pool."""
         with self._lock:
-            if self._closed:
-                return
+            generation = self._origin.get(future, -1)
+        self._drop(exc, generation)
+
+    def _drop(self, exc: BaseException | None, generation: int) -> None:
+        with self._lock:
+            if self._closed or generation != self._generation or self._executor is None:
+                return  # closed, or this pool's failure was counted already
             self.breaks += 1
             executor, self._executor = self._executor, None
         log.warning(
-            "parse worker failed (%s: %s); parsing this batch inline%s",
+            "ingest worker failed (%s: %s); that batch is done in the main process%s",
             type(exc).__name__,
             exc,
-            "" if self.enabled else "; parse workers turned off",
+            "" if self.enabled else "; ingest workers turned off",
         )
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
@@ -117,16 +130,3 @@ class ParsePool:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _split(items: Sequence[bytes], parts: int) -> list[Sequence[bytes]]:
-    """``items`` in ``parts`` contiguous slices of near-equal length (none empty)."""
-    parts = max(1, min(parts, len(items)))
-    size, extra = divmod(len(items), parts)
-    out = []
-    start = 0
-    for i in range(parts):
-        end = start + size + (1 if i < extra else 0)
-        out.append(items[start:end])
-        start = end
-    return out
