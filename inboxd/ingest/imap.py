@@ -443,8 +443,10 @@ class MailboxFetcher:
         io_lock: threading.Lock,
     ) -> Iterator[list[FetchedMail]]:
         """Batches fetched and parsed by the ingest workers, in UID order, up to one
-        more in flight than there are workers. When the pool fails, this batch and
-        the rest are fetched here (on ``client``) and parsed by the pipeline; a
+        more in flight than there are workers. The first batch is fetched here
+        (and parsed by the pipeline) while the workers start on the next ones:
+        a worker would take as long, and a new one first needs its start-up.
+        When the pool fails, this batch and the rest are fetched here too; a
         worker's IMAP or network error is raised here, as a local one would be."""
         workers = self._workers
         assert workers is not None
@@ -452,10 +454,11 @@ class MailboxFetcher:
             dataclasses.replace(template, uids=tuple(c), max_bytes=self._max_bytes)
             for c in chunks(uids, self.config.batch_size)
         )
+        first: FetchJob | None = todo.popleft()
         pending: deque[tuple[FetchJob, Future[list[FetchedMail]]]] = deque()
         local = False
         try:
-            while todo or pending:
+            while first is not None or todo or pending:
                 if stop is not None and stop.is_set():
                     return
                 while not local and todo and len(pending) <= workers.workers:
@@ -464,7 +467,10 @@ class MailboxFetcher:
                         local = True
                         break
                     pending.append((todo.popleft(), future))
-                if local and not pending:
+                if first is not None:
+                    mails = _fetch_chunk(client, list(first.uids), io_lock)
+                    first = None
+                elif local and not pending:
                     mails = _fetch_chunk(client, list(todo.popleft().uids), io_lock)
                 else:
                     job, future = pending.popleft()

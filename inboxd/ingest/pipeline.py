@@ -275,7 +275,7 @@ class Pipeline:
             ticket_id = match.ticket_id
             if routing is not None:
                 self._touch_ticket(db, ticket_id, routing, match, now, machine)
-        if decision is not None:
+        if decision is not None and decision.hits:  # no rule fired: nothing to apply
             routing = routing or repo.ticket_routing(db, ticket_id)
             if routing is not None:
                 self._apply(db, ticket_id, routing, decision, ruleset, now)
