@@ -79,6 +79,8 @@ class App:
             helpdesk_name=settings.helpdesk.name,
             trusted_authserv_ids=tuple(settings.helpdesk.trusted_authserv_ids),
         )
+        for problem in outbound.templates.start_errors:
+            log.error("templates: %s", problem)
         slack = None
         reactors: tuple[Reactor, ...] = outbound.reactors
         on_commit: tuple[Callable[[], None], ...] = (outbound.drain.wake,)
@@ -252,12 +254,15 @@ class Daemon:
             log.exception("could not queue the rules alert")
 
     def _watch_rules(self, stop: threading.Event) -> None:
+        """Reload on any change under the rules or the templates directory (a
+        template is compiled once, so an edit takes effect through a reload)."""
         from watchfiles import watch
 
-        directory = Path(self.app.settings.rules.dir)
-        if not directory.is_dir():
+        settings = self.app.settings
+        directories = [d for d in (settings.rules.dir, settings.templates.dir) if d.is_dir()]
+        if not directories:
             return
-        for _changes in watch(directory, stop_event=stop, debounce=300, rust_timeout=1000):
+        for _changes in watch(*directories, stop_event=stop, debounce=300, rust_timeout=1000):
             self.reload_rules(trigger="file_change")
 
     def shutdown(self) -> None:

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import email
 import shutil
+import threading
+import time
 from email import policy
 from pathlib import Path
 
 from sqlalchemy import text
 
+from inboxd.actions.render import SAMPLE_CONTEXT
 from inboxd.config import parse_settings
 from inboxd.daemon import App, Daemon
 from inboxd.ingest.pipeline import Source
@@ -70,3 +73,31 @@ def test_template_edit_applies_after_reload_only(tmp_path: Path) -> None:
     assert len(subjects) == 3, subjects
     assert not any("Edited" in s for s in subjects[:2]), subjects
     assert subjects[2].startswith("[#") and "Edited Question 3" in subjects[2], subjects
+
+
+def test_a_saved_template_is_picked_up_by_the_file_watcher(tmp_path: Path) -> None:
+    app = build_app(tmp_path)
+    daemon = Daemon(app, notifier=Notifier(None))
+    stop = threading.Event()
+    watcher = threading.Thread(target=daemon._watch_rules, args=(stop,), daemon=True)
+    watcher.start()
+    try:
+        time.sleep(0.5)  # the watcher is set up (a missed edit fails the test, not hangs it)
+        ack = tmp_path / "templates" / "ack.txt"
+        body = ack.read_text().partition("\n")[2]
+        ack.write_text("Subject: Watched {{ ticket.subject }}\n" + body)
+
+        def current_subject() -> str:
+            return app.outbound.templates.current.render("ack", **SAMPLE_CONTEXT).subject
+
+        watched = "Watched " + SAMPLE_CONTEXT["ticket"]["subject"]
+        deadline = time.monotonic() + 15
+        while current_subject() != watched and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert current_subject() == watched, "the watcher did not reload the edited template"
+        assert app.pipeline.ingest(new_mail(4), Source("lmtp", "support")).status == "stored"
+        assert "Watched Question 4" in ack_subjects(app)[-1]
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert not watcher.is_alive()

@@ -41,7 +41,8 @@ class TemplateStore:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self._current = TemplateRenderer(directory)
-        self._current.check()  # compile the whole set now, not on each template's first use
+        # compile the whole set now, not on each template's first use; the caller logs
+        self.start_errors = self._current.check()
         self._lock = threading.Lock()
 
     @property
