@@ -6,9 +6,12 @@ attachments) into a private Dovecot, then measures in the same run:
 (a) baseline: imapclient FETCH BODY.PEEK[] of every mail in batches of 500
     plus ``email.message_from_bytes(policy=default)``, nothing stored;
 (b) ``inboxd sync --once`` into a fresh SQLite database (a subprocess; its
-    wall time includes interpreter start-up), with its peak RSS, twice: storing
-    only (no rules, no acknowledgements), and with the example rules,
-    acknowledgements and agent notifications rendered into the outbox.
+    wall time includes interpreter start-up), with its peak RSS (the inboxd
+    process and its ingest workers together, sampled every 50 ms), three times:
+    storing only (no rules, no acknowledgements) without ingest workers, the
+    same with the default workers (one per core beyond the first), and with the
+    example rules, acknowledgements and agent notifications rendered into the
+    outbox (default workers).
 
 Usage: python bench/ingest.py [--sizes 10000,40000]
 """
@@ -16,14 +19,18 @@ Usage: python bench/ingest.py [--sizes 10000,40000]
 from __future__ import annotations
 
 import argparse
+import contextlib
 import email
 import email.policy
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -46,8 +53,31 @@ def baseline(server: DovecotServer, user: str) -> tuple[int, float]:
     return n, time.perf_counter() - start
 
 
+def _peak_tree_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
+    """Largest sum of RSS over ``pid`` and its descendants, sampled until ``stop``."""
+    try:
+        root = psutil.Process(pid)
+    except psutil.NoSuchProcess:
+        return
+    while not stop.wait(0.05):
+        total = 0
+        try:
+            for proc in [root, *root.children(recursive=True)]:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    total += proc.memory_info().rss
+        except psutil.NoSuchProcess:
+            return
+        peak[0] = max(peak[0], total)
+
+
 def inboxd_sync(
-    server: DovecotServer, user: str, work: Path, *, full: bool
+    server: DovecotServer,
+    user: str,
+    work: Path,
+    *,
+    full: bool,
+    workers: int | None,
+    batch_size: int,
 ) -> tuple[int, float, int]:
     """``full``: the example rules, acknowledgements and agent notifications (each
     new ticket queues rendered mail in the ingest transaction); otherwise only
@@ -78,8 +108,9 @@ imap_port = {server.port}
 imap_security = "none"
 username = "{user}"
 password_env = "BENCH_IMAP_PASSWORD"
-batch_size = 500
+batch_size = {batch_size}
 """
+        + ("" if workers is None else f"[ingest]\nworkers = {workers}\n")
     )
     env = {**os.environ, "BENCH_IMAP_PASSWORD": server.users[user]}
     start = time.perf_counter()
@@ -89,16 +120,21 @@ batch_size = 500
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
     )
+    stop, peak = threading.Event(), [0]
+    sampler = threading.Thread(target=_peak_tree_rss, args=(proc.pid, stop, peak))
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - start
+    stop.set()
+    sampler.join()
     out = proc.stdout.read().decode() if proc.stdout else ""
     if os.waitstatus_to_exitcode(status) != 0:
         raise SystemExit(f"inboxd sync failed: {out}")
     fetched = int(out.split(":")[1].split()[0])
-    return fetched, elapsed, usage.ru_maxrss // 1024
+    return fetched, elapsed, max(peak[0], usage.ru_maxrss * 1024) // (1024 * 1024)
 
 
-def run_size(n: int) -> None:
+def run_size(n: int, batch_size: int) -> None:
     with tempfile.TemporaryDirectory(prefix="inboxd-bench-") as tmp:
         work = Path(tmp)
         server = DovecotServer().start()
@@ -115,18 +151,33 @@ def run_size(n: int) -> None:
 
             server.preload("bench", "INBOX", counted())  # type: ignore[arg-type]
             took = time.perf_counter() - t0
-            print(f"\n== {n} mails, {size / 1e6:.0f} MB, preloaded in {took:.1f} s")
+            print(
+                f"\n== {n} mails, {size / 1e6:.0f} MB, preloaded in {took:.1f} s; "
+                f"batch_size {batch_size}, load average {os.getloadavg()[0]:.2f}"
+            )
             got, base_s = baseline(server, "bench")
             base_rate = got / base_s
             print(
                 "(a) baseline imapclient fetch + policy.default parse: "
                 f"{base_rate:8.0f} msgs/s ({base_s:.1f} s)"
             )
-            for label, full in (("store only", False), ("rules + ack + notify", True)):
-                fetched, sync_s, rss = inboxd_sync(server, "bench", work / label[:5], full=full)
+            runs = (
+                ("store only, no workers", False, 0),
+                ("store only", False, None),
+                ("rules + ack + notify", True, None),
+            )
+            for i, (label, full, workers) in enumerate(runs):
+                fetched, sync_s, rss = inboxd_sync(
+                    server,
+                    "bench",
+                    work / f"run{i}",
+                    full=full,
+                    workers=workers,
+                    batch_size=batch_size,
+                )
                 rate = fetched / sync_s
                 print(
-                    f"(b) inboxd sync --once, {label:<21}"
+                    f"(b) inboxd sync --once, {label:<23}"
                     f"{rate:8.0f} msgs/s ({sync_s:.1f} s, {fetched} stored), "
                     f"ratio {rate / base_rate:.2f}, peak RSS {rss} MB"
                 )
@@ -137,9 +188,12 @@ def run_size(n: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="10000", help="comma-separated mailbox sizes")
+    parser.add_argument(
+        "--batch-size", type=int, default=200, help="[[mailbox]] batch_size (default: the default)"
+    )
     args = parser.parse_args()
     for n in (int(s) for s in args.sizes.split(",")):
-        run_size(n)
+        run_size(n, args.batch_size)
 
 
 if __name__ == "__main__":
