@@ -9,7 +9,14 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from inboxd.db.engine import SchemaError, alembic_config, ensure_schema, make_engine, upgrade
+from inboxd.db.engine import (
+    HEAD_REVISION,
+    SchemaError,
+    alembic_config,
+    ensure_schema,
+    make_engine,
+    upgrade,
+)
 from inboxd.db.tables import metadata
 
 
@@ -81,4 +88,13 @@ def test_sqlite_connections_get_the_pragmas(tmp_path: Path) -> None:
         "cache_size": -16384,
         "foreign_keys": 1,
     }
+    engine.dispose()
+
+
+def test_head_revision_constant_is_alembics_head(tmp_path: Path) -> None:
+    from alembic.script import ScriptDirectory
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'h.db'}")
+    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    assert head == HEAD_REVISION, "a new migration must update db.engine.HEAD_REVISION"
     engine.dispose()
