@@ -122,7 +122,8 @@ class Participant(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("ticket_id", "email", name="uq_participant_ticket_email"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    # looked up through uq_participant_ticket_email, whose first column it is
+    ticket_id: int = Field(foreign_key="ticket.id")
     email: str
     name: str = ""
     role: str = "customer"  # requester | customer | agent
