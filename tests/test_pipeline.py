@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -211,3 +212,21 @@ def test_batch_commits_messages_and_checkpoint_together(pipeline: Pipeline) -> N
     pipeline.store_batch("support", "INBOX", 2, [FetchedMail(1, raw_mail("b3@c"))])
     assert pipeline.checkpoint("support", "INBOX") == Checkpoint(2, 1)
     assert count(pipeline, Message) == 3
+
+
+def test_a_batch_logs_one_summary_and_each_mail_at_debug(
+    pipeline: Pipeline, caplog: pytest.LogCaptureFixture
+) -> None:
+    mails = [FetchedMail(1, raw_mail("s1@c")), FetchedMail(2, raw_mail("s1@c"))]
+    mails.append(FetchedMail(3, b"\x00 not a mail"))
+    with caplog.at_level(logging.DEBUG, logger="inboxd.ingest"):
+        pipeline.store_batch("support", "INBOX", 1, mails)
+    info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
+    assert info == [
+        "ingest batch mailbox=support folder=INBOX last_uid=3 stored=1 new_tickets=1 "
+        "duplicate=1 quarantined=1"
+    ]
+    per_mail = [r for r in caplog.records if r.getMessage().startswith("ingest status=")]
+    assert [r.levelno for r in per_mail] == [logging.DEBUG, logging.DEBUG]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith("quarantined")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -158,13 +159,27 @@ class Pipeline:
                     stored[0],
                     uidvalidity,
                 )
+            tally: Counter[str] = Counter()
             for mail in mails:
                 source = Source("imap", mailbox, folder, mail.uid)
-                self.ingest_in(session, mail.raw, source, mail.parsed)
+                outcome = self.ingest_in(session, mail.raw, source, mail.parsed, quiet=True)
+                tally[outcome.status] += 1
+                tally["new_tickets"] += outcome.new_ticket
             last = max(m.uid for m in mails)
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
             repo.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
+        log.info(
+            "ingest batch mailbox=%s folder=%s last_uid=%d stored=%d new_tickets=%d "
+            "duplicate=%d quarantined=%d",
+            mailbox,
+            folder,
+            last,
+            tally["stored"],
+            tally["new_tickets"],
+            tally["duplicate"],
+            tally["quarantined"],
+        )
         self._committed()
 
     # --- the sequence -----------------------------------------------------------
@@ -175,8 +190,12 @@ class Pipeline:
         raw: bytes,
         source: Source,
         parsed: ParsedMessage | ParseFailure | None = None,
+        *,
+        quiet: bool = False,
     ) -> Outcome:
-        """``parsed``: ``raw`` already parsed (by an ingest worker), else parsed here."""
+        """``parsed``: ``raw`` already parsed (by an ingest worker), else parsed here.
+        ``quiet``: the per-mail line at DEBUG (a batch logs one INFO summary; a
+        quarantined mail is always a WARNING)."""
         now = self.ctx.clock()
         db = session.connection()
         if parsed is None:
@@ -191,7 +210,8 @@ class Pipeline:
                 raise
             log.exception("store failed msgid=%s source=%s", parsed.message_id, source.label)
             return self._quarantine(db, raw, source, now, f"could not store: {exc!r}")
-        log.info(
+        log.log(
+            logging.DEBUG if quiet else logging.INFO,
             "ingest status=%s ticket=%s msgid=%s source=%s matched_by=%s",
             outcome.status,
             outcome.ticket_id,
@@ -280,6 +300,7 @@ class Pipeline:
             if routing is not None:
                 self._apply(db, ticket_id, routing, decision, ruleset, now)
 
+        snapshot = None if new_ticket else lookup.tickets.get(ticket_id)
         row_id = self._store_message(
             db,
             ticket_id,
@@ -290,6 +311,7 @@ class Pipeline:
             now,
             new_ticket=new_ticket,
             own_was_ref=own_key is not None and own_key.origin == "ref",
+            known_people=snapshot.participants if snapshot else frozenset(),
         )
         stored = StoredMail(parsed, source, ticket_id, row_id, new_ticket, match, decision, now)
         for reactor in self.ctx.reactors:
@@ -441,7 +463,10 @@ class Pipeline:
         *,
         new_ticket: bool,
         own_was_ref: bool,
+        known_people: frozenset[str],
     ) -> int:
+        """``known_people``: the ticket's participants as threading read them; only
+        the others are added (most replies add nobody: no statement at all)."""
         row_id = repo.store_mail(
             db,
             ticket_id=ticket_id,
@@ -463,7 +488,7 @@ class Pipeline:
             people += [
                 (a.email, a.name, "customer") for a in parsed.recipients if a.email not in ours
             ]
-            repo.add_participants(db, ticket_id, people)
+            repo.add_participants(db, ticket_id, [p for p in people if p[0] not in known_people])
         repo.add_event(
             db,
             ticket_id,
