@@ -31,6 +31,7 @@ from inboxd.ingest.imap import (
     FetchJob,
     MailboxFetcher,
     SyncResult,
+    WorkerSession,
     backoff_delay,
     chunks,
     folder_state,
@@ -707,7 +708,8 @@ def test_a_backlog_is_fetched_and_parsed_by_workers(
     try:
         assert box.sync_once() == SyncResult(fetched=25, batches=3)
         assert _counts(sink.pipeline) == (24, 24, 1)
-        assert sink.parsed_by_worker == [True, True, True]
+        # the first batch is fetched by the fetcher while the worker starts
+        assert sink.parsed_by_worker == [False, True, True]
         checkpoint = sink.pipeline.checkpoint("support", "INBOX")
         assert checkpoint is not None and checkpoint.last_uid == 25
         assert all(b"\\Seen" in flags for flags in server_uids(dovecot, imap_user).values())
@@ -728,8 +730,8 @@ def test_a_worker_dying_mid_sync_loses_and_doubles_nothing(
     workers = IngestWorkers(1)
     killed: list[int] = []
 
-    def kill_once() -> None:
-        if not killed:
+    def kill_once() -> None:  # after the second batch, the first a worker did
+        if not killed and len(sink.parsed_by_worker) == 2:
             procs = [
                 p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())
             ]
@@ -745,7 +747,7 @@ def test_a_worker_dying_mid_sync_loses_and_doubles_nothing(
         assert box.sync_once().fetched == 60
         assert killed == [1] and workers.breaks == 1
         # the batches after the death were fetched and parsed in this process
-        assert sink.parsed_by_worker[0] is True and sink.parsed_by_worker[-1] is False
+        assert sink.parsed_by_worker[:2] == [False, True] and sink.parsed_by_worker[-1] is False
         assert _counts(sink.pipeline) == (60, 60, 0)
         checkpoint = sink.pipeline.checkpoint("support", "INBOX")
         assert checkpoint is not None and checkpoint.last_uid == 60
@@ -755,18 +757,29 @@ def test_a_worker_dying_mid_sync_loses_and_doubles_nothing(
 
 
 @server
-def test_a_worker_refuses_a_folder_whose_uidvalidity_changed(
+def test_a_worker_session_checks_uidvalidity_and_keeps_its_connection(
     dovecot: DovecotServer, imap_user: str
 ) -> None:
-    dovecot.append(imap_user, "INBOX", [support_mail("u1@c", "Hello")])
+    dovecot.append(imap_user, "INBOX", [support_mail("u1@c", "Hello"), support_mail("u2@c", "Hi")])
     cfg = box_config(dovecot, imap_user, name="support")
     client = dovecot.connect(imap_user)
     uidvalidity = folder_state(client.select_folder("INBOX", readonly=True)).uidvalidity
     client.logout()
     job = FetchJob(cfg, imap_user, "INBOX", uidvalidity, (1,), 1 << 20)
-    [mail] = imap.fetch_and_parse(job)
-    assert mail.uid == 1 and isinstance(mail.parsed, ParsedMessage)
-    with pytest.raises(imaplib.IMAP4.error, match="UIDVALIDITY"):
-        imap.fetch_and_parse(dataclasses.replace(job, uidvalidity=uidvalidity + 1))
-    with pytest.raises(imaplib.IMAP4.error):
-        imap.fetch_and_parse(dataclasses.replace(job, password="wrong"))
+    session = WorkerSession()
+    try:
+        [mail] = imap.fetch_and_parse(job, session)
+        assert mail.uid == 1 and isinstance(mail.parsed, ParsedMessage)
+        kept = session._client
+        [mail2] = imap.fetch_and_parse(dataclasses.replace(job, uids=(2,)), session)
+        assert mail2.uid == 2 and session._client is kept  # one login for both batches
+        kept.shutdown()  # the server dropped it meanwhile: reopened once, transparently
+        [again] = imap.fetch_and_parse(job, session)
+        assert again.uid == 1 and session._client is not kept
+        with pytest.raises(imaplib.IMAP4.error, match="UIDVALIDITY"):
+            imap.fetch_and_parse(dataclasses.replace(job, uidvalidity=uidvalidity + 1), session)
+        assert session._client is None
+        with pytest.raises(imaplib.IMAP4.error):
+            imap.fetch_and_parse(dataclasses.replace(job, password="wrong"), session)
+    finally:
+        session.close()
