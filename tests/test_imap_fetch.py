@@ -27,20 +27,18 @@ from inboxd.db import repo
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Message, Quarantine, Ticket
 from inboxd.ingest import imap
+from inboxd.ingest.fetchjob import FetchJob, WorkerSession, fetch_and_parse
 from inboxd.ingest.imap import (
-    FetchJob,
     MailboxFetcher,
     SyncResult,
-    WorkerSession,
     backoff_delay,
     chunks,
-    folder_state,
     has_new_mail,
     kv,
-    mails_from_fetch,
     said_bye,
     uids_after,
 )
+from inboxd.ingest.imapconn import folder_state, mails_from_fetch
 from inboxd.ingest.pipeline import IngestContext, Pipeline
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 from inboxd.ingest.workers import IngestWorkers
@@ -768,18 +766,18 @@ def test_a_worker_session_checks_uidvalidity_and_keeps_its_connection(
     job = FetchJob(cfg, imap_user, "INBOX", uidvalidity, (1,), 1 << 20)
     session = WorkerSession()
     try:
-        [mail] = imap.fetch_and_parse(job, session)
+        [mail] = fetch_and_parse(job, session)
         assert mail.uid == 1 and isinstance(mail.parsed, ParsedMessage)
         kept = session._client
-        [mail2] = imap.fetch_and_parse(dataclasses.replace(job, uids=(2,)), session)
+        [mail2] = fetch_and_parse(dataclasses.replace(job, uids=(2,)), session)
         assert mail2.uid == 2 and session._client is kept  # one login for both batches
         kept.shutdown()  # the server dropped it meanwhile: reopened once, transparently
-        [again] = imap.fetch_and_parse(job, session)
+        [again] = fetch_and_parse(job, session)
         assert again.uid == 1 and session._client is not kept
         with pytest.raises(imaplib.IMAP4.error, match="UIDVALIDITY"):
-            imap.fetch_and_parse(dataclasses.replace(job, uidvalidity=uidvalidity + 1), session)
+            fetch_and_parse(dataclasses.replace(job, uidvalidity=uidvalidity + 1), session)
         assert session._client is None
         with pytest.raises(imaplib.IMAP4.error):
-            imap.fetch_and_parse(dataclasses.replace(job, password="wrong"), session)
+            fetch_and_parse(dataclasses.replace(job, password="wrong"), session)
     finally:
         session.close()

@@ -12,20 +12,21 @@ daemon. The rules that keep mail from being lost or doubled:
 * A UIDVALIDITY change rescans from UID 1; the sink dedupes.
 * Any error closes the connection and reconnects with capped exponential
   backoff; the thread never dies of a server or database error.
-* While batch N is stored, batch N+1 is fetched by a prefetch thread (one
-  batch ahead, IMAP commands serialized by a lock); the thread is stopped
-  and joined before any error or stop leaves ``_sync_folder``.
+* A backlog of several batches is fetched and parsed by the ingest worker
+  processes (``fetchjob``) while this thread stores, in UID order; without
+  workers, batch N+1 is fetched by a prefetch thread while batch N is stored
+  (IMAP commands serialized by a lock). Either is stopped before an error or
+  a stop leaves ``_sync_folder``.
 * No announcement is lost to imaplib: an EXISTS that came with a SEARCH answer
   means search again, and one read along with IDLE's continuation means sync.
 
-imapclient's bytes keys (``b'UIDVALIDITY'``, ``b'BODY[]'``) stop here.
+Connection plumbing is in ``imapconn``; what a worker runs is in ``fetchjob``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import imaplib
 import json
 import logging
 import queue
@@ -34,22 +35,29 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from imapclient import IMAPClient, SocketTimeout
-
 from inboxd.config import MailboxConfig
-from inboxd.core.parse import DEFAULT_MAX_BYTES, parse_many
+from inboxd.core.parse import DEFAULT_MAX_BYTES
+from inboxd.ingest.fetchjob import FetchJob, fetch_and_parse
+from inboxd.ingest.imapconn import (
+    CONNECT_TIMEOUT,
+    NETWORK_ERRORS,
+    close_client,
+    connect,
+    fetch_chunk,
+    folder_state,
+    key_text,
+)
 from inboxd.ingest.sink import FetchedMail, MailboxSink
 from inboxd.ingest.workers import POOL_ERRORS, IngestWorkers
 
 T = TypeVar("T")
 
 LOGGER_NAME = "inboxd.imap"
-CONNECT_TIMEOUT = 15.0
 IDLE_RENEW = 25 * 60.0  # RFC 2177: servers may drop an IDLE after 29 min
 IDLE_SLICE = 1.0  # longest single wait, so ``stop`` is noticed quickly
 BACKOFF_BASE = 1.0
@@ -57,8 +65,6 @@ BACKOFF_CAP = 300.0
 _QUICK_EMPTY_LIMIT = 3  # idle_check returning nothing at once this often = peer closed
 _RECOVER_CHUNK = 1000
 
-# Errors of the connection or the protocol: logged as one WARNING line, then retried.
-_NETWORK_ERRORS: tuple[type[BaseException], ...] = (imaplib.IMAP4.error, OSError, EOFError)
 # a worker's result did not come: the pool failed, or the wait for it timed out
 _POOL_OR_WAIT_ERRORS: tuple[type[BaseException], ...] = (*POOL_ERRORS, TimeoutError)
 
@@ -77,35 +83,7 @@ class SyncResult:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class FolderState:
-    uidvalidity: int
-    uidnext: int | None
-    exists: int
-
-
 # -- pure helpers --------------------------------------------------------------
-
-
-def _text(key: object) -> str:
-    return key.decode("ascii", "replace").upper() if isinstance(key, bytes) else str(key).upper()
-
-
-def normalise_keys(data: Mapping[Any, Any]) -> dict[str, Any]:
-    """imapclient's ``{b'UIDVALIDITY': 1}`` -> ``{'UIDVALIDITY': 1}``."""
-    return {_text(key): value for key, value in data.items()}
-
-
-def folder_state(select_response: Mapping[Any, Any]) -> FolderState:
-    data = normalise_keys(select_response)
-    if "UIDVALIDITY" not in data:
-        raise imaplib.IMAP4.error("SELECT response without UIDVALIDITY")
-    uidnext = data.get("UIDNEXT")
-    return FolderState(
-        uidvalidity=int(data["UIDVALIDITY"]),
-        uidnext=int(uidnext) if uidnext is not None else None,
-        exists=int(data.get("EXISTS", 0)),
-    )
 
 
 def uids_after(found: Iterable[int], last_uid: int) -> list[int]:
@@ -134,33 +112,13 @@ def backoff_delay(
 def has_new_mail(responses: Iterable[Any]) -> bool:
     """True when IDLE responses announce mail (``(n, b'EXISTS')`` or ``(n, b'RECENT')``)."""
     for resp in responses:
-        if isinstance(resp, tuple) and len(resp) >= 2 and _text(resp[1]) in ("EXISTS", "RECENT"):
+        if isinstance(resp, tuple) and len(resp) >= 2 and key_text(resp[1]) in ("EXISTS", "RECENT"):
             return True
     return False
 
 
 def said_bye(responses: Iterable[Any]) -> bool:
-    return any(isinstance(r, tuple) and r and _text(r[0]) == "BYE" for r in responses)
-
-
-def mails_from_fetch(
-    response: Mapping[int, Mapping[Any, Any]], uids: Iterable[int]
-) -> list[FetchedMail]:
-    """Bodies of ``uids`` from a ``FETCH BODY.PEEK[]`` answer, in UID order.
-
-    A UID absent from the answer was expunged meanwhile and is skipped; a UID
-    present without a body is a protocol error (retrying beats skipping it)."""
-    mails = []
-    for uid in sorted(uids):
-        item = response.get(uid)
-        if item is None:
-            continue
-        data = normalise_keys(item)
-        body = data.get("BODY[]")
-        if body is None:
-            raise imaplib.IMAP4.error(f"FETCH answer for UID {uid} has no BODY[]")
-        mails.append(FetchedMail(uid=uid, raw=bytes(body)))
-    return mails
+    return any(isinstance(r, tuple) and r and key_text(r[0]) == "BYE" for r in responses)
 
 
 def kv(event: str, **fields: object) -> str:
@@ -174,122 +132,10 @@ def kv(event: str, **fields: object) -> str:
     return " ".join(parts)
 
 
-def connect(config: MailboxConfig, password: str | None, context: ssl.SSLContext | None) -> Any:
-    """A logged-in IMAPClient for ``config`` (TLS, STARTTLS or plain)."""
-    if config.imap_security != "none":
-        context = context or ssl.create_default_context()
-    client = IMAPClient(
-        config.imap_host,
-        port=config.imap_port,
-        ssl=config.imap_security == "tls",
-        ssl_context=context,
-        timeout=SocketTimeout(connect=CONNECT_TIMEOUT, read=config.imap_timeout),
-    )
-    try:
-        if config.imap_security == "starttls":
-            client.starttls(context)
-        client.login(config.username or config.address, password or "")
-    except BaseException:
-        _close(client, graceful=False)
-        raise
-    return client
-
-
-def _fetch_chunk(client: Any, uids: list[int], io_lock: threading.Lock) -> list[FetchedMail]:
-    with io_lock:
-        response = client.fetch(uids, ["BODY.PEEK[]"])
-    return mails_from_fetch(response, uids)
-
-
 def _cancel(pending: deque[tuple[FetchJob, Future[list[FetchedMail]]]]) -> None:
     for _job, future in pending:
         future.cancel()
     pending.clear()
-
-
-# -- the worker's side -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class FetchJob:
-    """One batch for an ingest worker: fetch these UIDs on its own connection and
-    parse them. The folder must still have ``uidvalidity``."""
-
-    config: MailboxConfig
-    password: str | None
-    folder: str
-    uidvalidity: int
-    uids: tuple[int, ...]
-    max_bytes: int
-
-
-class WorkerSession:
-    """A worker process's IMAP connection, kept from one batch to the next.
-
-    A connection per batch cost the server a login and a mailbox open each
-    time, and Dovecot rescans a maildir when it opens it: a 40,000-mail import
-    got slower with every batch. A batch of another mailbox or folder (or under
-    another UIDVALIDITY), or any error, closes it; a kept connection that went
-    stale meanwhile is reopened once.
-    """
-
-    def __init__(self) -> None:
-        self._key: tuple[object, ...] | None = None
-        self._client: Any = None
-        self._lock = threading.Lock()  # jobs of one worker never overlap; _fetch_chunk wants one
-
-    @staticmethod
-    def _key_of(job: FetchJob) -> tuple[object, ...]:
-        cfg = job.config
-        return (cfg.imap_host, cfg.imap_port, cfg.imap_security, cfg.username, job.password,
-                job.folder, job.uidvalidity)  # fmt: skip
-
-    def fetch(self, job: FetchJob) -> list[FetchedMail]:
-        """The batch's mails (unparsed), in UID order."""
-        key = self._key_of(job)
-        if self._key != key:
-            self.close()
-        for _attempt in range(2):
-            fresh = self._client is None
-            if fresh:
-                self._open(job, key)
-            try:
-                return _fetch_chunk(self._client, list(job.uids), self._lock)
-            except _NETWORK_ERRORS:
-                self.close()
-                if fresh:
-                    raise
-        raise AssertionError("unreachable: the second attempt uses a fresh connection")
-
-    def _open(self, job: FetchJob, key: tuple[object, ...]) -> None:
-        client = connect(job.config, job.password, None)
-        try:
-            state = folder_state(client.select_folder(job.folder, readonly=True))
-            if state.uidvalidity != job.uidvalidity:
-                raise imaplib.IMAP4.error(
-                    f"UIDVALIDITY of {job.folder} changed during the sync: "
-                    f"{job.uidvalidity} -> {state.uidvalidity}"
-                )
-        except BaseException:
-            _close(client, graceful=False)
-            raise
-        self._client, self._key = client, key
-
-    def close(self) -> None:
-        client, self._client, self._key = self._client, None, None
-        if client is not None:
-            _close(client, graceful=False)
-
-
-# The worker process's session; the main process never fetches through it.
-_WORKER_SESSION = WorkerSession()
-
-
-def fetch_and_parse(job: FetchJob, session: WorkerSession | None = None) -> list[FetchedMail]:
-    """Runs in a worker process: the batch's mails, parsed, in UID order."""
-    mails = (session or _WORKER_SESSION).fetch(job)
-    parsed = parse_many([m.raw for m in mails], job.max_bytes)
-    return [FetchedMail(m.uid, m.raw, p) for m, p in zip(mails, parsed, strict=True)]
 
 
 # -- the fetcher ---------------------------------------------------------------
@@ -348,9 +194,9 @@ class MailboxFetcher:
         try:
             result = self._sync_all(client, recover=True, stop=stop)
         except BaseException:
-            _close(client, graceful=False)
+            close_client(client, graceful=False)
             raise
-        _close(client, graceful=True)
+        close_client(client, graceful=True)
         return result
 
     def run(self, stop: threading.Event) -> None:
@@ -374,7 +220,7 @@ class MailboxFetcher:
                 self._log_error(exc)
             finally:
                 if client is not None:
-                    _close(client, graceful=not failed)
+                    close_client(client, graceful=not failed)
             if stop.is_set():
                 break
             delay = backoff_delay(attempt, self._rand(), *self._backoff)
@@ -394,7 +240,7 @@ class MailboxFetcher:
         return client
 
     def _log_error(self, exc: Exception) -> None:
-        if isinstance(exc, _NETWORK_ERRORS):
+        if isinstance(exc, NETWORK_ERRORS):
             self.log.warning(
                 kv("connection_error", mailbox=self.name, error=type(exc).__name__, detail=exc)
             )
@@ -475,7 +321,7 @@ class MailboxFetcher:
         for chunk in chunks(uids, self.config.batch_size):
             if stop is not None and stop.is_set():
                 return
-            mails = _fetch_chunk(client, chunk, io_lock)
+            mails = fetch_chunk(client, chunk, io_lock)
             if mails:
                 yield mails
 
@@ -518,10 +364,10 @@ class MailboxFetcher:
                         break
                     pending.append((todo.popleft(), future))
                 if first is not None:
-                    mails = _fetch_chunk(client, list(first.uids), io_lock)
+                    mails = fetch_chunk(client, list(first.uids), io_lock)
                     first = None
                 elif local and not pending:
-                    mails = _fetch_chunk(client, list(todo.popleft().uids), io_lock)
+                    mails = fetch_chunk(client, list(todo.popleft().uids), io_lock)
                 else:
                     job, future = pending.popleft()
                     try:
@@ -769,15 +615,3 @@ def _input_buffered(client: Any) -> bool:
         return False
     finally:
         sock.settimeout(timeout)
-
-
-def _close(client: Any, *, graceful: bool) -> None:
-    """LOGOUT after a clean run; after an error just drop the socket (the peer may hang)."""
-    try:
-        if graceful:
-            client.logout()
-        else:
-            client.shutdown()
-    except Exception:
-        with contextlib.suppress(Exception):
-            client.shutdown()

@@ -1,0 +1,114 @@
+"""IMAP connection plumbing shared by the mailbox fetcher and the ingest workers.
+
+Connecting (TLS, STARTTLS or plain), reading a SELECT answer, fetching a batch
+of bodies and closing: the pieces both sides need, so neither imports the other.
+imapclient's bytes keys (``b'UIDVALIDITY'``, ``b'BODY[]'``) stop here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import imaplib
+import ssl
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from imapclient import IMAPClient, SocketTimeout
+
+from inboxd.config import MailboxConfig
+from inboxd.ingest.sink import FetchedMail
+
+CONNECT_TIMEOUT = 15.0
+
+# Errors of the connection or the protocol: logged as one WARNING line, then retried.
+NETWORK_ERRORS: tuple[type[BaseException], ...] = (imaplib.IMAP4.error, OSError, EOFError)
+
+
+@dataclass(frozen=True, slots=True)
+class FolderState:
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+def key_text(key: object) -> str:
+    """An IMAP response key or atom as upper-case text (bytes or str)."""
+    return key.decode("ascii", "replace").upper() if isinstance(key, bytes) else str(key).upper()
+
+
+def normalise_keys(data: Mapping[Any, Any]) -> dict[str, Any]:
+    """imapclient's ``{b'UIDVALIDITY': 1}`` -> ``{'UIDVALIDITY': 1}``."""
+    return {key_text(key): value for key, value in data.items()}
+
+
+def folder_state(select_response: Mapping[Any, Any]) -> FolderState:
+    data = normalise_keys(select_response)
+    if "UIDVALIDITY" not in data:
+        raise imaplib.IMAP4.error("SELECT response without UIDVALIDITY")
+    uidnext = data.get("UIDNEXT")
+    return FolderState(
+        uidvalidity=int(data["UIDVALIDITY"]),
+        uidnext=int(uidnext) if uidnext is not None else None,
+        exists=int(data.get("EXISTS", 0)),
+    )
+
+
+def mails_from_fetch(
+    response: Mapping[int, Mapping[Any, Any]], uids: Iterable[int]
+) -> list[FetchedMail]:
+    """Bodies of ``uids`` from a ``FETCH BODY.PEEK[]`` answer, in UID order.
+
+    A UID absent from the answer was expunged meanwhile and is skipped; a UID
+    present without a body is a protocol error (retrying beats skipping it)."""
+    mails = []
+    for uid in sorted(uids):
+        item = response.get(uid)
+        if item is None:
+            continue
+        data = normalise_keys(item)
+        body = data.get("BODY[]")
+        if body is None:
+            raise imaplib.IMAP4.error(f"FETCH answer for UID {uid} has no BODY[]")
+        mails.append(FetchedMail(uid=uid, raw=bytes(body)))
+    return mails
+
+
+def connect(config: MailboxConfig, password: str | None, context: ssl.SSLContext | None) -> Any:
+    """A logged-in IMAPClient for ``config`` (TLS, STARTTLS or plain)."""
+    if config.imap_security != "none":
+        context = context or ssl.create_default_context()
+    client = IMAPClient(
+        config.imap_host,
+        port=config.imap_port,
+        ssl=config.imap_security == "tls",
+        ssl_context=context,
+        timeout=SocketTimeout(connect=CONNECT_TIMEOUT, read=config.imap_timeout),
+    )
+    try:
+        if config.imap_security == "starttls":
+            client.starttls(context)
+        client.login(config.username or config.address, password or "")
+    except BaseException:
+        close_client(client, graceful=False)
+        raise
+    return client
+
+
+def fetch_chunk(client: Any, uids: list[int], io_lock: threading.Lock) -> list[FetchedMail]:
+    with io_lock:
+        response = client.fetch(uids, ["BODY.PEEK[]"])
+    return mails_from_fetch(response, uids)
+
+
+def close_client(client: Any, *, graceful: bool) -> None:
+    """LOGOUT after a clean run; after an error just drop the socket (the peer may hang)."""
+    try:
+        if graceful:
+            client.logout()
+        else:
+            client.shutdown()
+    except Exception:
+        with contextlib.suppress(Exception):
+            client.shutdown()
