@@ -523,16 +523,8 @@ def support_mail(msgid: str, subject: str, in_reply_to: str = "") -> bytes:
 def test_real_pipeline_threads_dedupes_and_resumes(
     dovecot: DovecotServer, imap_user: str, tmp_path: Path
 ) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'inboxd.db'}")
-    upgrade(engine)
-    ctx = IngestContext(
-        secret=b"imap-test-secret",
-        support_addresses=frozenset({"support@help.example"}),
-        mailbox_addresses={"support": "support@help.example"},
-        rules=lambda: None,
-        clock=lambda: datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
-    )
-    pipeline = Pipeline(engine, ctx)
+    pipeline = _pipeline(tmp_path)
+    engine = pipeline.engine
 
     def rows(model: type) -> int:
         with Session(engine) as session:
