@@ -8,8 +8,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from inboxd.core.rules import load_rules
 from inboxd.core.tokens import make_message_id
 from inboxd.db import repo
 from inboxd.db.engine import make_engine, upgrade
@@ -230,3 +231,53 @@ def test_a_batch_logs_one_summary_and_each_mail_at_debug(
     assert [r.levelno for r in per_mail] == [logging.DEBUG, logging.DEBUG]
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and warnings[0].startswith("quarantined")
+
+
+LEAST_OPEN_RULES = """
+teams:
+  ops:
+    assignment: least_open
+    agents:
+      - {name: gina, email: gina@help.example}
+      - {name: hal, email: hal@help.example}
+rules:
+  - name: ops
+    when: {subject: [outage]}
+    then: {team: ops}
+"""
+
+
+def test_least_open_assignment_counts_only_open_tickets(tmp_path: Path, clock: Clock) -> None:
+    loaded = load_rules([("rules/ops.yaml", LEAST_OPEN_RULES)])
+    assert not loaded.errors and loaded.ruleset is not None
+    engine = make_engine(f"sqlite:///{tmp_path / 'lo.db'}")
+    upgrade(engine)
+    ctx = IngestContext(
+        secret=SECRET,
+        support_addresses=frozenset({"support@help.example"}),
+        mailbox_addresses={"support": "support@help.example"},
+        rules=lambda: loaded.ruleset,
+        clock=clock,
+    )
+    pipeline = Pipeline(engine, ctx)
+
+    def assign(n: int) -> str | None:
+        out = pipeline.ingest(raw_mail(f"o{n}@c", subject=f"outage {n}"), Source("lmtp", "x"))
+        with Session(engine) as session:
+            ticket = session.get(Ticket, out.ticket_id)
+            assert ticket is not None
+            return ticket.assignee
+
+    # ties go to the first agent; then whoever has fewer open tickets
+    assert [assign(n) for n in range(3)] == ["gina", "hal", "gina"]
+    with Session(engine) as session, session.begin():
+        for ticket in session.exec(select(Ticket).where(Ticket.assignee == "gina")):
+            ticket.status = "closed"  # closed tickets no longer count: gina 0, hal 1
+    assert [assign(n) for n in range(3, 6)] == ["gina", "gina", "hal"]
+    with Session(engine) as session:
+        assert repo.open_ticket_counts(session, ["gina", "hal", "ivy"]) == {
+            "gina": 2,
+            "hal": 2,
+            "ivy": 0,
+        }
+    engine.dispose()

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
@@ -316,16 +317,23 @@ def count_rows(db: DB, model: Any) -> int:
 # --- assignment -----------------------------------------------------------------------
 
 
+_OPEN_COUNTS = PreparedQuery(
+    lambda n: sa_select(_TICKET_T.c.assignee, func.count())
+    .where(
+        _TICKET_T.c.assignee.in_(_in_list(n)),
+        _TICKET_T.c.status.in_([bindparam(f"s{i}") for i in range(len(OPEN_STATUSES))]),
+    )
+    .group_by(_TICKET_T.c.assignee)
+)
+_OPEN_STATUS_PARAMS = {f"s{i}": status for i, status in enumerate(OPEN_STATUSES)}
+
+
 def open_ticket_counts(db: DB, agents: Sequence[str]) -> dict[str, int]:
+    """Open tickets per agent (least-open assignment, on every new ticket of a team):
+    an index-only count over ix_ticket_assignee_status."""
     counts = dict.fromkeys(agents, 0)
-    for assignee, n in db.execute(
-        select(Ticket.assignee, func.count())
-        .where(
-            col(Ticket.assignee).in_(list(agents)),
-            col(Ticket.status).in_(OPEN_STATUSES),
-        )
-        .group_by(Ticket.assignee)
-    ):
+    params = {**_in_params(agents), **_OPEN_STATUS_PARAMS}
+    for assignee, n in _OPEN_COUNTS.all(_conn(db), params, len(agents)):
         counts[assignee] = int(n)
     return counts
 
