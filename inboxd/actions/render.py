@@ -16,6 +16,7 @@ adds it, exactly once.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -63,6 +64,7 @@ def _nl2br(text: str) -> Markup:
     return Markup(str(escape(text.rstrip("\n"))).replace("\n", "<br>\n"))
 
 
+@functools.lru_cache(maxsize=8)  # a mail's HTML once, not once per agent notified of it
 def _sanitize(html: str) -> Markup:
     return Markup(sanitize_html(html))
 
