@@ -13,7 +13,7 @@ attachments) into a private Dovecot, then measures in the same run:
     example rules, acknowledgements and agent notifications rendered into the
     outbox (default workers).
 
-Usage: python bench/ingest.py [--sizes 10000,40000]
+Usage: python bench/ingest.py [--sizes 10000,40000] [--rounds 3] [--store-only]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import contextlib
 import email
 import email.policy
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -134,7 +135,13 @@ batch_size = {batch_size}
     return fetched, elapsed, max(peak[0], usage.ru_maxrss * 1024) // (1024 * 1024)
 
 
-def run_size(n: int, batch_size: int) -> None:
+def run_size(n: int, batch_size: int, rounds: int, store_only: bool) -> None:
+    runs: tuple[tuple[str, bool, int | None], ...] = (
+        ("store only, no workers", False, 0),
+        ("store only", False, None),
+    )
+    if not store_only:
+        runs += (("rules + ack + notify", True, None),)
     with tempfile.TemporaryDirectory(prefix="inboxd-bench-") as tmp:
         work = Path(tmp)
         server = DovecotServer().start()
@@ -155,32 +162,39 @@ def run_size(n: int, batch_size: int) -> None:
                 f"\n== {n} mails, {size / 1e6:.0f} MB, preloaded in {took:.1f} s; "
                 f"batch_size {batch_size}, load average {os.getloadavg()[0]:.2f}"
             )
-            got, base_s = baseline(server, "bench")
-            base_rate = got / base_s
-            print(
-                "(a) baseline imapclient fetch + policy.default parse: "
-                f"{base_rate:8.0f} msgs/s ({base_s:.1f} s)"
-            )
-            runs = (
-                ("store only, no workers", False, 0),
-                ("store only", False, None),
-                ("rules + ack + notify", True, None),
-            )
-            for i, (label, full, workers) in enumerate(runs):
-                fetched, sync_s, rss = inboxd_sync(
-                    server,
-                    "bench",
-                    work / f"run{i}",
-                    full=full,
-                    workers=workers,
-                    batch_size=batch_size,
-                )
-                rate = fetched / sync_s
+            ratios: dict[str, list[float]] = {}
+            for round_no in range(1, rounds + 1):
+                # each round measures its own baseline right before inboxd: this machine's
+                # speed drifts by 10-30% over minutes, so only neighbours are compared
+                got, base_s = baseline(server, "bench")
+                base_rate = got / base_s
                 print(
-                    f"(b) inboxd sync --once, {label:<23}"
-                    f"{rate:8.0f} msgs/s ({sync_s:.1f} s, {fetched} stored), "
-                    f"ratio {rate / base_rate:.2f}, peak RSS {rss} MB"
+                    f"round {round_no}: (a) baseline imapclient fetch + policy.default parse: "
+                    f"{base_rate:8.0f} msgs/s ({base_s:.1f} s)"
                 )
+                for i, (label, full, workers) in enumerate(runs):
+                    fetched, sync_s, rss = inboxd_sync(
+                        server,
+                        "bench",
+                        work / f"round{round_no}-run{i}",
+                        full=full,
+                        workers=workers,
+                        batch_size=batch_size,
+                    )
+                    rate = fetched / sync_s
+                    ratios.setdefault(label, []).append(rate / base_rate)
+                    print(
+                        f"round {round_no}: (b) inboxd sync --once, {label:<23}"
+                        f"{rate:8.0f} msgs/s ({sync_s:.1f} s, {fetched} stored), "
+                        f"ratio {rate / base_rate:.2f}, peak RSS {rss} MB"
+                    )
+            if rounds > 1:
+                for label, values in ratios.items():
+                    print(
+                        f"ratio over {rounds} rounds, {label:<23} median "
+                        f"{statistics.median(values):.2f} (min {min(values):.2f}, "
+                        f"max {max(values):.2f})"
+                    )
         finally:
             server.stop()
 
@@ -191,9 +205,13 @@ def main() -> None:
     parser.add_argument(
         "--batch-size", type=int, default=200, help="[[mailbox]] batch_size (default: the default)"
     )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat baseline + runs N times")
+    parser.add_argument(
+        "--store-only", action="store_true", help="skip the run with rules, acks and notifications"
+    )
     args = parser.parse_args()
     for n in (int(s) for s in args.sizes.split(",")):
-        run_size(n, args.batch_size)
+        run_size(n, args.batch_size, args.rounds, args.store_only)
 
 
 if __name__ == "__main__":
