@@ -4,7 +4,6 @@ and parse it (see ``inboxd.ingest.workers`` for why, and the fetcher for when)."
 from __future__ import annotations
 
 import imaplib
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,7 +39,6 @@ class WorkerSession:
     def __init__(self) -> None:
         self._key: tuple[object, ...] | None = None
         self._client: Any = None
-        self._lock = threading.Lock()  # jobs of one worker never overlap; fetch_chunk wants one
 
     @staticmethod
     def _key_of(job: FetchJob) -> tuple[object, ...]:
@@ -58,7 +56,7 @@ class WorkerSession:
             if fresh:
                 self._open(job, key)
             try:
-                return fetch_chunk(self._client, list(job.uids), self._lock)
+                return fetch_chunk(self._client, list(job.uids))
             except NETWORK_ERRORS:
                 self.close()
                 if fresh:

@@ -26,7 +26,6 @@ Connection plumbing is in ``imapconn``; what a worker runs is in ``fetchjob``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import logging
 import queue
@@ -300,8 +299,9 @@ class MailboxFetcher:
             several = len(uids) > self.config.batch_size
             offload = several and self._offloadable()
             if offload:
-                job = FetchJob(self.config, self._password, folder, state.uidvalidity, (), 0)
-                source = self._fetch_by_workers(client, job, uids, stop, io_lock)
+                source = self._fetch_by_workers(
+                    client, folder, state.uidvalidity, uids, stop, io_lock
+                )
             else:
                 source = self._fetch_batches(client, uids, stop, io_lock)
             with _ahead(source, self.name, prefetch=several and not offload) as ahead:
@@ -333,7 +333,8 @@ class MailboxFetcher:
     def _fetch_by_workers(
         self,
         client: Any,
-        template: FetchJob,
+        folder: str,
+        uidvalidity: int,
         uids: list[int],
         stop: threading.Event | None,
         io_lock: threading.Lock,
@@ -347,7 +348,7 @@ class MailboxFetcher:
         workers = self._workers
         assert workers is not None
         todo = deque(
-            dataclasses.replace(template, uids=tuple(c), max_bytes=self._max_bytes)
+            FetchJob(self.config, self._password, folder, uidvalidity, tuple(c), self._max_bytes)
             for c in chunks(uids, self.config.batch_size)
         )
         first: FetchJob | None = todo.popleft()

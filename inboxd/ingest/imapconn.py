@@ -96,8 +96,11 @@ def connect(config: MailboxConfig, password: str | None, context: ssl.SSLContext
     return client
 
 
-def fetch_chunk(client: Any, uids: list[int], io_lock: threading.Lock) -> list[FetchedMail]:
-    with io_lock:
+def fetch_chunk(
+    client: Any, uids: list[int], io_lock: threading.Lock | None = None
+) -> list[FetchedMail]:
+    """``BODY.PEEK[]`` of ``uids``; ``io_lock`` when another thread shares ``client``."""
+    with io_lock or contextlib.nullcontext():
         response = client.fetch(uids, ["BODY.PEEK[]"])
     return mails_from_fetch(response, uids)
 

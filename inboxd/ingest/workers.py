@@ -95,7 +95,7 @@ class IngestWorkers:
             try:
                 future = self._executor.submit(fn, arg)
             except POOL_ERRORS as exc:
-                failed: BaseException | None = exc
+                failed = exc
             else:
                 self._origin[future] = generation
                 return future
@@ -109,7 +109,7 @@ class IngestWorkers:
             generation = self._origin.get(future, -1)
         self._drop(exc, generation)
 
-    def _drop(self, exc: BaseException | None, generation: int) -> None:
+    def _drop(self, exc: BaseException, generation: int) -> None:
         with self._lock:
             if self._closed or generation != self._generation or self._executor is None:
                 return  # closed, or this pool's failure was counted already
@@ -121,8 +121,7 @@ class IngestWorkers:
             exc,
             "" if self.enabled else "; ingest workers turned off",
         )
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         with self._lock:
