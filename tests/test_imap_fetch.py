@@ -6,7 +6,6 @@ import dataclasses
 import hashlib
 import imaplib
 import logging
-import signal
 import ssl
 import threading
 import time
@@ -16,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 from servers.dovecot import DovecotFactory, DovecotServer
 from sqlmodel import Session
+from support.workers import kill_workers
 
 from inboxd.config import MailboxConfig
 from inboxd.core.model import ParsedMessage
@@ -722,13 +721,7 @@ def test_a_worker_dying_mid_sync_loses_and_doubles_nothing(
 
     def kill_once() -> None:  # after the second batch, the first a worker did
         if not killed and len(sink.parsed_by_worker) == 2:
-            procs = [
-                p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())
-            ]
-            for proc in procs:
-                proc.send_signal(signal.SIGKILL)
-            psutil.wait_procs(procs, timeout=10)
-            killed.append(len(procs))
+            killed.append(kill_workers())
 
     sink = RecordingSink(_pipeline(tmp_path), after_store=kill_once)
     cfg = box_config(dovecot, imap_user, name="support", batch_size=10)

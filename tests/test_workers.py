@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 from support.mailgen import generate
+from support.workers import kill_workers
 
 from inboxd.core.model import ParsedMessage, ParseFailure
 from inboxd.core.parse import parse_many
@@ -33,15 +33,6 @@ def pool() -> Iterator[IngestWorkers]:
     pool = IngestWorkers(1)
     yield pool
     pool.close()
-
-
-def kill_workers() -> int:
-    """SIGKILL this process's pool workers (not the resource tracker); how many."""
-    procs = [p for p in psutil.Process().children() if "spawn_main" in " ".join(p.cmdline())]
-    for proc in procs:
-        proc.send_signal(signal.SIGKILL)
-    psutil.wait_procs(procs, timeout=10)
-    return len(procs)
 
 
 def test_a_worker_parses_exactly_like_inline(pool: IngestWorkers, mails: list[bytes]) -> None:
