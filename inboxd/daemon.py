@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -30,6 +29,7 @@ from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
 from inboxd.rulesdir import RuleStore
 from inboxd.sdnotify import Notifier
+from inboxd.signalpipe import SignalPipe
 
 if TYPE_CHECKING:  # imported where used: one-shot commands need neither (0.4 s of start-up)
     from inboxd.actions.slack import SlackDrain
@@ -140,12 +140,10 @@ class Daemon:
     def __init__(self, app: App, notifier: Notifier | None = None) -> None:
         self.app = app
         self.stop = threading.Event()
-        self.reload_requested = threading.Event()
         self.notifier = notifier or Notifier.from_env()
         self.threads: list[threading.Thread] = []
         self.controller: InboundController | None = None
         self._reload_lock = threading.Lock()
-        self._wake = threading.Event()  # set by signal handlers: stop or reload now
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -180,30 +178,28 @@ class Daemon:
         self.threads.append(thread)
 
     def run_forever(self) -> None:
-        """Start, then wait for SIGTERM/SIGINT; SIGHUP reloads rules."""
-        self.install_signals()
-        self.start()
-        while not self.stop.is_set():
-            self._wake.wait(timeout=60.0)
-            self._wake.clear()
-            if self.reload_requested.is_set() and not self.stop.is_set():
-                self.reload_requested.clear()
-                self.reload_rules(trigger="SIGHUP")
-        self.shutdown()
+        """Start, then wait for SIGTERM/SIGINT; SIGHUP reloads rules.
 
-    def install_signals(self) -> None:
-        def on_stop(signum: int, _frame: FrameType | None) -> None:
-            log.info("signal=%s stopping", signal.Signals(signum).name)
+        Signals arrive through a :class:`SignalPipe`, never through a handler
+        that takes a lock (see that module for the hang this avoids)."""
+        signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+        try:
+            self.start()
+            while not self.stop.is_set():
+                self.on_signals(signals.wait(timeout=60.0))
+            self.shutdown()  # still catching: a second SIGTERM must not cut it short
+        finally:
+            signals.close()
+
+    def on_signals(self, caught: list[signal.Signals]) -> None:
+        """Act on the signals caught together: a stop wins over a reload, and a
+        burst of SIGHUPs is one reload. Runs in the main loop, so it may take locks."""
+        stops = [signum for signum in caught if signum != signal.SIGHUP]
+        if stops:
+            log.info("signal=%s stopping", stops[0].name)
             self.stop.set()
-            self._wake.set()
-
-        def on_hup(_signum: int, _frame: FrameType | None) -> None:
-            self.reload_requested.set()
-            self._wake.set()
-
-        signal.signal(signal.SIGTERM, on_stop)
-        signal.signal(signal.SIGINT, on_stop)
-        signal.signal(signal.SIGHUP, on_hup)
+        elif caught:
+            self.reload_rules(trigger="SIGHUP")
 
     def reload_rules(self, trigger: str = "manual") -> bool:
         """Validate and swap in the rules directory; the log line names the trigger

@@ -83,10 +83,8 @@ def test_abstract_namespace_address() -> None:
         assert sock.recv(100) == b"READY=1"
 
 
-def test_daemon_notifies_ready_reloading_and_stopping(
-    notify_socket: tuple[socket.socket, str], tmp_path: Path
-) -> None:
-    sock, path = notify_socket
+def start_daemon(tmp_path: Path, notify_path: str) -> subprocess.Popen[bytes]:
+    """The real ``python -m inboxd run`` on LMTP only; its log goes to daemon.log."""
     (tmp_path / "secret").write_text("sd-notify-test\n")
     (tmp_path / "rules").mkdir()
     cfg = tmp_path / "inboxd.toml"
@@ -103,15 +101,21 @@ name = "support"
 address = "support@help.example"
 """
     )
-    log = tmp_path / "daemon.log"
-    with open(log, "wb") as err:
-        proc = subprocess.Popen(
+    with open(tmp_path / "daemon.log", "wb") as err:
+        return subprocess.Popen(
             [sys.executable, "-m", "inboxd", "--config", str(cfg), "run"],
-            env={**os.environ, "NOTIFY_SOCKET": path},
+            env={**os.environ, "NOTIFY_SOCKET": notify_path},
             stdin=subprocess.DEVNULL,
             stdout=err,
             stderr=err,
         )
+
+
+def test_daemon_notifies_ready_reloading_and_stopping(
+    notify_socket: tuple[socket.socket, str], tmp_path: Path
+) -> None:
+    sock, path = notify_socket
+    proc = start_daemon(tmp_path, path)
     try:
         ready = receive(sock, "READY")
         assert ready[-1]["READY"] == "1", ready
@@ -122,7 +126,37 @@ address = "support@help.example"
         assert reload[-1]["STATUS"] == "rules reloaded"
         proc.send_signal(signal.SIGTERM)
         assert receive(sock, "STOPPING")[-1] == {"STOPPING": "1"}
-        assert proc.wait(timeout=10) == 0, log.read_text()
+        assert proc.wait(timeout=10) == 0, (tmp_path / "daemon.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+STORM = 300  # SIGHUPs sent back to back
+
+
+def test_sighup_storm_never_hangs_the_daemon(
+    notify_socket: tuple[socket.socket, str], tmp_path: Path
+) -> None:
+    """Regression: the handler used to set a threading.Event, and a SIGHUP that
+    fell inside the main loop's own wait()/clear() on that Event deadlocked on
+    its lock (CI saw it once with a single SIGHUP). A burst makes that timing
+    likely; the daemon must still reload, then stop cleanly on SIGTERM."""
+    sock, path = notify_socket
+    proc = start_daemon(tmp_path, path)
+    try:
+        receive(sock, "READY")
+        for _ in range(STORM):
+            proc.send_signal(signal.SIGHUP)
+            time.sleep(0.0005)
+        after = receive(sock, "READY")  # at least one reload answered
+        assert after[0]["RELOADING"] == "1", after
+        proc.send_signal(signal.SIGTERM)
+        receive(sock, "STOPPING")
+        assert proc.wait(timeout=15) == 0, (tmp_path / "daemon.log").read_text()
+        reloads = (tmp_path / "daemon.log").read_text().count("trigger=SIGHUP")
+        assert 1 <= reloads <= STORM  # a burst read together is one reload
     finally:
         if proc.poll() is None:
             proc.kill()
