@@ -593,3 +593,80 @@ def test_sent_folder_reply_is_recorded_as_agent_reply(tmp_path: Path) -> None:
     assert desk.ticket(tid)["status"] == "open"
     unrelated = mail(sender=SUPPORT, to="x@y.example", msgid="sent2@help.example")
     assert desk.deliver(unrelated, folder="Sent").status == "skipped"
+
+
+# --- hand-over ------------------------------------------------------------------------------
+
+
+def test_assign_notifies_the_new_assignee_who_can_answer_from_it(desk: Desk) -> None:
+    tid = open_ticket(desk)
+    before = len(desk.outbox("notify"))
+    note = notification_for(desk, "alice@help.example")
+    desk.deliver(reply_to_notification(note, body="#assign bob\n"))
+    rows = desk.outbox("notify")[before:]
+    assert [r["rcpts"] for r in rows] == [["bob@help.example"]]  # not alice, who did it
+    handed = notification_for(desk, "bob@help.example")
+    assert handed["Subject"] == "[#1] Assigned to you: Printer broken"
+    text = body_text(handed)
+    assert "Alice Agent assigned ticket #1 to you." in text
+    assert "> the printer on floor 3 shows E42." in text  # the customer's mail, quoted
+    assert handed["In-Reply-To"] == "<c1@customer.example>"
+    bob_address = token_from_address(addr(handed["Reply-To"]), "support") or ""
+    token = verify_reply_token(SECRET, bob_address)
+    assert token is not None and token.ticket_id == tid
+    events = desk.events(tid)
+    assert ("system", "notified", {"agents": ["bob"], "event": "assigned"}) in events
+    # bob answers from the hand-over mail: it is relayed as his reply
+    desk.deliver(
+        reply_to_notification(
+            handed, sender="Bob <bob@help.example>", body="Hi Carol, bob here.\n", msgid="b1@x"
+        )
+    )
+    [relay] = desk.outbox_mails("reply")
+    assert addr(relay["To"]) == "carol@customer.example"
+    assert body_text(relay).startswith("Hi Carol, bob here.")
+    assert ("agent:bob", "agent_reply") in [(a, k) for a, k, _ in desk.events(tid)]
+
+
+def test_assigning_to_oneself_or_to_the_same_owner_sends_nothing(desk: Desk) -> None:
+    open_ticket(desk)
+    note = notification_for(desk, "alice@help.example")
+    desk.deliver(reply_to_notification(note, body="#assign alice\n"))
+    before = len(desk.outbox("notify"))
+    desk.deliver(reply_to_notification(note, body="#assign alice\n#priority high\n", msgid="a2@x"))
+    assert len(desk.outbox("notify")) == before
+
+
+def test_assign_to_a_team_notifies_its_members_but_not_the_mover(tmp_path: Path) -> None:
+    rules = """
+version: 1
+teams:
+  frontline:
+    agents:
+      - {name: alice, email: alice@help.example}
+  billing:
+    agents:
+      - {name: alice, email: alice@help.example}
+      - {name: bob, email: bob@help.example}
+      - {name: dora, email: dora@help.example}
+rules:
+  - name: default
+    then: {team: frontline, assignee: alice}
+"""
+    desk = make_desk(tmp_path, rules=rules)
+    open_ticket(desk)
+    note = notification_for(desk, "alice@help.example")
+    desk.deliver(reply_to_notification(note, body="#assign billing\n"))
+    handed = [r["rcpts"][0] for r in desk.outbox("notify")][1:]
+    assert sorted(handed) == ["bob@help.example", "dora@help.example"]
+    assert "assigned ticket #1 to team billing" in body_text(
+        notification_for(desk, "dora@help.example")
+    )
+
+
+def test_assign_and_close_together_sends_no_hand_over(desk: Desk) -> None:
+    open_ticket(desk)
+    note = notification_for(desk, "alice@help.example")
+    before = len(desk.outbox("notify"))
+    desk.deliver(reply_to_notification(note, body="#assign bob\n#close\n"))
+    assert len(desk.outbox("notify")) == before

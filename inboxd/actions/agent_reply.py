@@ -29,6 +29,7 @@ from sqlmodel import Session
 
 from inboxd.actions import ticket_commands
 from inboxd.actions.mailflow import Flow, Handled, SourceLike, connection
+from inboxd.actions.notify import notify_new_owner
 from inboxd.actions.render import TemplateError
 from inboxd.core.authres import auth_passes
 from inboxd.core.commands import CommandParse, parse_commands
@@ -130,7 +131,9 @@ class AgentReplyInterceptor:
             return self._handled(ticket, row_id, agent, "commands rejected")
 
         results = ticket_commands.execute(conn, self.flow, ticket, agent, commands.commands, now)
-        ticket = self.flow.resolve_ticket(conn, ticket["id"]) or ticket
+        before, ticket = ticket, self.flow.resolve_ticket(conn, ticket["id"]) or ticket
+        if ticket["id"] == before["id"]:  # not after a #merge: the target keeps its owner
+            notify_new_owner(self.flow, session, before, ticket, agent, now)
         if commands.is_note:
             repo.add_event(conn, ticket["id"], now, actor, "note", {"message": row_id})
             self._note_ack(session, ticket, agent, parsed, now)

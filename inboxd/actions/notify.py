@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session
@@ -19,7 +19,8 @@ from inboxd.actions.mailflow import Flow, StoredMailLike, ThreadInfo, connection
 from inboxd.actions.render import TemplateError
 from inboxd.core.compose import OutboundKind
 from inboxd.core.loops import ack_decision, ack_recipient
-from inboxd.core.model import Address, MessageKind, ParsedMessage
+from inboxd.core.model import Address, Attachment, MessageKind, ParsedMessage
+from inboxd.core.rules.model import Agent
 from inboxd.db import flow_queries as fq
 from inboxd.db import outbox_queries as q
 from inboxd.db import repo
@@ -142,55 +143,131 @@ class AckNotifyReactor:
         agents = [a for a in self.flow.recipients_for(ticket) if a.email != sender]
         if not agents:
             return
-        conn = connection(session)
-        message = _message_context(parsed)
         attachments = parsed.attachments
         if sum(a.size for a in attachments) > self.flow.config.max_notify_attachment_bytes:
             attachments = ()
-        event = "created" if mail.new_ticket else "customer_reply"
         customer = parsed.from_.name or sender if parsed.from_ else "customer"
-        mailbox = ticket.get("mailbox") or ""
-        sent_to = []
-        for agent in agents:
-            try:
-                rendered = self.flow.render(
-                    "notify",
-                    ticket,
-                    event=event,
-                    message=message,
-                    agent={"name": agent.display_name or agent.name, "email": agent.email},
-                )
-            except TemplateError as exc:
-                log.error("notify template failed ticket=%s error=%s", mail.ticket_id, exc)
-                repo.add_event(
-                    conn, mail.ticket_id, mail.now, "system", "notify_failed", {"reason": str(exc)}
-                )
-                return
-            reply_to = self.flow.agent_address(conn, mailbox, mail.ticket_id, agent)
-            self.flow.queue(
-                session,
-                kind=OutboundKind.NOTIFY,
-                ticket=ticket,
-                rendered=rendered,
-                from_addr=Address(reply_to, f"{customer} via {self.flow.config.helpdesk_name}"),
-                reply_to=Address(reply_to),
-                to=(Address(agent.email, agent.display_name or agent.name),),
-                now=mail.now,
-                mail_from=self.flow.return_path(mailbox, mail.ticket_id),
-                in_reply_to=parsed.message_id,
-                references=parsed.references,
-                attachments=attachments,
-                thread=thread(),
-            )
-            sent_to.append(agent.name)
-        repo.add_event(
-            conn,
-            mail.ticket_id,
-            mail.now,
-            "system",
-            "notified",
-            {"agents": sent_to, "event": event},
+        queue_notifications(
+            self.flow,
+            session,
+            ticket,
+            agents,
+            event="created" if mail.new_ticket else "customer_reply",
+            message=_message_context(parsed),
+            sender_name=customer,
+            in_reply_to=parsed.message_id,
+            references=parsed.references,
+            attachments=attachments,
+            thread=thread(),
+            now=mail.now,
         )
+
+
+def queue_notifications(
+    flow: Flow,
+    session: Session,
+    ticket: dict[str, Any],
+    agents: Sequence[Agent],
+    *,
+    event: str,
+    message: dict[str, Any],
+    sender_name: str,
+    in_reply_to: str,
+    references: tuple[str, ...],
+    thread: ThreadInfo,
+    now: datetime,
+    attachments: tuple[Attachment, ...] = (),
+    **ctx: Any,
+) -> list[str]:
+    """Queue the ``notify`` template to each agent, From "SENDER via HELPDESK" with the
+    agent's own reply-token address (so an answer comes back as theirs), and log one
+    ``notified`` event; returns the names notified (none when the template fails)."""
+    conn = connection(session)
+    ticket_id = int(ticket["id"])
+    mailbox = ticket.get("mailbox") or ""
+    sent_to: list[str] = []
+    for agent in agents:
+        try:
+            rendered = flow.render(
+                "notify",
+                ticket,
+                event=event,
+                message=message,
+                agent={"name": agent.display_name or agent.name, "email": agent.email},
+                **ctx,
+            )
+        except TemplateError as exc:
+            log.error("notify template failed ticket=%s error=%s", ticket_id, exc)
+            repo.add_event(conn, ticket_id, now, "system", "notify_failed", {"reason": str(exc)})
+            return []
+        reply_to = flow.agent_address(conn, mailbox, ticket_id, agent)
+        flow.queue(
+            session,
+            kind=OutboundKind.NOTIFY,
+            ticket=ticket,
+            rendered=rendered,
+            from_addr=Address(reply_to, f"{sender_name} via {flow.config.helpdesk_name}"),
+            reply_to=Address(reply_to),
+            to=(Address(agent.email, agent.display_name or agent.name),),
+            now=now,
+            mail_from=flow.return_path(mailbox, ticket_id),
+            in_reply_to=in_reply_to,
+            references=references,
+            attachments=attachments,
+            thread=thread,
+        )
+        sent_to.append(agent.name)
+    repo.add_event(conn, ticket_id, now, "system", "notified", {"agents": sent_to, "event": event})
+    return sent_to
+
+
+def notify_new_owner(
+    flow: Flow,
+    session: Session,
+    before: dict[str, Any],
+    after: dict[str, Any],
+    actor: Agent,
+    now: datetime,
+) -> list[str]:
+    """Tell whoever a ticket was just handed to (``#assign``): the new assignee, or the
+    members of the new team, never the agent who did it. The mail carries the newest
+    customer message and the recipient's own reply address, so they answer from it."""
+    if (after.get("assignee"), after.get("team")) == (before.get("assignee"), before.get("team")):
+        return []
+    if after["status"] in _QUIET_STATUSES:
+        return []
+    agents = [a for a in flow.recipients_for(after) if a.email != actor.email]
+    if not agents:
+        return []
+    conn = connection(session)
+    ticket_id = int(after["id"])
+    message = fq.last_customer_summary(conn, ticket_id) or _NO_MESSAGE
+    thread = flow.thread_info(conn, ticket_id, after)
+    return queue_notifications(
+        flow,
+        session,
+        after,
+        agents,
+        event="assigned",
+        message=message,
+        sender_name=actor.display_name or actor.name,
+        in_reply_to=thread.last_customer_id or thread.root_id,
+        references=tuple(r for r in (thread.root_id, thread.last_customer_id) if r),
+        thread=thread,
+        now=now,
+        assigned_by=actor.display_name or actor.name,
+    )
+
+
+_NO_MESSAGE: dict[str, Any] = {
+    "from_name": "",
+    "from_email": "",
+    "subject": "",
+    "date": None,
+    "text": "",
+    "html": "",
+    "attachments": [],
+}
 
 
 def _message_context(parsed: ParsedMessage) -> dict[str, Any]:

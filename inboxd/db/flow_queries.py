@@ -157,6 +157,50 @@ def last_customer_message(db: DB, ticket_id: int) -> StoredMessage | None:
     )
 
 
+def last_customer_summary(db: DB, ticket_id: int) -> dict[str, Any] | None:
+    """What a notification shows of the newest customer mail (the ``message`` of the
+    notify template): sender, subject, date, the new text, HTML and file names.
+    Read when a ticket changes hands, not per stored mail, so a plain query."""
+    row = db.execute(
+        select(
+            _MESSAGE.c.id,
+            _MESSAGE.c.message_id,
+            _MESSAGE.c.from_name,
+            _MESSAGE.c.from_email,
+            _MESSAGE.c.subject,
+            _MESSAGE.c.date,
+            _MESSAGE.c.text,
+            _MESSAGE.c.new_text,
+            _MESSAGE.c.html,
+        )
+        .where(
+            _MESSAGE.c.ticket_id == ticket_id,
+            _MESSAGE.c.direction == "in",
+            _MESSAGE.c.kind == "normal",
+        )
+        .order_by(_MESSAGE.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    files = db.execute(
+        select(_ATT.c.filename, _ATT.c.size)
+        .where(_ATT.c.message_row_id == row.id)
+        .order_by(_ATT.c.id)
+    ).all()
+    shown = row.text if row.new_text is None else row.new_text
+    return {
+        "message_id": row.message_id,
+        "from_name": row.from_name,
+        "from_email": row.from_email,
+        "subject": row.subject,
+        "date": _utc(row.date),
+        "text": shown.strip() or row.text,
+        "html": row.html,
+        "attachments": [{"filename": f.filename, "size": f.size} for f in files],
+    }
+
+
 _AGENT_NUMBER = PreparedQuery(
     lambda _n: select(_AGENT.c.id).where(_AGENT.c.email == bindparam("email"))
 )
