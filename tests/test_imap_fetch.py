@@ -712,6 +712,42 @@ def test_a_backlog_is_fetched_and_parsed_by_workers(
 
 
 @server
+def test_an_idle_pool_shuts_down_and_its_workers_log_out(
+    dovecot: DovecotServer, imap_user: str, tmp_path: Path
+) -> None:
+    """After a backlog the pool lingers, then goes; a worker leaves with LOGOUT."""
+    dovecot.append(imap_user, "INBOX", [support_mail(f"i{i}@c", f"Idle {i}") for i in range(30)])
+    workers = IngestWorkers(1, linger=0.5)
+    sink = RecordingSink(_pipeline(tmp_path))
+    cfg = box_config(dovecot, imap_user, name="support", batch_size=10)
+    box = MailboxFetcher(cfg, sink, password=imap_user, workers=workers)
+    try:
+        assert box.sync_once().fetched == 30
+        assert True in sink.parsed_by_worker and workers.running
+        deadline = time.monotonic() + WAIT
+        while workers.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not workers.running, "the idle pool was not shut down"
+        # every session of this user ends in "Logged out", none in "Disconnected"
+        while time.monotonic() < deadline:
+            log = [line for line in dovecot.log_file.read_text().splitlines() if imap_user in line]
+            ended = [line for line in log if "Logged out" in line or "Disconnected" in line]
+            if len(ended) >= 2:
+                break
+            time.sleep(0.05)
+        assert len(ended) >= 2, dovecot.log_tail()
+        assert all("Logged out" in line for line in ended), ended
+        # the next backlog starts a new pool
+        again = [support_mail(f"j{i}@c", f"Again {i}") for i in range(25)]
+        dovecot.append(imap_user, "INBOX", again)
+        assert box.sync_once().fetched == 25
+        assert sink.parsed_by_worker[-1] is True
+    finally:
+        workers.close()
+        sink.pipeline.engine.dispose()
+
+
+@server
 def test_a_worker_dying_mid_sync_loses_and_doubles_nothing(
     dovecot: DovecotServer, imap_user: str, tmp_path: Path
 ) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -106,3 +107,46 @@ def test_workers_end_when_their_parent_is_killed(tmp_path: Path) -> None:
         parent.wait(timeout=10)
     _gone, alive = psutil.wait_procs(children, timeout=10)
     assert alive == [], f"orphaned workers: {alive}"
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return predicate()
+
+
+def test_the_pool_lingers_for_the_next_backlog_then_goes(mails: list[bytes]) -> None:
+    pool = IngestWorkers(1, linger=0.4)
+    try:
+        with pool.borrowed():
+            future = pool.submit(parse_many, mails[:2])
+            assert future is not None and len(future.result(timeout=60)) == 2
+        assert pool.running  # lingering
+        with pool.borrowed():  # the next backlog within the linger keeps the same pool
+            time.sleep(0.8)
+            assert pool.running
+            again = pool.submit(parse_many, mails[:2])
+            assert again is not None and len(again.result(timeout=60)) == 2
+        assert wait_until(lambda: not pool.running), "idle pool kept"
+        assert pool.breaks == 0 and pool.enabled  # an idle shutdown is no failure
+        with pool.borrowed():
+            third = pool.submit(parse_many, mails[:1])
+            assert third is not None and len(third.result(timeout=60)) == 1
+    finally:
+        pool.close()
+    assert not pool.running
+
+
+def test_two_borrowers_keep_the_pool_until_both_are_done(mails: list[bytes]) -> None:
+    pool = IngestWorkers(1, linger=0.1)
+    try:
+        with pool.borrowed():  # a second mailbox's backlog, still going
+            with pool.borrowed():
+                future = pool.submit(parse_many, mails[:1])
+                assert future is not None and future.result(timeout=60)
+            time.sleep(0.4)
+            assert pool.running  # the first borrower still holds it
+        assert wait_until(lambda: not pool.running)
+    finally:
+        pool.close()

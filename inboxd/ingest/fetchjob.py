@@ -3,7 +3,9 @@ and parse it (see ``inboxd.ingest.workers`` for why, and the fetcher for when)."
 
 from __future__ import annotations
 
+import functools
 import imaplib
+import multiprocessing.util
 from dataclasses import dataclass
 from typing import Any
 
@@ -77,14 +79,20 @@ class WorkerSession:
             raise
         self._client, self._key = client, key
 
-    def close(self) -> None:
+    def close(self, *, graceful: bool = False) -> None:
+        """Drop the connection; ``graceful`` says LOGOUT first (a clean exit)."""
         client, self._client, self._key = self._client, None, None
         if client is not None:
-            close_client(client, graceful=False)
+            close_client(client, graceful=graceful)
 
 
-# The worker process's session; the main process never fetches through it.
+# The worker process's session; the main process never fetches through it. When
+# the pool shuts down, a worker leaves with a LOGOUT rather than a dropped socket
+# (multiprocessing runs its finalizers before a worker process exits; atexit does not).
 _WORKER_SESSION = WorkerSession()
+multiprocessing.util.Finalize(
+    None, functools.partial(_WORKER_SESSION.close, graceful=True), exitpriority=10
+)
 
 
 def fetch_and_parse(job: FetchJob, session: WorkerSession | None = None) -> list[FetchedMail]:

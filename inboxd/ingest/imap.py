@@ -354,37 +354,38 @@ class MailboxFetcher:
         first: FetchJob | None = todo.popleft()
         pending: deque[tuple[FetchJob, Future[list[FetchedMail]]]] = deque()
         local = False
-        try:
-            while first is not None or todo or pending:
-                if stop is not None and stop.is_set():
-                    return
-                while not local and todo and len(pending) <= workers.workers:
-                    future = workers.submit(fetch_and_parse, todo[0])
-                    if future is None:
-                        local = True
-                        break
-                    pending.append((todo.popleft(), future))
-                if first is not None:
-                    mails = fetch_chunk(client, list(first.uids), io_lock)
-                    first = None
-                elif local and not pending:
-                    mails = fetch_chunk(client, list(todo.popleft().uids), io_lock)
-                else:
-                    job, future = pending.popleft()
-                    try:
-                        mails = future.result(timeout=self._worker_timeout())
-                    except _POOL_OR_WAIT_ERRORS as exc:
-                        if isinstance(exc, TimeoutError) and future.done():
-                            raise  # the worker's socket timed out: a network error
-                        workers.broken(exc, future)
-                        todo.extendleft(reversed([job, *(j for j, _ in pending)]))
-                        _cancel(pending)
-                        local = True
-                        continue
-                if mails:
-                    yield mails
-        finally:
-            _cancel(pending)
+        with workers.borrowed():  # the pool lingers a while after the last backlog
+            try:
+                while first is not None or todo or pending:
+                    if stop is not None and stop.is_set():
+                        return
+                    while not local and todo and len(pending) <= workers.workers:
+                        future = workers.submit(fetch_and_parse, todo[0])
+                        if future is None:
+                            local = True
+                            break
+                        pending.append((todo.popleft(), future))
+                    if first is not None:
+                        mails = fetch_chunk(client, list(first.uids), io_lock)
+                        first = None
+                    elif local and not pending:
+                        mails = fetch_chunk(client, list(todo.popleft().uids), io_lock)
+                    else:
+                        job, future = pending.popleft()
+                        try:
+                            mails = future.result(timeout=self._worker_timeout())
+                        except _POOL_OR_WAIT_ERRORS as exc:
+                            if isinstance(exc, TimeoutError) and future.done():
+                                raise  # the worker's socket timed out: a network error
+                            workers.broken(exc, future)
+                            todo.extendleft(reversed([job, *(j for j, _ in pending)]))
+                            _cancel(pending)
+                            local = True
+                            continue
+                    if mails:
+                        yield mails
+            finally:
+                _cancel(pending)
 
     def _worker_timeout(self) -> float:
         """Longest wait for one batch from a worker before doing it here instead:

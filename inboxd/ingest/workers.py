@@ -14,6 +14,12 @@ a bad mail is quarantined as usual, and the pool is rebuilt for the next one.
 After ``MAX_BREAKS`` deaths the workers stay off. Workers are started with
 ``spawn``: the daemon has threads, and forking a threaded process can copy a
 lock some other thread held.
+
+A backlog is mostly a start-up event (first sync of a full mailbox, catching
+up after downtime); afterwards IDLE brings mail a few at a time. So the pool
+is shut down once no mailbox has used it for ``linger`` seconds, rather than
+keeping its processes (~60 MB each) and their IMAP connections for the life
+of the daemon; the next backlog starts a new one (about a second).
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ import os
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 log = logging.getLogger("inboxd.ingest")
@@ -35,6 +42,7 @@ A = TypeVar("A")
 R = TypeVar("R")
 
 MAX_BREAKS = 3
+LINGER = 60.0  # seconds an unused pool is kept for the next backlog
 # errors that mean the pool, not the job, failed: BrokenProcessPool (a worker
 # died), RuntimeError (submit after shutdown, when close raced with a sync)
 POOL_ERRORS: tuple[type[BaseException], ...] = (BrokenProcessPool, RuntimeError)
@@ -64,9 +72,12 @@ class IngestWorkers:
     """A lazily started process pool that turns itself off after repeated deaths.
     Thread-safe: every mailbox thread of the daemon shares one."""
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, *, linger: float = LINGER) -> None:
         self.workers = default_workers() if workers is None else workers
+        self.linger = linger
         self.breaks = 0
+        self._borrowers = 0  # backlog syncs using the pool right now
+        self._idle_timer: threading.Timer | None = None
         self._executor: ProcessPoolExecutor | None = None
         self._generation = 0  # which executor: one death is counted once
         self._origin: weakref.WeakKeyDictionary[Future[Any], int] = weakref.WeakKeyDictionary()
@@ -76,6 +87,41 @@ class IngestWorkers:
     @property
     def enabled(self) -> bool:
         return self.workers > 0 and self.breaks < MAX_BREAKS and not self._closed
+
+    @property
+    def running(self) -> bool:
+        """Whether worker processes exist now (started and not shut down)."""
+        return self._executor is not None
+
+    @contextmanager
+    def borrowed(self) -> Iterator[IngestWorkers]:
+        """Hold the pool for one backlog sync; the last one out arms the idle
+        shutdown, the next one in disarms it."""
+        with self._lock:
+            self._borrowers += 1
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._borrowers -= 1
+                if self._borrowers == 0 and self._executor is not None and not self._closed:
+                    timer = threading.Timer(self.linger, self._shut_down_if_idle)
+                    timer.daemon = True
+                    timer.name = "ingest-workers-idle"
+                    self._idle_timer = timer
+                    timer.start()
+
+    def _shut_down_if_idle(self) -> None:
+        with self._lock:
+            if self._borrowers or self._executor is None:
+                return
+            executor, self._executor = self._executor, None
+            self._idle_timer = None
+        log.info("ingest workers idle for %.0f s: shutting them down", self.linger)
+        executor.shutdown(wait=True, cancel_futures=True)
 
     def submit(self, fn: Callable[[A], R], arg: A) -> Future[R] | None:
         """``fn(arg)`` in a worker, or None when the workers are off (do it yourself).
@@ -127,5 +173,8 @@ class IngestWorkers:
         with self._lock:
             self._closed = True
             executor, self._executor = self._executor, None
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
