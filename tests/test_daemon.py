@@ -13,6 +13,7 @@ import os
 import re
 import signal
 import smtplib
+import sqlite3
 import subprocess
 import sys
 import time
@@ -239,3 +240,26 @@ def test_tickets_show_json_reports_the_rule_tag(daemon: DaemonProcess, db: Ticke
     assert shown["tags"] == ["v1"]
     assert [m["message_id"] for m in shown["messages"]] == ["cli-1@customer.example"]
     assert any(e["kind"] == "rule" and e["actor"] == "rule:stamp" for e in shown["events"])
+
+
+def test_tickets_list_does_not_wait_for_a_writer(daemon: DaemonProcess, db: TicketDB) -> None:
+    """An admin's look at the tickets reads a snapshot while a writer (a long import
+    batch) holds SQLite's write lock; before, it queued for up to busy_timeout (30 s)."""
+    ticket = deliver_lmtp(daemon, db, "ro-1@customer.example", "Read while locked")
+    writer = sqlite3.connect(daemon.db, timeout=1)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE ticket SET subject = 'uncommitted' WHERE id = ?", (ticket,))
+        cfg = daemon.db.parent / "inboxd.toml"
+        out = subprocess.run(
+            [sys.executable, "-m", "inboxd", "--config", str(cfg), "tickets", "list", "--json"],
+            env={k: v for k, v in os.environ.items() if k != "INBOXD_CONFIG"},
+            capture_output=True,
+            timeout=20,  # under busy_timeout: waiting for the lock fails here
+            check=True,
+        )
+    finally:
+        writer.rollback()
+        writer.close()
+    listed = {t["id"]: t["subject"] for t in json.loads(out.stdout)}
+    assert listed[ticket] == "Read while locked"  # the committed state, not the pending write

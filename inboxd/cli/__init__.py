@@ -153,8 +153,9 @@ def quarantine_json(q: Quarantine) -> dict[str, Any]:
     }
 
 
-def _session(ctx: Context) -> Session:
-    return Session(make_engine(ctx.settings.database.url))
+def _read_session(ctx: Context) -> Session:
+    """For commands that only look: they never wait for the daemon's write lock."""
+    return Session(make_engine(ctx.settings.database.url, read_only=True))
 
 
 @main.group()
@@ -169,7 +170,7 @@ def tickets() -> None:
 @pass_ctx
 def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: bool) -> None:
     """List tickets (or the quarantine)."""
-    with _session(ctx) as session:
+    with _read_session(ctx) as session:
         if quarantined:
             held = repo.list_quarantine(session)
             if as_json:
@@ -197,7 +198,7 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
 @pass_ctx
 def tickets_show(ctx: Context, ticket_id: int, as_json: bool, events: bool) -> None:
     """Show one ticket with its messages in order."""
-    with _session(ctx) as session:
+    with _read_session(ctx) as session:
         ticket = repo.get_ticket(session, ticket_id)
         if ticket is None:
             raise click.ClickException(f"no ticket #{ticket_id}")

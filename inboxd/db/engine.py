@@ -58,15 +58,29 @@ def _sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; creates the directory of a SQLite file."""
+def _sqlite_read_only(dbapi_conn: Any, _record: Any) -> None:
+    dbapi_conn.execute("PRAGMA query_only=ON")
+
+
+def _sqlite_begin_deferred(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN")
+
+
+def make_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for ``url``; creates the directory of a SQLite file.
+
+    ``read_only`` (the CLI's ``tickets`` commands): SQLite transactions start
+    deferred and writes are refused, so a look at the tickets reads a WAL
+    snapshot instead of queueing for the write lock behind a running import."""
     if url.startswith("sqlite:///") and ":memory:" not in url:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "begin", _sqlite_begin)
+        if read_only:
+            event.listen(engine, "connect", _sqlite_read_only)
+        event.listen(engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True)  # MVCC: PostgreSQL readers never wait
 
 
 def alembic_config(engine: Engine) -> Config:
