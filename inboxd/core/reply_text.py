@@ -35,8 +35,14 @@ _ATTRIBUTION = re.compile(
     re.IGNORECASE,
 )
 _LEAD_START = re.compile(r"^\s*(?:" + _LEADS + r")\b", re.IGNORECASE)
-# "John Doe <j@x.com> wrote:" / "j@x.com wrote:" followed by ">" lines (Thunderbird, mutt).
-_WHO_WROTE = re.compile(r"^\s*\S.{0,200}\s(?:" + _VERBS + r")\s*[:：]\s*$", re.IGNORECASE)
+# "John Doe <j@x.com> wrote:" / "j@x.com wrote:" followed by ">" lines (Thunderbird, mutt);
+# also the verb before the name, as Gmail writes it in Danish, Norwegian and Swedish:
+# "15. marts 2017 kl. 11.00 skrev John Doe <j@x.com>:" (the address must then end it).
+_WHO_WROTE = re.compile(
+    r"^\s*\S.{0,200}\s(?:" + _VERBS + r")"
+    r"(?:\s*[:：]|\s.{0,200}<[^<>\s]+@[^<>\s]+>(?:\s+følgende)?\s*[:：])\s*$",
+    re.IGNORECASE,
+)
 # Japanese/Chinese clients: "2024年1月3日(水) 10:00 Taro <t@x.jp>:".
 _CJK_ATTRIBUTION = re.compile(r"^\s*\d{4}年\d{1,2}月\d{1,2}日.{0,200}[:：]\s*$")
 # Yahoo and some webmails: "On Tuesday, 3 January 2024, 10:00:00 GMT, X <x@y> wrote:"
@@ -75,7 +81,8 @@ _FROM_WORDS = (
     r"expéditeur|mittente|发件人|寄件者|送信者|보낸\s*사람|frá"
 )
 _DATE_WORDS = (
-    r"sent|date|gesendet|datum|envoyé|enviado|enviada|fecha|verzonden|skickat|sendt|"
+    r"sent|date|gesendet|datum|envoyé|enviado\s+el|enviad[oa]\s+em|enviado|enviada|fecha|"
+    r"verzonden|skickat|sendt|"
     r"inviato|data|wysłano|wysłane|odesláno|lähetetty|päivämäärä|elküldve|dátum|"
     r"отправлено|дата|gönderildi|tarih|发送时间|日期|寄件日期|送信日時|보낸\s*날짜|sent\s+at"
 )
@@ -142,21 +149,38 @@ def _next_is_quote(lines: list[str], start: int) -> bool:
 
 
 def _is_outlook_block(lines: list[str], i: int) -> bool:
-    """A "From:" line followed closely by "Sent:/Date:" and "To:/Subject:" lines."""
-    if not _FROM_LINE.match(lines[i]):
+    """A "From:" line followed closely by "Sent:/Date:" and "To:/Subject:" lines, or
+    a "Date:" line followed closely by "From:" and "To:/Subject:" lines."""
+    has_from = bool(_FROM_LINE.match(lines[i]))
+    has_date = not has_from and bool(_DATE_LINE.match(lines[i]))
+    if not (has_from or has_date):
         return False
-    has_date = has_to = False
+    has_to = False
     for j in range(i + 1, min(len(lines), i + 8)):
         candidate = lines[j]
         if not candidate.strip():
             continue
-        if _DATE_LINE.match(candidate):
+        if not has_date and _DATE_LINE.match(candidate):
             has_date = True
+        elif not has_from and _FROM_LINE.match(candidate):
+            has_from = True
         elif _TO_LINE.match(candidate):
             has_to = True
-        if has_date and has_to:
+        if has_from and has_date and has_to:
             return True
     return False
+
+
+def _date_line_above(scan: str, start: int) -> int | None:
+    """Where a "Date:" line opening a header block sits right above the "From:" line
+    after ``scan[start]`` (the scan only stops at "From:" lines), else None."""
+    back = scan.rfind("\n", 0, start)
+    if back < 0:
+        return None
+    lines = _window(scan, back)
+    if _DATE_LINE.match(lines[0]) and _is_outlook_block(lines, 0):
+        return back
+    return None
 
 
 # One cheap multiline scan finds the few lines worth the expensive checks, in order:
@@ -322,8 +346,14 @@ def _scan_for_cut(text: str) -> tuple[int | None, bool]:
             continue
         if no_quote_lines and scan.find("\n", start + 1, m.end()) >= 0:
             no_quote_lines = False  # the match ran over a line start the scan then skips
-        if _quote_start_at(_window(scan, start), 0):
-            return start, False
+        window = _window(scan, start)
+        if _quote_start_at(window, 0):
+            above = _date_line_above(scan, start) if _FROM_LINE.match(window[0]) else None
+            return (start if above is None else above), False
+        if _FROM_LINE.match(window[0]):
+            above = _date_line_above(scan, start)
+            if above is not None:
+                return above, False
     return None, no_quote_lines
 
 
