@@ -683,6 +683,25 @@ def _counts(pipeline: Pipeline) -> tuple[int, int, int]:
         )
 
 
+@contextmanager
+def worker_fetcher(
+    dovecot: DovecotServer,
+    imap_user: str,
+    tmp_path: Path,
+    workers: IngestWorkers,
+    after_store: Callable[[], None] = lambda: None,
+    **config: Any,
+) -> Iterator[tuple[MailboxFetcher, RecordingSink]]:
+    """A fetcher with ingest workers over the real pipeline, batches of 10; closes both."""
+    sink = RecordingSink(_pipeline(tmp_path), after_store=after_store)
+    cfg = box_config(dovecot, imap_user, name="support", batch_size=10, **config)
+    try:
+        yield MailboxFetcher(cfg, sink, password=imap_user, workers=workers), sink
+    finally:
+        workers.close()
+        sink.pipeline.engine.dispose()
+
+
 @server
 def test_a_backlog_is_fetched_and_parsed_by_workers(
     dovecot: DovecotServer, imap_user: str, tmp_path: Path
@@ -691,10 +710,7 @@ def test_a_backlog_is_fetched_and_parsed_by_workers(
     mails.insert(12, b"\x00\x01 no mail at all\r\n")
     dovecot.append(imap_user, "INBOX", mails)
     workers = IngestWorkers(1)
-    sink = RecordingSink(_pipeline(tmp_path))
-    cfg = box_config(dovecot, imap_user, name="support", batch_size=10, after_import="seen")
-    box = MailboxFetcher(cfg, sink, password=imap_user, workers=workers)
-    try:
+    with worker_fetcher(dovecot, imap_user, tmp_path, workers, after_import="seen") as (box, sink):
         assert box.sync_once() == SyncResult(fetched=25, batches=3)
         assert _counts(sink.pipeline) == (24, 24, 1)
         # the first batch is fetched by the fetcher while the worker starts
@@ -706,9 +722,6 @@ def test_a_backlog_is_fetched_and_parsed_by_workers(
         dovecot.append(imap_user, "INBOX", [support_mail("late@c", "One more")])
         assert box.sync_once() == SyncResult(fetched=1, batches=1)
         assert sink.parsed_by_worker[-1] is False
-    finally:
-        workers.close()
-        sink.pipeline.engine.dispose()
 
 
 @server
@@ -718,10 +731,7 @@ def test_an_idle_pool_shuts_down_and_its_workers_log_out(
     """After a backlog the pool lingers, then goes; a worker leaves with LOGOUT."""
     dovecot.append(imap_user, "INBOX", [support_mail(f"i{i}@c", f"Idle {i}") for i in range(30)])
     workers = IngestWorkers(1, linger=0.5)
-    sink = RecordingSink(_pipeline(tmp_path))
-    cfg = box_config(dovecot, imap_user, name="support", batch_size=10)
-    box = MailboxFetcher(cfg, sink, password=imap_user, workers=workers)
-    try:
+    with worker_fetcher(dovecot, imap_user, tmp_path, workers) as (box, sink):
         assert box.sync_once().fetched == 30
         assert True in sink.parsed_by_worker and workers.running
         deadline = time.monotonic() + WAIT
@@ -742,9 +752,6 @@ def test_an_idle_pool_shuts_down_and_its_workers_log_out(
         dovecot.append(imap_user, "INBOX", again)
         assert box.sync_once().fetched == 25
         assert sink.parsed_by_worker[-1] is True
-    finally:
-        workers.close()
-        sink.pipeline.engine.dispose()
 
 
 @server
@@ -759,10 +766,7 @@ def test_a_worker_dying_mid_sync_loses_and_doubles_nothing(
         if not killed and len(sink.parsed_by_worker) == 2:
             killed.append(kill_workers())
 
-    sink = RecordingSink(_pipeline(tmp_path), after_store=kill_once)
-    cfg = box_config(dovecot, imap_user, name="support", batch_size=10)
-    box = MailboxFetcher(cfg, sink, password=imap_user, workers=workers)
-    try:
+    with worker_fetcher(dovecot, imap_user, tmp_path, workers, kill_once) as (box, sink):
         assert box.sync_once().fetched == 60
         assert killed == [1] and workers.breaks == 1
         # the batches after the death were fetched and parsed in this process
@@ -770,9 +774,6 @@ def test_a_worker_dying_mid_sync_loses_and_doubles_nothing(
         assert _counts(sink.pipeline) == (60, 60, 0)
         checkpoint = sink.pipeline.checkpoint("support", "INBOX")
         assert checkpoint is not None and checkpoint.last_uid == 60
-    finally:
-        workers.close()
-        sink.pipeline.engine.dispose()
 
 
 @server
