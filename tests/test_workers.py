@@ -117,14 +117,14 @@ def wait_until(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 
 def test_the_pool_lingers_for_the_next_backlog_then_goes(mails: list[bytes]) -> None:
-    pool = IngestWorkers(1, linger=0.4)
+    pool = IngestWorkers(1, linger=1.0)  # long enough that a slow CI never races it
     try:
         with pool.borrowed():
             future = pool.submit(parse_many, mails[:2])
             assert future is not None and len(future.result(timeout=60)) == 2
         assert pool.running  # lingering
         with pool.borrowed():  # the next backlog within the linger keeps the same pool
-            time.sleep(0.8)
+            time.sleep(1.3)  # past the linger: the timer must have been disarmed
             assert pool.running
             again = pool.submit(parse_many, mails[:2])
             assert again is not None and len(again.result(timeout=60)) == 2
