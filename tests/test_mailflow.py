@@ -4,6 +4,7 @@ and parsed; delivery itself is covered by test_outbox and test_e2e_mail."""
 
 from __future__ import annotations
 
+import email.policy
 import email.utils
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from mailflow_kit import (
     make_desk,
     reply_to_notification,
 )
+from servers.smtp import SmtpServer
 
 from inboxd.core.threadindex import decode_thread_index
 from inboxd.core.tokens import (
@@ -670,3 +672,54 @@ def test_assign_and_close_together_sends_no_hand_over(desk: Desk) -> None:
     before = len(desk.outbox("notify"))
     desk.deliver(reply_to_notification(note, body="#assign bob\n#close\n"))
     assert len(desk.outbox("notify")) == before
+
+
+# --- internationalised customer addresses ------------------------------------------------------
+
+JOERG = "Jörg Müller <jörg@bücher.example>"
+JOERG_ENVELOPE = "jörg@xn--bcher-kva.example"
+
+
+def test_customer_with_a_utf8_address_gets_ack_and_reply_over_smtputf8(tmp_path: Path) -> None:
+    relay = SmtpServer().start()  # aiosmtpd offers SMTPUTF8
+    try:
+        desk = make_desk(tmp_path, smtp_port=relay.port)
+        tid = open_ticket(desk, sender=JOERG)
+        assert [r["rcpts"] for r in desk.outbox("ack")] == [[JOERG_ENVELOPE]]
+        note = notification_for(desk, "alice@help.example")
+        desk.deliver(reply_to_notification(note, body="Hallo Jörg, erledigt.\n"))
+        assert desk.drain().run_once().sent == 4  # ack, two notifications, the reply
+        to_joerg = [c for c in relay.captured if c.rcpt_tos == [JOERG_ENVELOPE]]
+        assert len(to_joerg) == 2 and all("SMTPUTF8" in c.mail_options for c in to_joerg)
+        # RFC 6532 headers are UTF-8 (the email package only reads them from str)
+        reply = email.message_from_string(to_joerg[1].data.decode(), policy=email.policy.SMTPUTF8)
+        assert reply["To"].addresses[0].username == "jörg"
+        assert body_text(reply).startswith("Hallo Jörg, erledigt.")
+        to_alice = next(c for c in relay.captured if c.rcpt_tos == ["alice@help.example"])
+        assert "SMTPUTF8" not in to_alice.mail_options
+        assert desk.ticket(tid)["requester"] == "jörg@bücher.example"
+    finally:
+        relay.stop()
+
+
+def test_relay_without_smtputf8_fails_that_mail_for_good_and_no_other(tmp_path: Path) -> None:
+    relay = SmtpServer(smtputf8=False).start()
+    try:
+        desk = make_desk(tmp_path, smtp_port=relay.port)
+        tid = open_ticket(desk, sender=JOERG)
+        report = desk.drain().run_once()
+        assert (report.sent, report.failed, report.retried) == (2, 1, 0)  # notifications go
+        [ack] = desk.outbox("ack")
+        assert ack["status"] == "failed" and "SMTPUTF8" in ack["last_error"]
+        assert desk.ticket(tid)["status"] == "new"
+    finally:
+        relay.stop()
+
+
+def test_customer_address_no_mail_can_reach_still_makes_a_ticket(desk: Desk) -> None:
+    """Before, the acknowledgement's compose error failed the whole mail: quarantined."""
+    tid = open_ticket(desk, sender="Bob <bob@[192.0.2.1]>")
+    assert desk.outbox("ack") == []
+    [(_, _, data)] = [e for e in desk.events(tid) if e[1] == "ack_skipped"]
+    assert "not a usable address" in data["reason"]
+    assert len(desk.outbox("notify")) == 2  # the agents still hear of it

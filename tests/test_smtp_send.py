@@ -251,3 +251,33 @@ def test_starttls_not_offered_is_temporary(server: SmtpServer) -> None:
     result = send_one(config(server.port, security="starttls"), ["a@x.example"], raw_mail())
     assert result.status == "temporary"
     assert "STARTTLS" in result.detail or "starttls" in result.detail.lower()
+
+
+def test_non_ascii_local_part_goes_with_smtputf8(server: SmtpServer) -> None:
+    raw = raw_mail(to="jörg@bücher.example")
+    result = send_one(config(server.port), ["jörg@xn--bcher-kva.example"], raw)
+    assert result.ok, result
+    [got] = server.captured
+    assert got.rcpt_tos == ["jörg@xn--bcher-kva.example"]
+    assert "SMTPUTF8" in got.mail_options
+    assert got.data.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
+
+
+def test_non_ascii_local_part_without_smtputf8_fails_for_good() -> None:
+    srv = SmtpServer(smtputf8=False).start()
+    try:
+        raw = raw_mail(to="jörg@bücher.example")
+        result = send_one(config(srv.port), ["jörg@xn--bcher-kva.example"], raw)
+        assert result.status == "permanent" and "SMTPUTF8" in result.detail
+        assert srv.captured == []
+        with SmtpSender(config(srv.port), None) as sender:  # the session stays usable
+            assert not sender.send("b@help.example", ["jörg@x.example"], raw).ok
+            assert sender.send("b@help.example", ["carol@customer.example"], raw_mail()).ok
+            assert sender.connections == 1
+    finally:
+        srv.stop()
+
+
+def test_ascii_mail_sends_no_smtputf8_even_when_offered(server: SmtpServer) -> None:
+    assert send_one(config(server.port), ["carol@customer.example"], raw_mail()).ok
+    assert "SMTPUTF8" not in server.captured[0].mail_options

@@ -33,7 +33,7 @@ from inboxd.actions.notify import notify_new_owner
 from inboxd.actions.render import TemplateError
 from inboxd.core.authres import auth_passes
 from inboxd.core.commands import CommandParse, parse_commands
-from inboxd.core.compose import OutboundKind
+from inboxd.core.compose import ComposeError, OutboundKind
 from inboxd.core.model import Address, Direction, MessageKind, ParsedMessage
 from inboxd.core.rules.model import Agent
 from inboxd.core.tokens import TicketToken, token_from_address, verify_reply_token
@@ -195,21 +195,30 @@ class AgentReplyInterceptor:
         thread = self.flow.thread_info(conn, ticket_id)
         references = tuple(r for r in (thread.root_id, thread.last_customer_id) if r)
         mailbox = ticket.get("mailbox") or ""
-        message_id = self.flow.queue(
-            session,
-            kind=OutboundKind.REPLY,
-            ticket=ticket,
-            rendered=rendered,
-            from_addr=Address(self.flow.support_address(mailbox), agent_ctx["name"]),
-            to=people[:1],
-            cc=tuple(people[1:]),
-            now=now,
-            mail_from=self.flow.return_path(mailbox, ticket_id),
-            in_reply_to=thread.last_customer_id,
-            references=references,
-            attachments=parsed.attachments,
-            thread=thread,
-        )
+        try:
+            message_id = self.flow.queue(
+                session,
+                kind=OutboundKind.REPLY,
+                ticket=ticket,
+                rendered=rendered,
+                from_addr=Address(self.flow.support_address(mailbox), agent_ctx["name"]),
+                to=people[:1],
+                cc=tuple(people[1:]),
+                now=now,
+                mail_from=self.flow.return_path(mailbox, ticket_id),
+                in_reply_to=thread.last_customer_id,
+                references=references,
+                attachments=parsed.attachments,
+                thread=thread,
+            )
+        except ComposeError as exc:
+            reason = f"your reply could not be addressed to the customer: {exc}"
+            repo.add_event(
+                conn, ticket_id, now, f"agent:{agent.name}", "relay_failed", {"reason": reason}
+            )
+            log.warning("relay failed ticket=%s agent=%s error=%s", ticket_id, agent.name, exc)
+            self._command_result(session, ticket, agent, [], [reason], parsed, now)
+            return
         first = not fq.has_event(conn, ticket_id, "agent_reply")
         repo.add_event(
             conn,
@@ -262,23 +271,22 @@ class AgentReplyInterceptor:
         agent_ctx = {"name": agent.display_name or agent.name, "email": agent.email}
         try:
             rendered = self.flow.render(template, ticket, agent=agent_ctx, **ctx)
-        except TemplateError as exc:
-            log.error("%s template failed ticket=%s error=%s", template, ticket["id"], exc)
-            return
-        reply_to = self.flow.agent_address(conn, mailbox, int(ticket["id"]), agent)
-        self.flow.queue(
-            session,
-            kind=kind,
-            ticket=ticket,
-            rendered=rendered,
-            from_addr=Address(reply_to, self.flow.config.helpdesk_name),
-            reply_to=Address(reply_to),
-            to=(Address(agent.email, agent_ctx["name"]),),
-            now=now,
-            mail_from="",  # automatic answer to the agent: nothing should bounce back into a loop
-            in_reply_to=parsed.message_id,
-            references=(*parsed.references, parsed.message_id),
-        )
+            reply_to = self.flow.agent_address(conn, mailbox, int(ticket["id"]), agent)
+            self.flow.queue(
+                session,
+                kind=kind,
+                ticket=ticket,
+                rendered=rendered,
+                from_addr=Address(reply_to, self.flow.config.helpdesk_name),
+                reply_to=Address(reply_to),
+                to=(Address(agent.email, agent_ctx["name"]),),
+                now=now,
+                mail_from="",  # automatic answer to the agent: nothing should bounce into a loop
+                in_reply_to=parsed.message_id,
+                references=(*parsed.references, parsed.message_id),
+            )
+        except (TemplateError, ComposeError) as exc:
+            log.error("%s to the agent failed ticket=%s error=%s", template, ticket["id"], exc)
 
     def _command_result(
         self,

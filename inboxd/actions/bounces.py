@@ -29,7 +29,7 @@ from sqlmodel import Session
 
 from inboxd.actions.mailflow import DB, Flow, Handled, SourceLike, connection
 from inboxd.actions.render import TemplateError
-from inboxd.core.compose import OutboundKind
+from inboxd.core.compose import ComposeError, OutboundKind
 from inboxd.core.model import Address, MessageKind, ParsedMessage
 from inboxd.core.tokens import ticket_from_message_id, token_from_address, verify_reply_token
 from inboxd.db import flow_queries as fq
@@ -108,17 +108,20 @@ class DeliveryAlerts:
                 log.error("bounce_alert template failed ticket=%s error=%s", ticket_id, exc)
                 return
             reply_to = self.flow.agent_address(conn, mailbox, ticket_id, agent)
-            self.flow.queue(
-                conn,
-                kind=OutboundKind.BOUNCE_ALERT,
-                ticket=ticket,
-                rendered=rendered,
-                from_addr=Address(reply_to, self.flow.config.helpdesk_name),
-                reply_to=Address(reply_to),
-                to=(Address(agent.email, agent.display_name or agent.name),),
-                now=now,
-                mail_from="",  # an alert about a bounce must not bounce into another one
-            )
+            try:
+                self.flow.queue(
+                    conn,
+                    kind=OutboundKind.BOUNCE_ALERT,
+                    ticket=ticket,
+                    rendered=rendered,
+                    from_addr=Address(reply_to, self.flow.config.helpdesk_name),
+                    reply_to=Address(reply_to),
+                    to=(Address(agent.email, agent.display_name or agent.name),),
+                    now=now,
+                    mail_from="",  # an alert about a bounce must not bounce into another one
+                )
+            except ComposeError as exc:
+                log.error("bounce_alert failed ticket=%s agent=%s: %s", ticket_id, agent.name, exc)
         repo.add_event(
             conn,
             ticket_id,

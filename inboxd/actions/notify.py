@@ -17,7 +17,7 @@ from sqlmodel import Session
 
 from inboxd.actions.mailflow import Flow, StoredMailLike, ThreadInfo, connection
 from inboxd.actions.render import TemplateError
-from inboxd.core.compose import OutboundKind
+from inboxd.core.compose import ComposeError, OutboundKind
 from inboxd.core.loops import ack_decision, ack_recipient
 from inboxd.core.model import Address, Attachment, MessageKind, ParsedMessage
 from inboxd.core.rules.model import Agent
@@ -106,19 +106,26 @@ class AckNotifyReactor:
             log.error("ack template failed ticket=%s error=%s", mail.ticket_id, exc)
             return
         support = self.flow.support_address(ticket.get("mailbox") or "")
-        message_id = self.flow.queue(
-            session,
-            kind=OutboundKind.ACK,
-            ticket=ticket,
-            rendered=rendered,
-            from_addr=Address(support, cfg.helpdesk_name),
-            to=(recipient,),
-            now=mail.now,
-            mail_from="",  # RFC 3834 3.3: a null return path, so nothing bounces back at us
-            in_reply_to=parsed.message_id,
-            references=parsed.references,
-            thread=thread(),
-        )
+        try:
+            message_id = self.flow.queue(
+                session,
+                kind=OutboundKind.ACK,
+                ticket=ticket,
+                rendered=rendered,
+                from_addr=Address(support, cfg.helpdesk_name),
+                to=(recipient,),
+                now=mail.now,
+                mail_from="",  # RFC 3834 3.3: a null return path, so nothing bounces back at us
+                in_reply_to=parsed.message_id,
+                references=parsed.references,
+                thread=thread(),
+            )
+        except ComposeError as exc:  # an address no mail can go to: the ticket stands
+            reason = f"cannot write to {recipient.email!r}: {exc}"
+            event = {"reason": reason}
+            repo.add_event(conn, mail.ticket_id, mail.now, "system", "ack_skipped", event)
+            log.warning("ack skipped ticket=%s reason=%s", mail.ticket_id, reason)
+            return
         repo.update_ticket(conn, mail.ticket_id, {"acknowledged": True})
         repo.add_event(
             conn,
@@ -201,23 +208,32 @@ def queue_notifications(
             repo.add_event(conn, ticket_id, now, "system", "notify_failed", {"reason": str(exc)})
             return []
         reply_to = flow.agent_address(conn, mailbox, ticket_id, agent)
-        flow.queue(
-            session,
-            kind=OutboundKind.NOTIFY,
-            ticket=ticket,
-            rendered=rendered,
-            from_addr=Address(reply_to, f"{sender_name} via {flow.config.helpdesk_name}"),
-            reply_to=Address(reply_to),
-            to=(Address(agent.email, agent.display_name or agent.name),),
-            now=now,
-            mail_from=flow.return_path(mailbox, ticket_id),
-            in_reply_to=in_reply_to,
-            references=references,
-            attachments=attachments,
-            thread=thread,
-        )
+        try:
+            flow.queue(
+                session,
+                kind=OutboundKind.NOTIFY,
+                ticket=ticket,
+                rendered=rendered,
+                from_addr=Address(reply_to, f"{sender_name} via {flow.config.helpdesk_name}"),
+                reply_to=Address(reply_to),
+                to=(Address(agent.email, agent.display_name or agent.name),),
+                now=now,
+                mail_from=flow.return_path(mailbox, ticket_id),
+                in_reply_to=in_reply_to,
+                references=references,
+                attachments=attachments,
+                thread=thread,
+            )
+        except ComposeError as exc:  # this agent only: the others still hear of it
+            log.error("notify failed ticket=%s agent=%s error=%s", ticket_id, agent.name, exc)
+            failed = {"agent": agent.name, "reason": str(exc)}
+            repo.add_event(conn, ticket_id, now, "system", "notify_failed", failed)
+            continue
         sent_to.append(agent.name)
-    repo.add_event(conn, ticket_id, now, "system", "notified", {"agents": sent_to, "event": event})
+    if sent_to:
+        repo.add_event(
+            conn, ticket_id, now, "system", "notified", {"agents": sent_to, "event": event}
+        )
     return sent_to
 
 

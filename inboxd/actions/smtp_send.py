@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Literal
 
 from inboxd.config import SmtpConfig
+from inboxd.core.compose import needs_smtputf8
 
 log = logging.getLogger("inboxd.outbox")
 
@@ -163,7 +164,9 @@ class SmtpSender:
         return self._conn
 
     def send(self, mail_from: str, rcpts: list[str], raw: bytes) -> SendResult:
-        """Deliver ``raw`` (CRLF, 7-bit) to ``rcpts``; ``mail_from`` "" sends MAIL FROM:<>."""
+        """Deliver ``raw`` (CRLF, 7-bit) to ``rcpts``; ``mail_from`` "" sends MAIL FROM:<>.
+        An envelope with a non-ASCII local part goes with SMTPUTF8, or fails for good
+        when the server lacks it (retrying would not help)."""
         if not rcpts:
             return SendResult("permanent", 0, "no recipients")
         try:
@@ -176,8 +179,18 @@ class SmtpSender:
         except (smtplib.SMTPException, OSError) as exc:  # refused, timeout, TLS, no STARTTLS
             self._drop()
             return SendResult("temporary", 0, f"connect: {type(exc).__name__}: {exc}")
+        options: list[str] = []
+        if needs_smtputf8(mail_from, rcpts):
+            if not conn.has_extn("smtputf8"):
+                return SendResult(
+                    "permanent",
+                    0,
+                    "the address needs SMTPUTF8 (non-ASCII local part) "
+                    "and the SMTP server does not offer it",
+                )
+            options = ["SMTPUTF8", *(["BODY=8BITMIME"] if conn.has_extn("8bitmime") else [])]
         try:
-            refused = conn.sendmail(mail_from, rcpts, raw)
+            refused = conn.sendmail(mail_from, rcpts, raw, mail_options=options)
         except smtplib.SMTPRecipientsRefused as exc:
             refusals = _refusals(exc.recipients)
             status: Status = "permanent" if all(r.permanent for r in refusals) else "temporary"

@@ -16,6 +16,10 @@ hygiene lives in one place:
 
 The bytes use CRLF and 7-bit transfer encodings (quoted-printable or base64 for
 non-ASCII), so they can be handed to any SMTP server, with or without 8BITMIME.
+The one exception is an address whose local part is not ASCII (RFC 6530 mail,
+``jörg@example.de``): no encoding can carry it, so it is written as UTF-8
+(RFC 6532) and the mail must go out with SMTPUTF8 (see ``needs_smtputf8``).
+Domains are always written as IDNA A-labels, in headers and in the envelope.
 """
 
 from __future__ import annotations
@@ -163,8 +167,8 @@ class OutboundMail:
 
     @property
     def recipients(self) -> tuple[str, ...]:
-        """Envelope recipients: To then Cc, each once."""
-        return tuple(dict.fromkeys(a.email for a in self.to + self.cc))
+        """Envelope recipients: To then Cc, each once, domains as IDNA A-labels."""
+        return tuple(dict.fromkeys(envelope_address(a.email) for a in self.to + self.cc))
 
 
 def auto_submitted_for(kind: OutboundKind) -> str:
@@ -294,6 +298,7 @@ _Q_BYTE[0x20] = "_"
 _ATOM_PHRASE_RE = re.compile(r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*$")  # atext and spaces
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM_RE = re.compile(rf"^{_ATEXT}(?:\.{_ATEXT})*$")
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 _MIME_TYPE_RE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*")
 _CONTROL_BYTES = bytes([*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F])  # all but TAB, LF
 _PARAM_SAFE = frozenset(
@@ -399,18 +404,37 @@ def _phrase(name: str, first_room: int) -> list[str]:
     return [quoted] if len(quoted) <= _LINE - 12 else _encoded_words(name, first_room)
 
 
-def _addr_spec(addr: Address) -> str:
-    email = header_safe(addr.email).replace(" ", "")
+def _split_address(email: str) -> tuple[str, str]:
+    """(local part, domain as an IDNA A-label) of a usable address."""
+    email = header_safe(email).replace(" ", "")
     if not _EMAIL_RE.match(email):
         raise ComposeError(f"not a usable address: {email!r}")
     local, _, domain = email.rpartition("@")
-    if not local.isascii():
-        raise ComposeError(f"non-ASCII local part needs SMTPUTF8: {email!r}")
     try:
         domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
     except UnicodeError as exc:
         raise ComposeError(f"bad domain in {email!r}") from exc
-    if not _DOT_ATOM_RE.match(local):
+    return local, domain
+
+
+def envelope_address(email: str) -> str:
+    """``email`` as SMTP wants it in MAIL FROM/RCPT TO: the domain as an A-label
+    (``jörg@bücher.example`` -> ``jörg@xn--bcher-kva.example``); "" stays ""."""
+    if not email:
+        return email
+    local, domain = _split_address(email)
+    return f"{local}@{domain}"
+
+
+def needs_smtputf8(mail_from: str, rcpts: tuple[str, ...] | list[str]) -> bool:
+    """Whether an envelope can only be sent with SMTPUTF8 (a non-ASCII local part)."""
+    return not mail_from.isascii() or not all(r.isascii() for r in rcpts)
+
+
+def _addr_spec(addr: Address) -> str:
+    local, domain = _split_address(addr.email)
+    # RFC 6532: a non-ASCII character counts as atext, so "jörg" is a dot-atom
+    if not _DOT_ATOM_RE.match(local if local.isascii() else _NON_ASCII_RE.sub("a", local)):
         local = f'"{local}"'  # _EMAIL_RE already keeps quotes and backslashes out
     return f"{local}@{domain}"
 
@@ -611,7 +635,8 @@ def _automatic_headers(auto_submitted: str) -> list[str]:
 
 
 def render_message(mail: OutboundMail, *, date: datetime) -> bytes:
-    """RFC 5322 bytes with CRLF line ends and 7-bit content, ready for SMTP DATA."""
+    """RFC 5322 bytes with CRLF line ends and 7-bit content, ready for SMTP DATA;
+    UTF-8 only in an address with a non-ASCII local part (then send with SMTPUTF8)."""
     if not mail.to:
         raise ComposeError("a mail needs at least one To address")
     message_id = clean_msgid(mail.message_id)
@@ -652,4 +677,4 @@ def render_message(mail: OutboundMail, *, date: datetime) -> bytes:
     out: list[str] = []
     seed = hashlib.sha256(message_id.encode("ascii")).hexdigest()[:24]
     _serialize(tree, seed, out)
-    return "".join(out).encode("ascii")
+    return "".join(out).encode("utf-8")  # ASCII unless an address needs SMTPUTF8

@@ -467,3 +467,33 @@ def test_no_thread_root_means_no_thread_index() -> None:
     msg = parse(render_message(outbound(thread_root_id="", thread_topic=""), date=DATE))
     assert msg["Thread-Index"] is None
     assert msg["Thread-Topic"] is None
+
+
+# --- internationalised addresses (RFC 6530-6532) -----------------------------------------------
+
+
+def test_idn_domain_is_written_and_enveloped_as_an_a_label() -> None:
+    mail = outbound(to=(Address("kunde@bücher.example", "Kunde"),))
+    raw = render_message(mail, date=DATE)
+    assert raw.isascii()
+    assert parse(raw)["To"].addresses[0].addr_spec == "kunde@xn--bcher-kva.example"
+    assert mail.recipients == ("kunde@xn--bcher-kva.example",)
+    assert not compose.needs_smtputf8("", mail.recipients)
+
+
+def test_non_ascii_local_part_is_utf8_and_needs_smtputf8() -> None:
+    mail = outbound(to=(Address("jörg.müller@bücher.example", "Jörg Müller"),))
+    raw = render_message(mail, date=DATE)
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    assert "<jörg.müller@xn--bcher-kva.example>".encode() in head  # RFC 6532, not quoted
+    body = raw.split(b"\r\n\r\n", 1)[1]
+    assert body.isascii()  # only the address is 8-bit
+    msg = email.message_from_bytes(raw, policy=policy.SMTPUTF8)
+    assert msg["To"].addresses[0].display_name == "Jörg Müller"
+    assert mail.recipients == ("jörg.müller@xn--bcher-kva.example",)
+    assert compose.needs_smtputf8("", mail.recipients)
+
+
+def test_unusable_address_is_a_compose_error() -> None:
+    with pytest.raises(ComposeError, match="not a usable address"):
+        render_message(outbound(to=(Address("no at sign", ""),)), date=DATE)

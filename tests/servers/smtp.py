@@ -28,6 +28,7 @@ class Captured:
     rcpt_tos: list[str]
     data: bytes
     peer: tuple[str, int]
+    mail_options: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -72,7 +73,11 @@ class _Handler:
         with self.server.lock:
             self.server.captured.append(
                 Captured(
-                    envelope.mail_from, list(envelope.rcpt_tos), envelope.content, session.peer
+                    envelope.mail_from,
+                    list(envelope.rcpt_tos),
+                    envelope.content,
+                    session.peer,
+                    list(envelope.mail_options),
                 )
             )
         if behaviour.delay:
@@ -101,6 +106,7 @@ class SmtpServer:
         implicit_tls: bool = False,
         require_starttls: bool = False,
         users: dict[str, str] | None = None,
+        smtputf8: bool = True,  # aiosmtpd's Controller offers SMTPUTF8 unless told not to
     ) -> None:
         self.captured: list[Captured] = []
         self.behaviour = Behaviour()
@@ -112,6 +118,7 @@ class SmtpServer:
         elif tls_context is not None:
             kwargs["tls_context"] = tls_context
             kwargs["require_starttls"] = require_starttls
+        kwargs["enable_SMTPUTF8"] = smtputf8
         if users is not None:
             kwargs["authenticator"] = self._authenticate
             kwargs["auth_require_tls"] = False
