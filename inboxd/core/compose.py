@@ -223,6 +223,8 @@ def subject_with_tag(subject: str, ticket_id: int, tag_format: str = "[#{id}]") 
     (the first one seen); tags of OTHER tickets are kept.
     """
     tag = tag_format.replace("{id}", str(ticket_id))
+    if not tag.strip():  # an empty tag would match everywhere: the loop below never ends
+        raise ValueError(f"tag format {tag_format!r} makes an empty subject tag")
     rest = header_safe(subject)
     tag_re = _own_tag_re(tag) if _may_hold_tag(rest, tag) else None
     prefix = ""

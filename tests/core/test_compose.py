@@ -497,3 +497,9 @@ def test_non_ascii_local_part_is_utf8_and_needs_smtputf8() -> None:
 def test_unusable_address_is_a_compose_error() -> None:
     with pytest.raises(ComposeError, match="not a usable address"):
         render_message(outbound(to=(Address("no at sign", ""),)), date=DATE)
+
+
+@pytest.mark.parametrize("tag_format", ["", "  "])
+def test_an_empty_tag_format_is_refused_not_looped_on(tag_format: str) -> None:
+    with pytest.raises(ValueError, match="empty subject tag"):
+        subject_with_tag("Re: Printer", 1, tag_format)
