@@ -21,7 +21,13 @@ from sqlalchemy import Connection
 from sqlmodel import Session
 
 from inboxd.actions.render import Rendered, TemplateRenderer
-from inboxd.core.compose import OutboundKind, OutboundMail, render_message, subject_with_tag
+from inboxd.core.compose import (
+    OutboundKind,
+    OutboundMail,
+    envelope_address,
+    render_message,
+    subject_with_tag,
+)
 from inboxd.core.model import Address, Attachment, IngestOutcome, ParsedMessage
 from inboxd.core.rules import Decision, RuleSet
 from inboxd.core.rules.model import Agent
@@ -279,7 +285,7 @@ class Flow:
             ticket_id=ticket_id,
             kind=kind.value,
             message_id=message_id,
-            mail_from=mail_from,
+            mail_from=envelope_address(mail_from),
             rcpts=mail.recipients,
             raw=raw,
             now=now,

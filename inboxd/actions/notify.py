@@ -257,7 +257,7 @@ def notify_new_owner(
         return []
     conn = connection(session)
     ticket_id = int(after["id"])
-    message = fq.last_customer_summary(conn, ticket_id) or _NO_MESSAGE
+    message = fq.last_customer_summary(conn, ticket_id) or _no_message()
     thread = flow.thread_info(conn, ticket_id, after)
     return queue_notifications(
         flow,
@@ -275,15 +275,17 @@ def notify_new_owner(
     )
 
 
-_NO_MESSAGE: dict[str, Any] = {
-    "from_name": "",
-    "from_email": "",
-    "subject": "",
-    "date": None,
-    "text": "",
-    "html": "",
-    "attachments": [],
-}
+def _no_message() -> dict[str, Any]:
+    """The template's ``message`` for a ticket with no customer mail (opened by an agent)."""
+    return {
+        "from_name": "",
+        "from_email": "",
+        "subject": "",
+        "date": None,
+        "text": "",
+        "html": "",
+        "attachments": [],
+    }
 
 
 def _message_context(parsed: ParsedMessage) -> dict[str, Any]:
