@@ -347,13 +347,12 @@ def _scan_for_cut(text: str) -> tuple[int | None, bool]:
         if no_quote_lines and scan.find("\n", start + 1, m.end()) >= 0:
             no_quote_lines = False  # the match ran over a line start the scan then skips
         window = _window(scan, start)
+        # a "Date:" line just above a "From:" line opens the block there
+        above = _date_line_above(scan, start) if _FROM_LINE.match(window[0]) else None
+        if above is not None:
+            return above, False
         if _quote_start_at(window, 0):
-            above = _date_line_above(scan, start) if _FROM_LINE.match(window[0]) else None
-            return (start if above is None else above), False
-        if _FROM_LINE.match(window[0]):
-            above = _date_line_above(scan, start)
-            if above is not None:
-                return above, False
+            return start, False
     return None, no_quote_lines
 
 
