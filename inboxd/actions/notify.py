@@ -257,7 +257,7 @@ def notify_new_owner(
         return []
     conn = connection(session)
     ticket_id = int(after["id"])
-    message = fq.last_customer_summary(conn, ticket_id) or _no_message()
+    message = _stored_context(fq.last_customer_summary(conn, ticket_id))
     thread = flow.thread_info(conn, ticket_id, after)
     return queue_notifications(
         flow,
@@ -275,27 +275,53 @@ def notify_new_owner(
     )
 
 
-def _no_message() -> dict[str, Any]:
-    """The template's ``message`` for a ticket with no customer mail (opened by an agent)."""
+def _context(
+    from_name: str,
+    from_email: str,
+    subject: str,
+    date: datetime | None,
+    new_text: str,
+    text: str,
+    html: str,
+    files: Sequence[tuple[str, int]],
+) -> dict[str, Any]:
+    """The notify template's ``message``, whether from a parsed or a stored mail."""
     return {
-        "from_name": "",
-        "from_email": "",
-        "subject": "",
-        "date": None,
-        "text": "",
-        "html": "",
-        "attachments": [],
+        "from_name": from_name,
+        "from_email": from_email,
+        "subject": subject,
+        "date": date,
+        "text": new_text.strip() or text,
+        "html": html,
+        "attachments": [{"filename": name, "size": size} for name, size in files],
     }
 
 
 def _message_context(parsed: ParsedMessage) -> dict[str, Any]:
     sender = parsed.from_
-    return {
-        "from_name": sender.name if sender else "",
-        "from_email": sender.email if sender else "",
-        "subject": parsed.subject,
-        "date": parsed.date,
-        "text": parsed.new_text.strip() or parsed.text,
-        "html": parsed.html,
-        "attachments": [{"filename": a.filename, "size": a.size} for a in parsed.attachments],
-    }
+    return _context(
+        sender.name if sender else "",
+        sender.email if sender else "",
+        parsed.subject,
+        parsed.date,
+        parsed.new_text,
+        parsed.text,
+        parsed.html,
+        [(a.filename, a.size) for a in parsed.attachments],
+    )
+
+
+def _stored_context(mail: fq.CustomerMail | None) -> dict[str, Any]:
+    """From the stored row; empty for a ticket with no customer mail (opened by an agent)."""
+    if mail is None:
+        return _context("", "", "", None, "", "", "", ())
+    return _context(
+        mail.from_name,
+        mail.from_email,
+        mail.subject,
+        mail.date,
+        mail.new_text,
+        mail.text,
+        mail.html,
+        mail.attachments,
+    )

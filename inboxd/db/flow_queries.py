@@ -157,9 +157,23 @@ def last_customer_message(db: DB, ticket_id: int) -> StoredMessage | None:
     )
 
 
-def last_customer_summary(db: DB, ticket_id: int) -> dict[str, Any] | None:
-    """What a notification shows of the newest customer mail (the ``message`` of the
-    notify template): sender, subject, date, the new text, HTML and file names.
+@dataclass(frozen=True, slots=True)
+class CustomerMail:
+    """The newest customer mail of a ticket, as a notification shows it."""
+
+    message_id: str
+    from_name: str
+    from_email: str
+    subject: str
+    date: datetime | None
+    new_text: str  # the stored new text (the whole text when they are the same)
+    text: str
+    html: str
+    attachments: tuple[tuple[str, int], ...]  # (filename, size)
+
+
+def last_customer_summary(db: DB, ticket_id: int) -> CustomerMail | None:
+    """The newest mail a customer sent on the ticket, with its file names.
     Read when a ticket changes hands, not per stored mail, so a plain query."""
     row = db.execute(
         select(
@@ -188,17 +202,17 @@ def last_customer_summary(db: DB, ticket_id: int) -> dict[str, Any] | None:
         .where(_ATT.c.message_row_id == row.id)
         .order_by(_ATT.c.id)
     ).all()
-    shown = row.text if row.new_text is None else row.new_text
-    return {
-        "message_id": row.message_id,
-        "from_name": row.from_name,
-        "from_email": row.from_email,
-        "subject": row.subject,
-        "date": _utc(row.date),
-        "text": shown.strip() or row.text,
-        "html": row.html,
-        "attachments": [{"filename": f.filename, "size": f.size} for f in files],
-    }
+    return CustomerMail(
+        message_id=row.message_id,
+        from_name=row.from_name,
+        from_email=row.from_email,
+        subject=row.subject,
+        date=_utc(row.date),
+        new_text=row.text if row.new_text is None else row.new_text,
+        text=row.text,
+        html=row.html,
+        attachments=tuple((f.filename, f.size) for f in files),
+    )
 
 
 _AGENT_NUMBER = PreparedQuery(
