@@ -20,19 +20,19 @@ from typing import Any
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from inboxd.actions.agent_reply import AgentReplyInterceptor
-from inboxd.actions.bounces import BounceInterceptor, DeliveryAlerts
-from inboxd.actions.mailflow import Flow, FlowConfig, Handled
-from inboxd.actions.notify import AckNotifyReactor
-from inboxd.actions.outbox import OutboxDrain
-from inboxd.actions.render import TemplateRenderer
-from inboxd.actions.sent_folder import SentFolderInterceptor
-from inboxd.actions.smtp_send import SmtpSender
 from inboxd.config import SmtpConfig
 from inboxd.core.model import ParsedMessage
 from inboxd.db import flow_queries as fq
 from inboxd.db import outbox_queries as q
 from inboxd.db.engine import make_engine, upgrade
+from inboxd.delivery.outbox import OutboxDrain
+from inboxd.delivery.smtp_send import SmtpSender
+from inboxd.flows.agent_reply import AgentReplyInterceptor
+from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
+from inboxd.flows.mailflow import Flow, FlowConfig, Handled
+from inboxd.flows.notify import AckNotifyReactor
+from inboxd.flows.render import TemplateRenderer
+from inboxd.flows.sent_folder import SentFolderInterceptor
 from inboxd.ingest.pipeline import IngestContext, Outcome, Pipeline, Source
 from inboxd.rulesdir import RuleStore
 

@@ -502,7 +502,7 @@ def test_agent_out_of_office_is_not_relayed(desk: Desk) -> None:
 def test_trusted_authentication_results_required_when_configured(tmp_path: Path) -> None:
     from mailflow_kit import _Intercept
 
-    from inboxd.actions.agent_reply import AgentReplyInterceptor
+    from inboxd.flows.agent_reply import AgentReplyInterceptor
 
     desk = make_desk(tmp_path)
     strict = AgentReplyInterceptor(desk.flow, trusted_authserv_ids=("mx.help.example",))

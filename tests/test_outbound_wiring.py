@@ -5,13 +5,13 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from inboxd.actions.agent_reply import AgentReplyInterceptor
-from inboxd.actions.bounces import BounceInterceptor
-from inboxd.actions.render import SAMPLE_CONTEXT
-from inboxd.actions.sent_folder import SentFolderInterceptor
-from inboxd.actions.wiring import TemplateStore, build_outbound
 from inboxd.config import parse_settings
+from inboxd.daemon.wiring import TemplateStore, build_outbound
 from inboxd.db.engine import make_engine, upgrade
+from inboxd.flows.agent_reply import AgentReplyInterceptor
+from inboxd.flows.bounces import BounceInterceptor
+from inboxd.flows.render import SAMPLE_CONTEXT
+from inboxd.flows.sent_folder import SentFolderInterceptor
 
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
 

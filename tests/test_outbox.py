@@ -19,14 +19,14 @@ from servers.smtp import SmtpServer
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
-from inboxd.actions.outbox import OutboxDrain
-from inboxd.actions.smtp_send import SendResult, SmtpSender
 from inboxd.config import SmtpConfig
 from inboxd.core.compose import OutboundKind, OutboundMail, render_message
 from inboxd.core.model import Address
 from inboxd.db import outbox_queries as q
 from inboxd.db import repo
 from inboxd.db.engine import make_engine, upgrade
+from inboxd.delivery.outbox import OutboxDrain
+from inboxd.delivery.smtp_send import SendResult, SmtpSender
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -401,8 +401,8 @@ _CHILD = textwrap.dedent(
     """
     import sys
     from datetime import UTC, datetime
-    from inboxd.actions.outbox import OutboxDrain
-    from inboxd.actions.smtp_send import SmtpSender
+    from inboxd.delivery.outbox import OutboxDrain
+    from inboxd.delivery.smtp_send import SmtpSender
     from inboxd.config import SmtpConfig
     from inboxd.db.engine import make_engine
 

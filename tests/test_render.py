@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from inboxd.actions.render import (
+from inboxd.flows.render import (
     MAIL_TEMPLATES,
     SAMPLE_CONTEXT,
     TemplateError,

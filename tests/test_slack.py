@@ -16,19 +16,19 @@ from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from inboxd.actions.slack import SlackDrain, make_slack_client
-from inboxd.actions.slack_notices import (
-    SlackRuleReactor,
-    rule_dedupe_key,
-    rules_error_key,
-    rules_error_notice,
-)
 from inboxd.config import ConfigError, SlackConfig
 from inboxd.core.rules import RuleError
 from inboxd.db import repo
 from inboxd.db import slack_queries as sq
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Event
+from inboxd.delivery.slack import SlackDrain, make_slack_client
+from inboxd.flows.slack_notices import (
+    SlackRuleReactor,
+    rule_dedupe_key,
+    rules_error_key,
+    rules_error_notice,
+)
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Source, StoredMail
 from inboxd.rulesdir import RuleStore
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from servers.smtp import SmtpServer, self_signed_context
 
-from inboxd.actions.smtp_send import SendResult, SmtpSender
 from inboxd.config import SmtpConfig
 from inboxd.core.compose import OutboundKind, OutboundMail, render_message
 from inboxd.core.model import Address
+from inboxd.delivery.smtp_send import SendResult, SmtpSender
 
 DATE = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from inboxd.actions.render import SAMPLE_CONTEXT
 from inboxd.config import parse_settings
 from inboxd.daemon import App, Daemon
+from inboxd.flows.render import SAMPLE_CONTEXT
 from inboxd.ingest.pipeline import Source
 from inboxd.sdnotify import Notifier
 

@@ -8,10 +8,10 @@ from typing import Any
 
 import click
 
-from inboxd.actions.render import TemplateRenderer
 from inboxd.daemon import App
 from inboxd.db import outbox_queries as q
 from inboxd.db.engine import make_engine
+from inboxd.flows.render import TemplateRenderer
 
 
 def _iso(value: Any) -> Any:

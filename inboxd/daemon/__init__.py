@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from inboxd.actions.slack_notices import SlackRuleReactor, rules_error_notice
-from inboxd.actions.wiring import Outbound, build_outbound
 from inboxd.config import MailboxConfig, Settings
 from inboxd.core.thread import tag_pattern
+from inboxd.daemon.wiring import Outbound, build_outbound
 from inboxd.db.engine import ensure_schema, make_engine
+from inboxd.flows.slack_notices import SlackRuleReactor, rules_error_notice
 from inboxd.ingest.imap import MailboxFetcher
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
@@ -32,7 +32,7 @@ from inboxd.sdnotify import Notifier
 from inboxd.signalpipe import SignalPipe
 
 if TYPE_CHECKING:  # imported where used: one-shot commands need neither (0.4 s of start-up)
-    from inboxd.actions.slack import SlackDrain
+    from inboxd.delivery.slack import SlackDrain
     from inboxd.ingest.lmtp import InboundController
 
 log = logging.getLogger("inboxd.daemon")
@@ -85,7 +85,7 @@ class App:
         reactors: tuple[Reactor, ...] = outbound.reactors
         on_commit: tuple[Callable[[], None], ...] = (outbound.drain.wake,)
         if settings.slack.token_env or settings.slack.token_file:
-            from inboxd.actions.slack import SlackDrain, make_slack_client
+            from inboxd.delivery.slack import SlackDrain, make_slack_client
 
             client = make_slack_client(settings.slack)
             if client is not None:

@@ -17,16 +17,16 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from inboxd.actions.agent_reply import AgentReplyInterceptor
-from inboxd.actions.bounces import BounceInterceptor, DeliveryAlerts
-from inboxd.actions.mailflow import Flow, FlowConfig
-from inboxd.actions.notify import AckNotifyReactor
-from inboxd.actions.outbox import OutboxDrain
-from inboxd.actions.render import TemplateRenderer
-from inboxd.actions.sent_folder import SentFolderInterceptor
-from inboxd.actions.smtp_send import SmtpSender
 from inboxd.config import Settings
 from inboxd.core.rules import RuleSet
+from inboxd.delivery.outbox import OutboxDrain
+from inboxd.delivery.smtp_send import SmtpSender
+from inboxd.flows.agent_reply import AgentReplyInterceptor
+from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
+from inboxd.flows.mailflow import Flow, FlowConfig
+from inboxd.flows.notify import AckNotifyReactor
+from inboxd.flows.render import TemplateRenderer
+from inboxd.flows.sent_folder import SentFolderInterceptor
 
 
 class TemplateStore:

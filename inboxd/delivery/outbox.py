@@ -33,11 +33,11 @@ from typing import Protocol
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
-from inboxd.actions.drainloop import DrainLoop
-from inboxd.actions.smtp_send import SendResult
 from inboxd.core.retry import next_attempt
 from inboxd.db import outbox_queries as q
 from inboxd.db import repo
+from inboxd.delivery.drainloop import DrainLoop
+from inboxd.delivery.smtp_send import SendResult
 
 log = logging.getLogger("inboxd.outbox")
 

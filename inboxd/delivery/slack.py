@@ -1,6 +1,6 @@
 """The Slack drain: claim due notices, post them with chat.postMessage, record the result.
 
-The same design as the outbox drain (``actions.outbox``): a short transaction
+The same design as the outbox drain (``delivery.outbox``): a short transaction
 claims due rows under a lease, each post is made and its result committed
 before the next, and a row left ``sending`` by a dead process is due again
 after its lease or at start (``recover``). A crash between Slack's ``ok`` and
@@ -38,11 +38,11 @@ from slack_sdk.http_retry.state import RetryState
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
-from inboxd.actions.drainloop import DrainLoop
 from inboxd.config import ConfigError, SlackConfig
 from inboxd.core.retry import next_attempt
 from inboxd.db import repo
 from inboxd.db import slack_queries as q
+from inboxd.delivery.drainloop import DrainLoop
 
 log = logging.getLogger("inboxd.slack")
 

@@ -27,10 +27,6 @@ from typing import Any
 
 from sqlmodel import Session
 
-from inboxd.actions import ticket_commands
-from inboxd.actions.mailflow import Flow, Handled, SourceLike, connection
-from inboxd.actions.notify import notify_new_owner
-from inboxd.actions.render import TemplateError
 from inboxd.core.authres import auth_passes
 from inboxd.core.commands import CommandParse, parse_commands
 from inboxd.core.compose import ComposeError, OutboundKind
@@ -39,6 +35,10 @@ from inboxd.core.rules.model import Agent
 from inboxd.core.tokens import TicketToken, token_from_address, verify_reply_token
 from inboxd.db import flow_queries as fq
 from inboxd.db import repo
+from inboxd.flows import ticket_commands
+from inboxd.flows.mailflow import Flow, Handled, SourceLike, connection
+from inboxd.flows.notify import notify_new_owner
+from inboxd.flows.render import TemplateError
 
 log = logging.getLogger("inboxd.flow")
 

@@ -27,14 +27,14 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from inboxd.actions.mailflow import DB, Flow, Handled, SourceLike, connection
-from inboxd.actions.render import TemplateError
 from inboxd.core.compose import ComposeError, OutboundKind
 from inboxd.core.model import Address, MessageKind, ParsedMessage
 from inboxd.core.tokens import ticket_from_message_id, token_from_address, verify_reply_token
 from inboxd.db import flow_queries as fq
 from inboxd.db import outbox_queries as q
 from inboxd.db import repo
+from inboxd.flows.mailflow import DB, Flow, Handled, SourceLike, connection
+from inboxd.flows.render import TemplateError
 
 log = logging.getLogger("inboxd.flow")
 

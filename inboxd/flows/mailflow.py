@@ -20,7 +20,6 @@ from typing import Any, Protocol
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from inboxd.actions.render import Rendered, TemplateRenderer
 from inboxd.core.compose import (
     OutboundKind,
     OutboundMail,
@@ -37,6 +36,7 @@ from inboxd.core.tokens import make_message_id, make_reply_token
 from inboxd.db import flow_queries as fq
 from inboxd.db import outbox_queries as q
 from inboxd.db import repo
+from inboxd.flows.render import Rendered, TemplateRenderer
 
 log = logging.getLogger("inboxd.flow")
 
@@ -47,7 +47,7 @@ def connection(db: DB) -> Connection:
     return db.connection() if isinstance(db, Session) else db
 
 
-# The ingest pipeline calls reactors and interceptors with its own types; actions may
+# The ingest pipeline calls reactors and interceptors with its own types; flows may
 # not import ingest (sibling layers), so these protocols name what the flows read.
 
 

@@ -15,8 +15,6 @@ from typing import Any
 
 from sqlmodel import Session
 
-from inboxd.actions.mailflow import Flow, StoredMailLike, ThreadInfo, connection
-from inboxd.actions.render import TemplateError
 from inboxd.core.compose import ComposeError, OutboundKind
 from inboxd.core.loops import ack_decision, ack_recipient
 from inboxd.core.model import Address, Attachment, MessageKind, ParsedMessage
@@ -24,6 +22,8 @@ from inboxd.core.rules.model import Agent
 from inboxd.db import flow_queries as fq
 from inboxd.db import outbox_queries as q
 from inboxd.db import repo
+from inboxd.flows.mailflow import Flow, StoredMailLike, ThreadInfo, connection
+from inboxd.flows.render import TemplateError
 
 log = logging.getLogger("inboxd.flow")
 

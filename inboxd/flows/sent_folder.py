@@ -15,11 +15,11 @@ from datetime import datetime
 
 from sqlmodel import Session
 
-from inboxd.actions.mailflow import Flow, Handled, SourceLike, connection
 from inboxd.core.model import Direction, ParsedMessage
 from inboxd.core.tokens import ticket_from_message_id
 from inboxd.db import flow_queries as fq
 from inboxd.db import repo
+from inboxd.flows.mailflow import Flow, Handled, SourceLike, connection
 
 log = logging.getLogger("inboxd.flow")
 

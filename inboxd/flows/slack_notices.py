@@ -18,13 +18,13 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from inboxd.actions.mailflow import StoredMailLike, connection
 from inboxd.core.model import MessageKind
 from inboxd.core.rules import Decision, RuleError
 from inboxd.core.slack_text import FiredRule, TicketAlert, rules_error_message, ticket_alert
 from inboxd.db import flow_queries as fq
 from inboxd.db import repo
 from inboxd.db import slack_queries as sq
+from inboxd.flows.mailflow import StoredMailLike, connection
 
 log = logging.getLogger("inboxd.slack")
 

@@ -15,11 +15,11 @@ from typing import Any
 
 from sqlalchemy import Connection
 
-from inboxd.actions.mailflow import Flow
 from inboxd.core.commands import Command
 from inboxd.core.rules.model import Agent
 from inboxd.db import flow_queries as fq
 from inboxd.db import repo
+from inboxd.flows.mailflow import Flow
 
 STATUS_OF = {"close": "closed", "solve": "solved", "pending": "pending", "open": "open"}
 
