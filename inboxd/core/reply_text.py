@@ -2,8 +2,10 @@
 
 Precision first: a line is only treated as the start of quoted history when it
 looks like one of the attribution lines real clients write (Gmail, Outlook in
-several languages, Apple Mail, Thunderbird, ...) or is ">"-quoted. Sign-offs
-("Thanks, Bob") are kept: guessing them wrong would cut real text.
+several languages, Apple Mail, Thunderbird, Android and Russian webmails, ...) or
+is ">"-quoted. Answers written between ">" blocks below an attribution are kept.
+Sign-offs ("Thanks, Bob") are kept: guessing them wrong would cut real text; only
+a name signed with a dash on the last line and a mailing list's footer go.
 """
 
 from __future__ import annotations
@@ -47,6 +49,17 @@ _WHO_WROTE = re.compile(
 _CJK_ATTRIBUTION = re.compile(r"^\s*\d{4}年\d{1,2}月\d{1,2}日.{0,200}[:：]\s*$")
 # Yahoo and some webmails: "On Tuesday, 3 January 2024, 10:00:00 GMT, X <x@y> wrote:"
 # is covered by _ATTRIBUTION; "Sent: ..." alone is not a marker.
+# Clients that lead with the date and may have no verb at all, right above a ">" quote:
+# Android/Yandex in Russian ('02.04.2012 14:20 пользователь "X" <x@y> написал:',
+# '26.06.2014, 14:41, "X" <x@y>:'), mail.ru ('Thu, 26 Jun 2014 14:00 +0400 от X <x@y>:'),
+# Gmail in many locales ('2014-06-26 14:41 GMT+04:00 X <x@y>:'). A time and an address
+# or a leading date, ending with ":" and followed by a quote: a sentence rarely is all that.
+_LOOSE_TIME = re.compile(r"\b\d{1,2}:\d{2}\b")
+_LOOSE_ADDRESS = re.compile(r"[^\s<>@\"']+@[^\s<>@\"']+\.\w{2,}")
+_LOOSE_DATE_LEAD = re.compile(
+    r"^\s*(?:\d{1,4}[./-]\d{1,2}[./-]\d{1,4}|\d{1,2}\.?\s+\w{3,}\.?,?\s+\d{4}"
+    r"|[^\W\d_]{2,}\.?,\s+(?:\d{1,2}\.?\s+[^\W\d_]{3,}|[^\W\d_]{3,}\.?\s+\d{1,2}))"
+)
 
 # --- separators --------------------------------------------------------------------------------
 
@@ -138,7 +151,28 @@ def _is_attribution(lines: list[str], i: int) -> int:
                 return extra + 1
     if _match(_WHO_WROTE, _WHO_WROTE_ASCII, line) and _next_is_quote(lines, i + 1):
         return 1
+    return _loose_attribution(lines, i)
+
+
+def _loose_attribution(lines: list[str], i: int) -> int:
+    """Lines (1-3) of a date- or address-led attribution at ``i`` right above a quote."""
+    joined = ""
+    for span in (1, 2, 3):
+        line = lines[i + span - 1] if i + span <= len(lines) else ""
+        if not line.strip() or _QUOTED.match(line):
+            return 0
+        joined = (joined + " " + line.strip()).strip()
+        if len(joined) > 300:
+            return 0
+        if joined.endswith((":", "：")) and _looks_like_attribution(joined):
+            return span if _next_is_quote(lines, i + span) else 0
     return 0
+
+
+def _looks_like_attribution(line: str) -> bool:
+    return bool(_LOOSE_TIME.search(line)) and bool(
+        _LOOSE_ADDRESS.search(line) or _LOOSE_DATE_LEAD.match(line)
+    )
 
 
 def _next_is_quote(lines: list[str], start: int) -> bool:
@@ -169,6 +203,13 @@ def _is_outlook_block(lines: list[str], i: int) -> bool:
         if has_from and has_date and has_to:
             return True
     return False
+
+
+def _attribution_above_quote(lines: list[str]) -> bool:
+    """``lines[0]`` opens an attribution that the ">" block below it belongs to."""
+    if _match(_WHO_WROTE, _WHO_WROTE_ASCII, lines[0]) and _quote_start_at(lines, 0):
+        return True
+    return bool(_loose_attribution(lines, 0))
 
 
 def _date_line_above(scan: str, start: int) -> int | None:
@@ -335,11 +376,7 @@ def _scan_for_cut(text: str) -> tuple[int | None, bool]:
                     backs.append(back)
                 for back in reversed(backs):
                     lines = _window(scan, back)
-                    if lines[0].strip() and _match(
-                        _WHO_WROTE, _WHO_WROTE_ASCII, lines[0]
-                    ) and _quote_start_at(
-                        lines, 0
-                    ):
+                    if lines[0].strip() and _attribution_above_quote(lines):
                         return back, False
             end = scan.find("\n", start + 1)
             previous_quote_end = end if end >= 0 else len(scan)
@@ -354,6 +391,38 @@ def _scan_for_cut(text: str) -> tuple[int | None, bool]:
         if _quote_start_at(window, 0):
             return start, False
     return None, no_quote_lines
+
+
+def _answer_after_quote(text: str, cut: int) -> int | None:
+    """Where unquoted text resumes after the attribution and ">" block at ``cut``.
+
+    Only an attribution directly followed by ">" lines qualifies (a header block or
+    separator starts history that runs to the end). A single unquoted line squeezed
+    between two ">" lines is a quote line the client wrapped, not an answer.
+    """
+    lines = text[cut : cut + _WINDOW].split("\n", 9)[:9]
+    span = _is_attribution(lines, 0)
+    if not span or not _next_is_quote(lines, span):
+        return None
+    pos = cut + len("\n".join(lines[:span]))
+    for _ in range(50):
+        found = _UNQUOTED_LINE.search(text, pos)
+        if found is None:
+            return None
+        start = found.start() + 1
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end
+        if not text[start:end].strip() or _QUOTED.match(text, start):
+            pos = end
+            continue
+        before = text[text.rfind("\n", 0, found.start()) + 1 : found.start()]
+        after = text[end + 1 : end + 1 + 200].split("\n", 1)[0]
+        if _SIG_LINE.match(text, start):
+            return None  # the writer's signature below the quote
+        if not (_QUOTED.match(before) and _QUOTED.match(after)):
+            return start
+        pos = end
+    return None
 
 
 def find_quote_start(lines: list[str]) -> int | None:
@@ -390,6 +459,37 @@ def _strip_signature(head: str) -> str:
     if mobile_at is not None:
         cut = mobile_at if cut is None else min(cut, mobile_at)
     return head if cut is None else head[:cut]
+
+
+# A Mailman list footer ("____\nNAME mailing list\naddress\nlistinfo URL") is the list's,
+# never the sender's.
+_LIST_FOOTER = re.compile(r"\n[ \t]*_{10,}[ \t]*\n[^\n]{0,100}mailing\s+list[ \t]*(?=\n|$)", re.I)
+# A name signed with a dash or tilde on the last line: "-Ann Lee", "--Bob", "— Ann", "~Kai".
+# A single "-" needs the name right after it: "- Milk" is a list item.
+_DASH_NAME = re.compile(
+    r"\n[ \t]*(?:-(?=[^\W\d_])|--[ \t]?|[–—~][ \t]?)"
+    r"(?:[^\W\d_][\w.'’-]*)(?:[ \t]+[^\W\d_][\w.'’-]*){0,3}[ \t]*$"
+)
+
+
+def _strip_tail_signature(head: str) -> str:
+    """Drop a list footer and then a dash-signed name that ends the text."""
+    if "__________" in head:
+        footer = _LIST_FOOTER.search("\n" + head)
+        if footer is not None:
+            head = head[: footer.start()]
+    head = head.rstrip()
+    cut = head.rfind("\n")
+    last = head[cut + 1 :]
+    if len(last) <= 40 and last.lstrip()[:1] in ("-", "–", "—", "~"):
+        sig = _DASH_NAME.match("\n" + last)
+        words = last.lstrip(" \t-–—~").split()
+        if sig is not None and all(w[0].isupper() for w in words):
+            above = head[:cut].rstrip(" \t") if cut >= 0 else ""
+            previous = above[above.rfind("\n") + 1 :].lstrip()
+            if not previous.startswith(("-", "–", "—", "~", "*", "•")):
+                head = above
+    return head
 
 
 _TRAILING_SPACE = re.compile(r"[ \t\u00a0]+$", re.MULTILINE)
@@ -432,7 +532,7 @@ def _finish(head: str, no_quote_lines: bool = False) -> str:
     if not no_quote_lines and _QUOTE_SCAN.search("\n" + head):
         head = "\n".join(_drop_quoted(head.split("\n")))
         head = _MANY_BLANK.sub("\n\n", head)  # where a quote sat between two answers
-    return _trim(_strip_signature(head))
+    return _trim(_strip_tail_signature(_strip_signature(head)))
 
 
 MAX_TEXT_CHARS = 2_000_000
@@ -446,10 +546,30 @@ def extract_text_reply(text: str) -> str:
     if "\r" in text:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
     text = text.lstrip("\ufeff")
+    return _reply(text, 0)
+
+
+_RULES_AT_END = re.compile(r"(?:\n[ \t]*[-_=*]{3,}[ \t]*)+\s*$")
+_UNQUOTED_LINE = re.compile(r"\n[^>\n]")  # cheaper than "\n[ \t]*[^>\s]"; indents re-checked
+_SIG_LINE = re.compile(r"[ \t]*(?:-- ?|--|—)[ \t]*(?:\n|$)")
+_MAX_INLINE = 20  # answer/quote alternations followed below an attribution
+
+
+def _reply(text: str, depth: int) -> str:
+    """New text of ``text``; answers written between quoted blocks are kept too."""
     cut, no_quote_lines = _scan_for_cut(text)
-    result = _finish(text, no_quote_lines) if cut is None else _finish(text[:cut])
-    if result or cut is None:
-        return result
+    if cut is None:
+        return _finish(text, no_quote_lines)
+    head = text[:cut]
+    if head.rstrip().endswith(("---", "___", "===", "***")):
+        head = _RULES_AT_END.sub("", "\n" + head)[1:]  # Outlook's rule above its header block
+    result = _finish(head)
+    if result:
+        resume = _answer_after_quote(text, cut) if depth < _MAX_INLINE else None
+        if resume is None:
+            return result
+        more = _reply(text[resume:], depth + 1)
+        return result + "\n\n" + more if more else result
     # Bottom-posting: the attribution is at the top and the answer below the quote.
     rest = text[cut:].split("\n", _MAX_LINES)[:_MAX_LINES]
     if _ORIGINAL.match(rest[0]) or _is_outlook_block(rest, 0) or _UNDERSCORES.match(rest[0]):
