@@ -1,17 +1,27 @@
-"""The life of a side-effect row, shared by the mail outbox and the Slack notices.
+"""One queue of side-effect rows (the mail outbox, the Slack notices): claim, settle, retry.
 
-``queued`` -> (claimed under a lease) ``sending`` -> ``sent`` | ``queued`` again
-(backoff) | ``failed``. Each function takes the table it works on; the
-per-queue modules (``outbox_queries``, ``slack_queries``) add what differs:
-what a row carries, how it is enqueued and claimed.
+Row life: ``queued`` -> (claim) ``sending`` -> ``sent`` | ``queued`` again (retry
+later) | ``failed``. A claim is a lease: it sets ``next_attempt_at`` to the end of
+the lease, so a row left in ``sending`` by a process that died is claimable again
+once its lease is over (or at once via ``release_stale``, at daemon start). The
+claim is a conditional UPDATE (status and time unchanged since read), so two
+drainers never both own a row, on SQLite and PostgreSQL alike.
+
+A ``RowQueue`` is made of a table and the frozen dataclass a claimed row
+becomes (its fields name the columns read; ``convert`` fixes a value's type).
+The per-queue modules (``outbox_queries``, ``slack_queries``) add what differs:
+what a row carries, enqueue, lookups and listings. Every method runs in the
+caller's transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, Generic, Protocol, TypeVar, cast
 
-from sqlalchemy import Connection, Table, func, select, update
+from sqlalchemy import ColumnElement, Connection, RowMapping, Table, func, select, update
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session
 
@@ -23,6 +33,20 @@ SENT = "sent"
 FAILED = "failed"
 
 
+class QueuedRow(Protocol):
+    """What a drain needs of any claimed row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def attempts(self) -> int: ...  # including the attempt this claim is for
+    @property
+    def created_at(self) -> datetime: ...  # aware UTC; retry_for counts from it
+
+
+R = TypeVar("R", bound=QueuedRow)
+
+
 def rowcount(result: object) -> int:
     return int(cast(CursorResult[Any], result).rowcount)
 
@@ -32,61 +56,134 @@ def utc(value: datetime) -> datetime:
     return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
-def mark_sent(db: DB, table: Table, row_id: int, *, now: datetime, note: str = "") -> None:
-    db.execute(
-        update(table)
-        .where(table.c.id == row_id)
-        .values(status=SENT, sent_at=utc(now), last_error=note[:2000])
-    )
+_STANDING = ("status", "attempts", "next_attempt_at", "last_error", "created_at", "sent_at")
 
 
-def reschedule(
-    db: DB,
-    table: Table,
-    row_id: int,
-    *,
-    next_attempt_at: datetime,
-    error: str,
-    **extra: Any,
-) -> None:
-    values = {"status": QUEUED, "next_attempt_at": utc(next_attempt_at), "last_error": error[:2000]}
-    db.execute(update(table).where(table.c.id == row_id).values(**values, **extra))
+def _same(value: Any) -> object:
+    return value
 
 
-def mark_failed(db: DB, table: Table, row_id: int, *, error: str) -> None:
-    db.execute(
-        update(table).where(table.c.id == row_id).values(status=FAILED, last_error=error[:2000])
-    )
+def _error(text: str) -> str:
+    return text[:2000]
 
 
-def release_stale(db: DB, table: Table, *, now: datetime) -> int:
-    """Rows left ``sending`` by a dead process become due now (daemon start)."""
-    result = db.execute(
-        update(table)
-        .where(table.c.status == SENDING)
-        .values(status=QUEUED, next_attempt_at=utc(now))
-    )
-    return rowcount(result)
+class RowQueue(Generic[R]):
+    """The queue over ``table``; ``claim`` returns ``row_type`` values (times in UTC)."""
 
+    def __init__(self, table: Table, row_type: type[R], **convert: Callable[[Any], object]) -> None:
+        self.table = table
+        self.row_type = row_type
+        self._names = [f.name for f in fields(cast(Any, row_type))]
+        self._convert: dict[str, Callable[[Any], object]] = {"created_at": utc, **convert}
 
-def retry_now(db: DB, table: Table, row_id: int, *, now: datetime) -> bool:
-    """A failed or queued row is due now (the CLI's ``retry ID``)."""
-    result = db.execute(
-        update(table)
-        .where(table.c.id == row_id, table.c.status.in_((FAILED, QUEUED)))
-        .values(status=QUEUED, next_attempt_at=utc(now))
-    )
-    return rowcount(result) > 0
+    def _decode(self, row: RowMapping) -> R:
+        return self.row_type(
+            **{name: self._convert.get(name, _same)(row[name]) for name in self._names}
+        )
 
+    @staticmethod
+    def fresh(*, now: datetime, not_before: datetime | None = None) -> dict[str, Any]:
+        """The queue's columns of a new row: queued, due at ``not_before`` (or now)."""
+        return {
+            "status": QUEUED,
+            "attempts": 0,
+            "next_attempt_at": utc(not_before or now),
+            "last_error": "",
+            "created_at": utc(now),
+        }
 
-def next_due(db: DB, table: Table) -> datetime | None:
-    """When the earliest queued row is due (a drain can sleep until then)."""
-    value = db.execute(
-        select(func.min(table.c.next_attempt_at)).where(table.c.status.in_((QUEUED, SENDING)))
-    ).scalar()
-    return utc(value) if value is not None else None
+    def claim(self, db: DB, *, now: datetime, lease_until: datetime, limit: int) -> list[R]:
+        """Take up to ``limit`` due rows (queued, or sending with an expired lease), due first."""
+        t = self.table
+        now, lease_until = utc(now), utc(lease_until)
+        due = db.execute(
+            select(t.c.id, t.c.status, t.c.next_attempt_at)
+            .where(t.c.status.in_((QUEUED, SENDING)), t.c.next_attempt_at <= now)
+            .order_by(t.c.next_attempt_at, t.c.id)
+            .limit(limit)
+        ).all()
+        claimed: list[int] = []
+        for row_id, status, next_at in due:
+            result = db.execute(
+                update(t)
+                .where(t.c.id == row_id, t.c.status == status, t.c.next_attempt_at == next_at)
+                .values(status=SENDING, attempts=t.c.attempts + 1, next_attempt_at=lease_until)
+            )
+            if rowcount(result) == 1:
+                claimed.append(row_id)
+        if not claimed:
+            return []
+        columns = [t.c[name] for name in self._names]
+        found = db.execute(select(*columns).where(t.c.id.in_(claimed))).mappings().all()
+        order = {row_id: n for n, row_id in enumerate(claimed)}
+        return sorted((self._decode(r) for r in found), key=lambda row: order[row.id])
 
+    def mark_sent(self, db: DB, row_id: int, *, now: datetime, note: str = "") -> None:
+        """Delivered; ``note`` keeps what went partly wrong (a refused recipient)."""
+        self._set(db, row_id, status=SENT, sent_at=utc(now), last_error=_error(note))
 
-def counts(db: DB, table: Table) -> dict[str, int]:
-    rows = db.execute(select(table.c.status, func.count()).group_by(table.c.status)).all()
-    return {status: int(n) for status, n in rows}
+    def reschedule(self, db: DB, row_id: int, *, next_attempt_at: datetime, error: str) -> None:
+        """Due again at ``next_attempt_at`` (backoff, Retry-After, or now: handed back)."""
+        self._set(
+            db,
+            row_id,
+            status=QUEUED,
+            next_attempt_at=utc(next_attempt_at),
+            last_error=_error(error),
+        )
+
+    def mark_failed(self, db: DB, row_id: int, *, error: str) -> None:
+        """Failed for good: never claimed again unless ``retry_now``."""
+        self._set(db, row_id, status=FAILED, last_error=_error(error))
+
+    def _set(self, db: DB, row_id: int, **values: Any) -> None:
+        db.execute(update(self.table).where(self.table.c.id == row_id).values(**values))
+
+    def release_stale(self, db: DB, *, now: datetime) -> int:
+        """Rows left ``sending`` by a dead process become due now (daemon start)."""
+        t = self.table
+        result = db.execute(
+            update(t).where(t.c.status == SENDING).values(status=QUEUED, next_attempt_at=utc(now))
+        )
+        return rowcount(result)
+
+    def retry_now(self, db: DB, row_id: int, *, now: datetime) -> bool:
+        """A failed or queued row is due now (the CLI's ``retry ID``)."""
+        t = self.table
+        result = db.execute(
+            update(t)
+            .where(t.c.id == row_id, t.c.status.in_((FAILED, QUEUED)))
+            .values(status=QUEUED, next_attempt_at=utc(now))
+        )
+        return rowcount(result) > 0
+
+    def next_due(self, db: DB) -> datetime | None:
+        """When the earliest queued row is due (a drain can sleep until then)."""
+        t = self.table
+        value = db.execute(
+            select(func.min(t.c.next_attempt_at)).where(t.c.status.in_((QUEUED, SENDING)))
+        ).scalar()
+        return utc(value) if value is not None else None
+
+    def listing(
+        self,
+        db: DB,
+        columns: Sequence[str],
+        *,
+        status: str | None = None,
+        limit: int = 100,
+        where: Sequence[ColumnElement[bool]] = (),
+    ) -> list[dict[str, Any]]:
+        """Newest first: ``id``, the queue's own ``columns``, then where each row stands."""
+        t = self.table
+        names = ("id", *columns, *_STANDING)
+        stmt = select(*(t.c[name] for name in names)).where(*where).order_by(t.c.id.desc())
+        if status:
+            stmt = stmt.where(t.c.status == status)
+        return [dict(r) for r in db.execute(stmt.limit(limit)).mappings().all()]
+
+    def counts(self, db: DB) -> dict[str, int]:
+        """Rows per status."""
+        t = self.table
+        rows = db.execute(select(t.c.status, func.count()).group_by(t.c.status)).all()
+        return {status: int(n) for status, n in rows}

@@ -1,34 +1,29 @@
-"""The outbox drain: claim due rows, send them, record what happened.
+"""The outbox drain: the generic ``Drain`` with an SMTP deliverer.
 
-Each run: one short transaction claims up to ``max_per_run`` due rows (a lease,
-see ``db.outbox_queries``); then the mails go out over ONE SMTP connection, and
-each result is committed right after its send, before the next mail.
+Each round's mails go out over ONE SMTP connection (``SmtpSender``), each
+result committed right after its send (``delivery.drain``). A row is marked
+sent only after the SMTP server answered 250 to DATA; a crash between that 250
+and our commit sends the SAME bytes (same Message-ID) once more, and mail
+clients fold the duplicate. Before DATA's 250 the server has not taken the mail;
+after our commit we never resend.
 
-Crash safety and the duplicate window. A row is marked sent only after the SMTP
-server answered 250 to DATA. If the process dies (or the connection drops)
-between that 250 and our commit, the row is still ``sending``; it becomes due
-again when its lease ends or at the next start (``recover``), and the SAME bytes
-(same Message-ID) go out once more. Only one mail is in flight at a time, so a
-crash costs at most one duplicate, and mail clients fold it (same Message-ID).
-A crash at any other point loses nothing and duplicates nothing: before DATA's
-250 the server has not taken the mail; after our commit we never resend.
-
-Temporary failures retry with ``core.retry`` (exponential backoff with jitter)
-until ``retry_for`` after the row was queued; then, or on a permanent failure,
-the row is ``failed``, an event goes on the ticket and ``on_failed`` is called
-in the same transaction (it queues the alert; it is not called for a failed
-alert, so alerts cannot breed alerts).
+What is only the outbox's: recipients refused for good are noted on the ticket
+and alerted even when the mail went to the others; recipients refused for now
+get a new row (same bytes, same deadline) when the rest was accepted, or narrow
+the row's retry when nothing was. A failed mail gets an event on the ticket and
+``on_failed`` (it queues the alert) in the same transaction; ``on_failed`` is not
+called for a failed alert, so alerts cannot breed alerts.
 """
 
 from __future__ import annotations
 
-import logging
 import random
-from collections.abc import Callable
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+from typing import Any, Protocol, Unpack
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
@@ -36,10 +31,8 @@ from sqlalchemy.engine import Engine
 from inboxd.core.retry import next_attempt
 from inboxd.db import outbox_queries as q
 from inboxd.db import repo
-from inboxd.delivery.drainloop import DrainLoop
+from inboxd.delivery.drain import Deliverer, Delivery, Drain, DrainReport, Options
 from inboxd.delivery.smtp_send import SendResult
-
-log = logging.getLogger("inboxd.outbox")
 
 # Kinds whose failure is not alerted about again (they ARE the alerts).
 _NO_ALERT_KINDS = frozenset({"bounce_alert", "command_result", "note_ack"})
@@ -54,130 +47,42 @@ FailureHook = Callable[[Connection, q.OutboxMail, str, datetime], None]
 
 
 @dataclass
-class DrainReport:
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    released: int = 0  # claimed but handed back unsent (stop requested)
-    errors: list[str] = field(default_factory=list)
+class SmtpDeliverer(Deliverer[q.OutboxMail]):
+    """Sends outbox rows through the senders ``sender_factory`` opens, one per round."""
 
+    sender_factory: SenderFactory
+    retry_for: float | timedelta  # a follow-up row keeps the mail's deadline
+    rng: Callable[[], float]
+    on_failed: FailureHook | None = None
 
-class OutboxDrain(DrainLoop):
-    """Delivers outbox rows. ``run_once`` is what the scheduler calls."""
+    @contextmanager
+    def connect(self) -> Iterator[Callable[[q.OutboxMail], Delivery]]:
+        with self.sender_factory() as sender:
+            yield partial(self._send, sender)
 
-    name = "outbox"
+    def deliver(self, row: q.OutboxMail) -> Delivery:
+        with self.connect() as send:
+            return send(row)
 
-    def __init__(
-        self,
-        engine: Engine,
-        sender_factory: SenderFactory,
-        *,
-        retry_for: float,
-        max_per_run: int = 100,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        rng: Callable[[], float] = random.random,
-        lease: timedelta = timedelta(minutes=10),
-        on_failed: FailureHook | None = None,
-        should_stop: Callable[[], bool] = lambda: False,
+    def describe(self, row: q.OutboxMail) -> str:
+        return f"msgid={row.message_id} kind={row.kind} ticket={row.ticket_id}"
+
+    def _send(self, sender: Sender, mail: q.OutboxMail) -> Delivery:
+        result = sender.send(mail.mail_from, list(mail.rcpts), mail.raw)
+        if result.ok:
+            note = "; ".join(f"{r.rcpt}: {r.code} {r.detail}" for r in result.refused)
+            after = partial(self._partly_sent, mail, result) if result.refused else None
+            return Delivery("ok", result.detail, note=note, record=after)
+        if result.status == "temporary":
+            after = partial(self._narrowed, mail, result) if result.refused else None
+            return Delivery("temporary", result.detail, record=after)
+        return Delivery("permanent", f"{result.code} {result.detail}".strip())
+
+    def _partly_sent(
+        self, mail: q.OutboxMail, result: SendResult, conn: Connection, now: datetime
     ) -> None:
-        super().__init__()
-        self.engine = engine
-        self.sender_factory = sender_factory
-        self.retry_for = retry_for
-        self.max_per_run = max_per_run
-        self.clock = clock
-        self.rng = rng
-        self.lease = lease
-        self.on_failed = on_failed
-        self.should_stop = should_stop
-
-    def recover(self) -> int:
-        """At start: rows a dead process left in ``sending`` are due now."""
-        with self.engine.begin() as conn:
-            count = q.release_stale(conn, now=self.clock())
-        if count:
-            log.warning("outbox recovered=%d rows left sending by a previous run", count)
-        return count
-
-    def run_once(self) -> DrainReport:
-        report = DrainReport()
-        now = self.clock()
-        with self.engine.begin() as conn:
-            mails = q.claim(conn, now=now, lease_until=now + self.lease, limit=self.max_per_run)
-        report.claimed = len(mails)
-        if not mails:
-            return report
-        pending = list(mails)
-        try:
-            with self.sender_factory() as sender:
-                while pending:
-                    if self.should_stop():
-                        break
-                    mail = pending.pop(0)
-                    try:
-                        result = sender.send(mail.mail_from, list(mail.rcpts), mail.raw)
-                    except Exception as exc:  # a sender bug must not strand the row
-                        log.exception("outbox send crashed id=%s", mail.id)
-                        result = SendResult("temporary", 0, f"sender error: {exc!r}")
-                    self._settle(mail, result, report)
-        finally:
-            if pending:
-                with self.engine.begin() as conn:
-                    for mail in pending:
-                        q.reschedule(
-                            conn, mail.id, next_attempt_at=self.clock(), error="not sent: stopped"
-                        )
-                report.released = len(pending)
-        return report
-
-    # --- one result --------------------------------------------------------------------
-
-    def _settle(self, mail: q.OutboxMail, result: SendResult, report: DrainReport) -> None:
-        now = self.clock()
-        with self.engine.begin() as conn:
-            if result.ok:
-                self._ok(conn, mail, result, now)
-                report.sent += 1
-                return
-            if result.status == "temporary":
-                nxt = next_attempt(
-                    mail.attempts,
-                    now,
-                    self.rng(),
-                    self.retry_for,
-                    first_attempt_at=mail.created_at,
-                )
-                if nxt is not None:
-                    rcpts = result.retry_rcpts if result.refused else None
-                    q.reschedule(
-                        conn, mail.id, next_attempt_at=nxt, error=result.detail, rcpts=rcpts
-                    )
-                    self._note_refused(conn, mail, result, now)
-                    report.retried += 1
-                    log.info(
-                        "outbox retry id=%s msgid=%s attempt=%d next=%s code=%s error=%s",
-                        mail.id,
-                        mail.message_id,
-                        mail.attempts,
-                        nxt.isoformat(),
-                        result.code,
-                        result.detail,
-                    )
-                    return
-                reason = f"gave up after {mail.attempts} attempts: {result.detail}"
-            else:
-                reason = f"{result.code} {result.detail}".strip()
-            self._fail(conn, mail, reason, now)
-            report.failed += 1
-            report.errors.append(f"{mail.id}: {reason}")
-
-    def _ok(self, conn: Connection, mail: q.OutboxMail, result: SendResult, now: datetime) -> None:
-        note = "; ".join(f"{r.rcpt}: {r.code} {r.detail}" for r in result.refused)
-        q.mark_sent(conn, mail.id, now=now, note=note)
-        log.info("outbox sent id=%s msgid=%s kind=%s", mail.id, mail.message_id, mail.kind)
+        """Sent to some: those who said "later" get a new row, same bytes, same deadline."""
         if result.retry_rcpts:
-            # some recipients said "later": a new row for them, same bytes, same deadline
             nxt = next_attempt(1, now, self.rng(), self.retry_for, first_attempt_at=mail.created_at)
             if nxt is not None:
                 q.enqueue(
@@ -193,6 +98,13 @@ class OutboxDrain(DrainLoop):
                 )
         self._note_refused(conn, mail, result, now)
 
+    def _narrowed(
+        self, mail: q.OutboxMail, result: SendResult, conn: Connection, now: datetime
+    ) -> None:
+        """Sent to none, retried: only to those who said "later"."""
+        q.narrow_rcpts(conn, mail.id, result.retry_rcpts)
+        self._note_refused(conn, mail, result, now)
+
     def _note_refused(
         self, conn: Connection, mail: q.OutboxMail, result: SendResult, now: datetime
     ) -> None:
@@ -201,41 +113,37 @@ class OutboxDrain(DrainLoop):
         if not permanent:
             return
         detail = "; ".join(f"{r.rcpt}: {r.code} {r.detail}" for r in permanent)
-        if mail.ticket_id is not None:
-            repo.add_event(
-                conn,
-                mail.ticket_id,
-                now,
-                "system",
-                "delivery_refused",
-                {"outbox": mail.id, "message_id": mail.message_id, "refused": detail},
-            )
-        if self.on_failed is not None and mail.kind not in _NO_ALERT_KINDS:
-            self.on_failed(conn, mail, detail, now)
+        self._tell(conn, mail, now, "delivery_refused", detail, refused=detail)
 
-    def _fail(self, conn: Connection, mail: q.OutboxMail, reason: str, now: datetime) -> None:
-        q.mark_failed(conn, mail.id, error=reason)
-        log.warning(
-            "outbox failed id=%s msgid=%s kind=%s ticket=%s reason=%s",
-            mail.id,
-            mail.message_id,
-            mail.kind,
-            mail.ticket_id,
-            reason,
-        )
+    def failed(self, conn: Connection, row: q.OutboxMail, reason: str, now: datetime) -> None:
+        self._tell(conn, row, now, "delivery_failed", reason, kind=row.kind, reason=reason)
+
+    def _tell(
+        self, conn: Connection, mail: q.OutboxMail, now: datetime, event: str, why: str, **data: Any
+    ) -> None:
+        """An event on the mail's ticket, then the alert (unless the mail is an alert)."""
         if mail.ticket_id is not None:
-            repo.add_event(
-                conn,
-                mail.ticket_id,
-                now,
-                "system",
-                "delivery_failed",
-                {
-                    "outbox": mail.id,
-                    "message_id": mail.message_id,
-                    "kind": mail.kind,
-                    "reason": reason,
-                },
-            )
+            payload = {"outbox": mail.id, "message_id": mail.message_id, **data}
+            repo.add_event(conn, mail.ticket_id, now, "system", event, payload)
         if self.on_failed is not None and mail.kind not in _NO_ALERT_KINDS:
-            self.on_failed(conn, mail, reason, now)
+            self.on_failed(conn, mail, why, now)
+
+
+class OutboxDrain(Drain[q.OutboxMail]):
+    """Delivers outbox rows over SMTP. ``run_once`` is what the scheduler calls."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        sender_factory: SenderFactory,
+        *,
+        retry_for: float,
+        on_failed: FailureHook | None = None,
+        **options: Unpack[Options],
+    ) -> None:
+        rng = options.setdefault("rng", random.random)
+        deliverer = SmtpDeliverer(sender_factory, retry_for, rng, on_failed)
+        super().__init__(engine, q.QUEUE, deliverer, name="outbox", retry_for=retry_for, **options)
+
+
+__all__ = ["DrainReport", "FailureHook", "OutboxDrain", "Sender", "SenderFactory", "SmtpDeliverer"]

@@ -1,17 +1,16 @@
-"""The Slack drain: claim due notices, post them with chat.postMessage, record the result.
+"""The Slack drain: the generic ``Drain`` with a chat.postMessage deliverer.
 
-The same design as the outbox drain (``delivery.outbox``): a short transaction
-claims due rows under a lease, each post is made and its result committed
-before the next, and a row left ``sending`` by a dead process is due again
-after its lease or at start (``recover``). A crash between Slack's ``ok`` and
-our commit posts that one notice again; nothing else can double-post.
+Claim, lease, one post at a time, each result committed before the next, and
+recovery are ``delivery.drain``'s. A crash between Slack's ``ok`` and our
+commit posts that one notice again; nothing else can double-post.
 
 Results:
 - ``ok``: ``sent`` (the message ``ts`` is logged).
 - HTTP 429: slack_sdk's ``RateLimitErrorRetryHandler`` (attached by
   ``make_slack_client``) sleeps Retry-After and retries in place, as long as
   Retry-After is short (``max_rate_limit_wait``); a longer one comes back as an
-  error and the row waits exactly Retry-After, not the backoff.
+  error and the row waits exactly Retry-After (``Delivery.retry_after``), not
+  the backoff, but never past the retry deadline.
 - a permanent Slack error (``channel_not_found``, ``not_in_channel``,
   ``invalid_auth``, ...): ``failed`` at once, with an event on the ticket.
   ``invalid_blocks``: posted again as text only, so a block bug loses no alert.
@@ -23,11 +22,10 @@ from __future__ import annotations
 
 import logging
 import os
-import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Unpack
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -39,10 +37,9 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 from inboxd.config import ConfigError, SlackConfig
-from inboxd.core.retry import next_attempt
 from inboxd.db import repo
 from inboxd.db import slack_queries as q
-from inboxd.delivery.drainloop import DrainLoop
+from inboxd.delivery.drain import Deliverer, Delivery, Drain, Options
 
 log = logging.getLogger("inboxd.slack")
 
@@ -174,62 +171,57 @@ def make_slack_client(
 ClientFactory = Callable[[], WebClient]
 
 
-@dataclass(frozen=True, slots=True)
-class PostResult:
-    status: str  # ok | temporary | permanent
-    detail: str = ""
-    ts: str = ""
-    retry_after: float | None = None  # a 429 the client did not wait out
-    note: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-
-@dataclass
-class SlackReport:
-    claimed: int = 0
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    released: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def post(client: WebClient, notice: q.SlackPost) -> PostResult:
+def post(client: WebClient, notice: q.SlackPost) -> Delivery:
     """One chat.postMessage, its outcome classified; never raises."""
     blocks = list(notice.blocks) or None
     try:
         response = client.chat_postMessage(channel=notice.channel, text=notice.text, blocks=blocks)
-        return PostResult("ok", ts=str(response.get("ts") or ""))
+        return Delivery("ok", f"ts={response.get('ts') or ''}")
     except SlackApiError as exc:
         error = str(exc.response.get("error") or "") if exc.response is not None else ""
         status = exc.response.status_code if exc.response is not None else 0
         if status == 429 or error == "ratelimited":
             wait = _retry_after(exc.response.headers if exc.response is not None else None)
-            return PostResult("temporary", f"rate limited (429) {error}".strip(), retry_after=wait)
+            return Delivery("temporary", f"rate limited (429) {error}".strip(), retry_after=wait)
         if error in BLOCK_ERRORS and blocks:
             log.warning("slack blocks rejected id=%s error=%s: posting text only", notice.id, error)
-            fallback = post(client, q.SlackPost(**{**_fields(notice), "blocks": ()}))
+            fallback = post(client, replace(notice, blocks=()))
             if fallback.ok:
-                return PostResult("ok", ts=fallback.ts, note=f"blocks rejected: {error}")
+                return replace(fallback, note=f"blocks rejected: {error}")
             return fallback
         if error in PERMANENT_ERRORS:
-            return PostResult("permanent", error)
-        return PostResult("temporary", f"HTTP {status} {error or exc}".strip())
+            return Delivery("permanent", error)
+        return Delivery("temporary", f"HTTP {status} {error or exc}".strip())
     except Exception as exc:  # network down, timeout, bad JSON from a proxy ...
-        return PostResult("temporary", f"{type(exc).__name__}: {exc}")
+        return Delivery("temporary", f"{type(exc).__name__}: {exc}")
 
 
-def _fields(notice: q.SlackPost) -> dict[str, Any]:
-    return {name: getattr(notice, name) for name in q.SlackPost.__slots__}
+class SlackDeliverer(Deliverer[q.SlackPost]):
+    """Posts notices with the client ``client_factory`` makes on first use."""
+
+    def __init__(self, client_factory: ClientFactory) -> None:
+        self.client_factory = client_factory
+        self._client: WebClient | None = None
+
+    def client(self) -> WebClient:
+        if self._client is None:
+            self._client = self.client_factory()
+        return self._client
+
+    def deliver(self, row: q.SlackPost) -> Delivery:
+        return post(self.client(), row)
+
+    def describe(self, row: q.SlackPost) -> str:
+        return f"channel={row.channel} ticket={row.ticket_id}"
+
+    def failed(self, conn: Connection, row: q.SlackPost, reason: str, now: datetime) -> None:
+        if row.ticket_id is not None:
+            payload = {"notice": row.id, "channel": row.channel, "reason": reason}
+            repo.add_event(conn, row.ticket_id, now, "system", "slack_failed", payload)
 
 
-class SlackDrain(DrainLoop):
+class SlackDrain(Drain[q.SlackPost]):
     """Posts queued Slack notices. ``run_once`` for one round, ``run`` as a thread."""
-
-    name = "slack"
 
     def __init__(
         self,
@@ -237,138 +229,20 @@ class SlackDrain(DrainLoop):
         client_factory: ClientFactory,
         *,
         retry_for: float | timedelta = 86400.0,
-        max_per_run: int = 50,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        rng: Callable[[], float] = random.random,
-        lease: timedelta = timedelta(minutes=5),
-        should_stop: Callable[[], bool] = lambda: False,
+        **options: Unpack[Options],
     ) -> None:
-        super().__init__()
-        self.engine = engine
-        self.client_factory = client_factory
-        self.retry_for = retry_for
-        self.max_per_run = max_per_run
-        self.clock = clock
-        self.rng = rng
-        self.lease = lease
-        self.should_stop = should_stop
-        self._client: WebClient | None = None
-
-    def recover(self) -> int:
-        with self.engine.begin() as conn:
-            count = q.release_stale(conn, now=self.clock())
-        if count:
-            log.warning("slack recovered=%d notices left sending by a previous run", count)
-        return count
-
-    def client(self) -> WebClient:
-        if self._client is None:
-            self._client = self.client_factory()
-        return self._client
-
-    def run_once(self) -> SlackReport:
-        report = SlackReport()
-        now = self.clock()
-        with self.engine.begin() as conn:
-            posts = q.claim(conn, now=now, lease_until=now + self.lease, limit=self.max_per_run)
-        report.claimed = len(posts)
-        pending = list(posts)
-        try:
-            while pending and not self.should_stop():
-                notice = pending.pop(0)
-                try:
-                    result = post(self.client(), notice)
-                except Exception as exc:  # e.g. the client factory failed
-                    log.exception("slack post crashed id=%s", notice.id)
-                    result = PostResult("temporary", f"client error: {exc!r}")
-                self._settle(notice, result, report)
-        finally:
-            if pending:
-                with self.engine.begin() as conn:
-                    for notice in pending:
-                        q.reschedule(
-                            conn, notice.id, next_attempt_at=self.clock(), error="not sent: stopped"
-                        )
-                report.released = len(pending)
-        return report
-
-    # --- one result ------------------------------------------------------------------
-
-    def _settle(self, notice: q.SlackPost, result: PostResult, report: SlackReport) -> None:
-        now = self.clock()
-        with self.engine.begin() as conn:
-            if result.ok:
-                q.mark_sent(conn, notice.id, now=now, note=result.note)
-                report.sent += 1
-                log.info(
-                    "slack posted id=%s channel=%s ticket=%s ts=%s",
-                    notice.id,
-                    notice.channel,
-                    notice.ticket_id,
-                    result.ts,
-                )
-                return
-            if result.status == "temporary":
-                nxt = self._next(notice, result, now)
-                if nxt is not None:
-                    q.reschedule(conn, notice.id, next_attempt_at=nxt, error=result.detail)
-                    report.retried += 1
-                    log.info(
-                        "slack retry id=%s channel=%s attempt=%d next=%s error=%s",
-                        notice.id,
-                        notice.channel,
-                        notice.attempts,
-                        nxt.isoformat(),
-                        result.detail,
-                    )
-                    return
-                reason = f"gave up after {notice.attempts} attempts: {result.detail}"
-            else:
-                reason = result.detail
-            self._fail(conn, notice, reason, now)
-            report.failed += 1
-            report.errors.append(f"{notice.id}: {reason}")
-
-    def _next(self, notice: q.SlackPost, result: PostResult, now: datetime) -> datetime | None:
-        nxt = next_attempt(
-            notice.attempts, now, self.rng(), self.retry_for, first_attempt_at=notice.created_at
-        )
-        if nxt is not None and result.retry_after is not None:
-            # Slack said when: wait exactly that, but never past the retry deadline.
-            window = self.retry_for
-            if not isinstance(window, timedelta):
-                window = timedelta(seconds=window)
-            deadline = notice.created_at + window
-            nxt = min(now + timedelta(seconds=result.retry_after), deadline)
-        return nxt
-
-    def _fail(self, conn: Connection, notice: q.SlackPost, reason: str, now: datetime) -> None:
-        q.mark_failed(conn, notice.id, error=reason)
-        log.warning(
-            "slack failed id=%s channel=%s ticket=%s reason=%s",
-            notice.id,
-            notice.channel,
-            notice.ticket_id,
-            reason,
-        )
-        if notice.ticket_id is not None:
-            repo.add_event(
-                conn,
-                notice.ticket_id,
-                now,
-                "system",
-                "slack_failed",
-                {"notice": notice.id, "channel": notice.channel, "reason": reason},
-            )
+        options.setdefault("max_per_run", 50)
+        options.setdefault("lease", timedelta(minutes=5))
+        deliverer = SlackDeliverer(client_factory)
+        super().__init__(engine, q.QUEUE, deliverer, name="slack", retry_for=retry_for, **options)
 
 
 __all__ = [
     "BLOCK_ERRORS",
     "PERMANENT_ERRORS",
-    "PostResult",
     "ShortRateLimitRetryHandler",
+    "SlackDeliverer",
     "SlackDrain",
-    "SlackReport",
     "make_slack_client",
     "post",
     "read_token",
