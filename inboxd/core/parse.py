@@ -19,7 +19,9 @@ from email.parser import BytesParser
 from email.policy import compat32
 
 from inboxd.core.auto import auto_flags, classify
-from inboxd.core.bounce import bounce_candidate, detect_bounce
+from inboxd.core.bounce import Signals as BounceSignals
+from inboxd.core.bounce import detect_bounce
+from inboxd.core.bounce import is_candidate as is_bounce_candidate
 from inboxd.core.headers import (
     decode_bytes,
     decode_header,
@@ -641,24 +643,22 @@ def _result(
     flags = auto_flags(headers, from_)
     x_failed = _first(list(headers), "x-failed-recipients")
     bounce = None
-    if msg is not None or bounce_candidate(
+    signals = BounceSignals(
         subject=subject,
         text=text,
         return_path_empty=flags.return_path_empty,
         x_failed_recipients=x_failed,
         is_mailer_daemon=flags.is_mailer_daemon,
-    ):
+        sender=from_raw,
+        return_path=first("return-path"),
+        auto_reply=flags.auto_submitted.startswith("auto-replied")
+        or flags.precedence == "auto_reply",
+    )
+    if msg is not None or is_bounce_candidate(signals):
         try:
             if msg is None:  # the fast path has no compat32 tree: build it for the rare case
                 msg = fast_parse(raw) or _parser.parsebytes(raw)
-            bounce = detect_bounce(
-                msg,
-                subject=subject,
-                text=text,
-                return_path_empty=flags.return_path_empty,
-                x_failed_recipients=x_failed,
-                is_mailer_daemon=flags.is_mailer_daemon,
-            )
+            bounce = detect_bounce(msg, signals)
         except Exception:
             out.defect("BounceParseError")
     if bounce is not None:

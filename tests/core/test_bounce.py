@@ -154,7 +154,7 @@ def test_delayed_dsn_is_not_permanent() -> None:
     assert m.bounce.action == "delayed"
     assert not m.bounce.permanent
     assert m.bounce.status == "4.4.1"
-    assert m.bounce.failed_recipients == ()
+    assert m.bounce.failed_recipients == ("nobody@customer.example",)  # named, not failed yet
 
 
 def test_dsn_without_report_type_param_but_with_status_part() -> None:
@@ -277,3 +277,92 @@ Disposition: manual-action/MDN-sent-manually; displayed
 def test_forwarded_bounce_text_by_a_person_is_not_a_bounce() -> None:
     text = "From: carl@example.net\nSubject: Fwd: Undeliverable: x\n\nWhy did this bounce?\n"
     assert parse_message(crlf(text)).kind is MessageKind.NORMAL
+
+
+# --- classes added for issue 14 (our own short mails) --------------------------------------
+
+
+def _mail(headers: str, body: str) -> bytes:
+    return crlf(headers.rstrip("\n") + "\n\n" + body)
+
+
+def test_daemon_bounce_with_a_plain_subject_and_its_address() -> None:
+    m = parse_message(_mail(
+        "From: Mail Delivery Subsystem <MAILER-DAEMON@mx.example.net>\nSubject: Mail not sent\n"
+        "To: support@example.com",
+        "Mail delivery failed.\nThe following recipients did not receive this message:\n"
+        "<lost@customer.example>\n\nPlease reply to postmaster@mx.example.net if you feel\n",
+    ))
+    assert m.kind is MessageKind.BOUNCE and m.bounce is not None
+    assert m.bounce.failed_recipients == ("lost@customer.example",)
+
+
+def test_gateway_bounce_with_an_smtp_transcript() -> None:
+    m = parse_message(_mail(
+        "From: scanner@gw.example.org\nSubject: Mail could not be delivered",
+        "Sent <<< RCPT TO:<ghost@example.org>\nReceived >>> 550 5.1.1 unknown user.\n\n"
+        "Unable to deliver message to <ghost@example.org>.\n",
+    ))
+    assert m.kind is MessageKind.BOUNCE and m.bounce is not None
+    assert m.bounce.failed_recipients == ("ghost@example.org",)
+
+
+def test_parcel_complaint_with_a_bounce_like_subject_is_a_customer_mail() -> None:
+    m = parse_message(_mail(
+        "From: Dana <dana@example.net>\nSubject: Delivery failure",
+        "My parcel could not be delivered, the courier says the address is invalid.\n",
+    ))
+    assert m.kind is MessageKind.NORMAL and m.bounce is None
+
+
+def test_vacation_reply_with_an_empty_return_path_is_not_a_bounce() -> None:
+    m = parse_message(_mail(
+        "Return-Path: <>\nFrom: Eli <eli@example.net>\nSubject: Out of office\n"
+        "Auto-Submitted: auto-replied",
+        "I am away. Mail sent to this address is not delivered to my phone; back Monday.\n",
+    ))
+    assert m.bounce is None and m.kind is MessageKind.AUTO_REPLY
+
+
+def test_daemon_bounce_in_russian() -> None:
+    m = parse_message(_mail(
+        "From: Mail Delivery System <mailer-daemon@mx.example.ru>\nSubject: Mail failure\n"
+        "Auto-Submitted: auto-replied\nContent-Type: text/plain; charset=utf-8",
+        "К сожалению, ваше письмо не может быть доставлено получателю:\n"
+        "  mailbox nobody@example.ru is unavailable\n",
+    ))
+    assert m.kind is MessageKind.BOUNCE
+
+
+def test_bare_delivery_status_without_multipart_report() -> None:
+    m = parse_message(_mail(
+        "From: mx.example.com\nContent-Type: message/delivery-status",
+        "Reporting-MTA: dns; mx.example.com\n\nFinal-Recipient: rfc822; <gone@example.org>\n"
+        "Action: failed\nStatus: 5.1.1\n",
+    ))
+    assert m.kind is MessageKind.BOUNCE and m.bounce is not None
+    assert m.bounce.failed_recipients == ("gone@example.org",)
+    assert m.bounce.permanent
+
+
+def test_rejection_sent_as_a_disposition_notification_is_a_bounce() -> None:
+    raw = _mail(
+        "From: Mail Delivery Subsystem <relay@example.com>\nSubject: Rejected mail\n"
+        'Content-Type: multipart/report; report-type=disposition-notification; boundary="b"',
+        "--b\nContent-Type: text/plain\n\nYour message to <full@example.com> was automatically "
+        "rejected:\nQuota exceeded\n--b\nContent-Type: message/disposition-notification\n\n"
+        "Final-Recipient: rfc822; full@example.com\nDisposition: automatic-action/"
+        "MDN-sent-automatically; deleted\n--b--\n",
+    )
+    assert parse_message(raw).kind is MessageKind.BOUNCE
+
+
+def test_dsn_names_the_address_we_sent_to() -> None:
+    """Original-Recipient (our outbox's address) over a rewritten Final-Recipient."""
+    raw = POSTFIX_DSN.replace(
+        "Final-Recipient: rfc822; nobody@customer.example",
+        "Final-Recipient: rfc822; n.body@mailhost.customer.example",
+    )
+    m = parse_message(crlf(raw))
+    assert m.bounce is not None
+    assert m.bounce.failed_recipients == ("nobody@customer.example",)
