@@ -18,22 +18,21 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
 
 from inboxd.config import SmtpConfig
-from inboxd.core.model import ParsedMessage
-from inboxd.db import flow_queries as fq
+from inboxd.core.inbound import Outcome, Source
 from inboxd.db import outbox_queries as q
+from inboxd.db import tickets
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.delivery.outbox import OutboxDrain
 from inboxd.delivery.smtp_send import SmtpSender
 from inboxd.flows.agent_reply import AgentReplyInterceptor
 from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
-from inboxd.flows.mailflow import Flow, FlowConfig, Handled
+from inboxd.flows.mailflow import Flow, FlowConfig
 from inboxd.flows.notify import AckNotifyReactor
 from inboxd.flows.render import TemplateRenderer
 from inboxd.flows.sent_folder import SentFolderInterceptor
-from inboxd.ingest.pipeline import IngestContext, Outcome, Pipeline, Source
+from inboxd.ingest.pipeline import IngestContext, Pipeline
 from inboxd.rulesdir import RuleStore
 
 SECRET = b"test-secret-for-flows"
@@ -69,19 +68,6 @@ class Clock:
 
     def advance(self, **kw: float) -> None:
         self.now += timedelta(**kw)
-
-
-class _Intercept:
-    """Adapts a flow interceptor (returns Handled) to the pipeline's (returns Outcome)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-
-    def intercept(
-        self, session: Session, parsed: ParsedMessage, raw: bytes, source: Source, now: datetime
-    ) -> Outcome | None:
-        handled: Handled | None = self.inner.intercept(session, parsed, raw, source, now)
-        return Outcome(**asdict(handled)) if handled is not None else None
 
 
 @dataclass
@@ -128,10 +114,13 @@ class Desk:
         return [parse(r) for r in raws]
 
     def ticket(self, ticket_id: int) -> dict[str, Any]:
+        """The ticket's fields by name (tags as a list), for short assertions."""
         with self.engine.connect() as conn:
-            found = fq.ticket(conn, ticket_id)
+            found = tickets.load(conn, ticket_id)
         assert found is not None
-        return found
+        fields = asdict(found)
+        fields["tags"] = list(found.tags)
+        return fields
 
     def events(self, ticket_id: int) -> list[tuple[str, str, dict[str, Any]]]:
         from sqlalchemy import select
@@ -190,9 +179,9 @@ def make_desk(
         clock=clock,
         reactors=(AckNotifyReactor(flow),),
         interceptors=(
-            _Intercept(SentFolderInterceptor(flow)),
-            _Intercept(BounceInterceptor(flow)),
-            _Intercept(AgentReplyInterceptor(flow)),
+            SentFolderInterceptor(flow),
+            BounceInterceptor(flow),
+            AgentReplyInterceptor(flow),
         ),
     )
     return Desk(engine, Pipeline(engine, ctx), flow, clock, smtp_port, sent_folders or {})

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from inboxd.db import repo
+from inboxd.db import messages, sql
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Message, Quarantine
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Source
@@ -58,9 +58,9 @@ def ingest_all(tmp_path: Path, files: list[Path]) -> None:
             assert outcome.ticket_id is not None, path
         statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
     with Session(engine) as s:
-        stored = repo.count_rows(s, Message)
-        held = repo.count_rows(s, Quarantine)
-        assert all(q.reason for q in repo.list_quarantine(s))
+        stored = sql.count_rows(s, Message)
+        held = sql.count_rows(s, Quarantine)
+        assert all(q.reason for q in messages.list_quarantine(s))
     assert stored == statuses.get("stored", 0)
     assert held == statuses.get("quarantined", 0)
     assert stored + held + statuses.get("duplicate", 0) == len(files)

@@ -2,14 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from sqlmodel import Session
 
-from inboxd.db import repo
+from inboxd.core.desk import Change
+from inboxd.db import messages, tickets
 from inboxd.db.engine import make_engine, upgrade
+from inboxd.db.fastexec import Prepared
+from inboxd.db.sql import savepoint
 from inboxd.db.tables import Event, Ticket
+
+_INSERT_EVENT = Prepared(lambda _d: Event.__table__.insert())  # type: ignore[attr-defined]
+
+
+def _new(db: Session, now: datetime, subject: str = "") -> int:
+    return tickets.create(
+        db,
+        subject=subject,
+        normalized_subject=subject,
+        requester="",
+        requester_name="",
+        mailbox="",
+        now=now,
+        source="test",
+        actor="system",
+    ).id
 
 
 def test_fast_insert_and_query_round_trip_types(tmp_path: Path) -> None:
@@ -18,23 +38,29 @@ def test_fast_insert_and_query_round_trip_types(tmp_path: Path) -> None:
     berlin = timezone(timedelta(hours=1))
     created = datetime(2026, 3, 2, 10, 30, 15, 123456, tzinfo=berlin)
     with Session(engine) as s, s.begin():
-        tid = repo.create_ticket(
-            s,
+        tid = _new(s, created, "Grüße ✓")
+        tagged = tickets.load(s, tid)
+        assert tagged is not None
+        tickets.save(s, Change(tagged, replace(tagged, tags=("vip", "ä"))))
+        _INSERT_EVENT.run(
+            s.connection(),
             {
-                "subject": "Grüße ✓",
-                "created_at": created,
-                "updated_at": created,
-                "status_changed_at": created,
-                "tags": ["vip", "ä"],
+                "ticket_id": tid,
+                "at": created,
+                "actor": "system",
+                "kind": "test",
+                "data": {"nested": {"x": [1, None]}},
             },
         )
-        repo.add_event(s, tid, created, "system", "created", {"nested": {"x": [1, None]}})
-        repo.update_ticket(s, tid, {"priority": "urgent", "tags": ["b"], "assignee": None})
-        routing = repo.ticket_routing(s, tid)
-        snaps = repo.ticket_snapshots(s, [tid, 999])
+        before = tickets.load(s, tid)
+        assert before is not None and before.tags == ("vip", "ä")
+        after = replace(before, priority="urgent", tags=("b",), assignee=None)
+        tickets.save(s, Change(before, after))
+        routing = tickets.load(s, tid)
+        snaps = messages.ticket_snapshots(s, [tid, 999])
     assert routing is not None
-    assert routing["tags"] == ["b"] and routing["priority"] == "urgent"
-    assert routing["status"] == "new"  # scalar default filled in by the fast path
+    assert routing.tags == ("b",) and routing.priority == "urgent"
+    assert routing.status == "new"  # scalar default filled in by the fast path
     assert set(snaps) == {tid}
     assert snaps[tid].status_changed_at == created.astimezone(UTC)
     with Session(engine) as s:
@@ -42,7 +68,8 @@ def test_fast_insert_and_query_round_trip_types(tmp_path: Path) -> None:
         assert ticket is not None
         assert ticket.subject == "Grüße ✓" and ticket.vip is False
         assert ticket.created_at == created.astimezone(UTC)
-        [event] = repo.events(s, tid)
+        [created_event, event] = tickets.event_rows(s, tid)
+        assert created_event.kind == "created"
         assert isinstance(event, Event) and event.data == {"nested": {"x": [1, None]}}
     engine.dispose()
 
@@ -51,16 +78,15 @@ def test_savepoint_rolls_back_only_its_own_writes(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'sp.db'}")
     upgrade(engine)
     now = datetime.now(UTC)
-    values = {"created_at": now, "updated_at": now, "status_changed_at": now, "tags": []}
     with Session(engine) as s, s.begin():
         conn = s.connection()
-        kept = repo.create_ticket(conn, values)
+        kept = _new(s, now)
         try:
-            with repo.savepoint(conn):
-                repo.create_ticket(conn, values)
+            with savepoint(conn):
+                _new(s, now)
                 raise RuntimeError("boom")
         except RuntimeError:
             pass
     with Session(engine) as s:
-        assert [t.id for t in repo.list_tickets(s)] == [kept]
+        assert [t.id for t in tickets.list_rows(s)] == [kept]
     engine.dispose()

@@ -22,7 +22,7 @@ from support.workers import kill_workers
 
 from inboxd.config import MailboxConfig
 from inboxd.core.model import ParsedMessage
-from inboxd.db import repo
+from inboxd.db import sql
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Message, Quarantine, Ticket
 from inboxd.ingest import imap
@@ -527,7 +527,7 @@ def test_real_pipeline_threads_dedupes_and_resumes(
 
     def rows(model: type) -> int:
         with Session(engine) as session:
-            return repo.count_rows(session, model)
+            return sql.count_rows(session, model)
 
     first = [
         support_mail("p1@c", "Printer broken"),
@@ -677,9 +677,9 @@ class RecordingSink:
 def _counts(pipeline: Pipeline) -> tuple[int, int, int]:
     with Session(pipeline.engine) as session:
         return (
-            repo.count_rows(session, Message),
-            repo.count_rows(session, Ticket),
-            repo.count_rows(session, Quarantine),
+            sql.count_rows(session, Message),
+            sql.count_rows(session, Ticket),
+            sql.count_rows(session, Quarantine),
         )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session
 
-from inboxd.db import repo
+from inboxd.db import sql, tickets
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Message
 from inboxd.ingest.lmtp import InboundController, InboundHandler, base_address
@@ -78,8 +78,8 @@ def test_lmtp_delivers_once_and_answers_per_recipient(pipeline: Pipeline) -> Non
     finally:
         controller.stop()
     with Session(pipeline.engine) as s:
-        assert repo.count_rows(s, Message) == 1
-        [ticket] = repo.list_tickets(s)
+        assert sql.count_rows(s, Message) == 1
+        [ticket] = tickets.list_rows(s)
         assert ticket.mailbox == "support" and ticket.subject == "Invoice question"
 
 

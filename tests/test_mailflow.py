@@ -28,7 +28,7 @@ from inboxd.core.tokens import (
     token_from_address,
     verify_reply_token,
 )
-from inboxd.db import flow_queries as fq
+from inboxd.db import messages
 
 
 @pytest.fixture
@@ -177,11 +177,14 @@ def test_no_ack_and_no_agents_sends_nothing_and_reads_no_ticket(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Store-only: with acknowledgements off and nobody to notify, the reactor
-    reads nothing; a rule's auto_reply still acknowledges."""
+    reads nothing (not even the thread it would answer in); a rule's auto_reply
+    still acknowledges."""
     desk = make_desk(tmp_path, rules=NO_AGENTS, acknowledge=False)
     reads: list[int] = []
-    real = fq.ticket
-    monkeypatch.setattr(fq, "ticket", lambda db, tid: reads.append(tid) or real(db, tid))
+    real = messages.first_message_head
+    monkeypatch.setattr(
+        messages, "first_message_head", lambda db, tid: reads.append(tid) or real(db, tid)
+    )
     desk.deliver(mail())
     desk.deliver(mail(msgid="m2@customer.example", subject="Re: Printer broken"))
     assert desk.outbox() == []
@@ -500,14 +503,12 @@ def test_agent_out_of_office_is_not_relayed(desk: Desk) -> None:
 
 
 def test_trusted_authentication_results_required_when_configured(tmp_path: Path) -> None:
-    from mailflow_kit import _Intercept
-
     from inboxd.flows.agent_reply import AgentReplyInterceptor
 
     desk = make_desk(tmp_path)
     strict = AgentReplyInterceptor(desk.flow, trusted_authserv_ids=("mx.help.example",))
     desk.pipeline.ctx = desk.pipeline.ctx.__class__(
-        **{**desk.pipeline.ctx.__dict__, "interceptors": (_Intercept(strict),)}
+        **{**desk.pipeline.ctx.__dict__, "interceptors": (strict,)}
     )
     tid = open_ticket(desk)
     note = notification_for(desk, "alice@help.example")

@@ -23,7 +23,7 @@ from inboxd.config import SmtpConfig
 from inboxd.core.compose import OutboundKind, OutboundMail, render_message
 from inboxd.core.model import Address
 from inboxd.db import outbox_queries as q
-from inboxd.db import repo
+from inboxd.db import tickets
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.delivery.outbox import OutboxDrain
 from inboxd.delivery.smtp_send import SendResult, SmtpSender
@@ -59,21 +59,17 @@ def server() -> Iterator[SmtpServer]:
 
 def make_ticket(engine: Engine) -> int:
     with engine.begin() as conn:
-        return repo.create_ticket(
+        return tickets.create(
             conn,
-            {
-                "subject": "Printer",
-                "normalized_subject": "printer",
-                "status": "new",
-                "requester": "carol@customer.example",
-                "requester_name": "Carol",
-                "mailbox": "support",
-                "created_at": T0,
-                "updated_at": T0,
-                "status_changed_at": T0,
-                "tags": [],
-            },
-        )
+            subject="Printer",
+            normalized_subject="printer",
+            requester="carol@customer.example",
+            requester_name="Carol",
+            mailbox="support",
+            now=T0,
+            source="test",
+            actor="customer:carol@customer.example",
+        ).id
 
 
 def raw_for(n: int, to: str = "carol@customer.example") -> bytes:
@@ -260,6 +256,7 @@ def test_permanent_failure_marks_failed_notes_ticket_and_alerts_once(
 
 
 def ticket_events(engine: Engine, ticket_id: int) -> list[dict[str, Any]]:
+    """What the drain wrote on the ticket (the ``created`` event is make_ticket's)."""
     from sqlalchemy import select
 
     from inboxd.db.tables import Event
@@ -267,7 +264,9 @@ def ticket_events(engine: Engine, ticket_id: int) -> list[dict[str, Any]]:
     table = Event.__table__  # type: ignore[attr-defined]
     with engine.connect() as conn:
         result = conn.execute(
-            select(table.c.kind, table.c.data).where(table.c.ticket_id == ticket_id)
+            select(table.c.kind, table.c.data).where(
+                table.c.ticket_id == ticket_id, table.c.kind != "created"
+            )
         )
         return [dict(r) for r in result.mappings()]
 

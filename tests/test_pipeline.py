@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
+from inboxd.core.desk import transitions
 from inboxd.core.rules import load_rules
 from inboxd.core.tokens import make_message_id
-from inboxd.db import repo
+from inboxd.db import mailboxes, messages, sql, tickets
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Message, Quarantine, Ticket
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Source
@@ -79,23 +80,23 @@ def raw_mail(
 
 def count(pipeline: Pipeline, model: type) -> int:
     with Session(pipeline.engine) as s:
-        return repo.count_rows(s, model)
+        return sql.count_rows(s, model)
 
 
 def test_new_mail_opens_ticket_with_requester_and_event(pipeline: Pipeline) -> None:
     out = pipeline.ingest(raw_mail("a1@c"), Source("lmtp", "support"))
     assert out.status == "stored" and out.new_ticket and out.matched_by == "new"
     with Session(pipeline.engine) as s:
-        ticket = repo.get_ticket(s, out.ticket_id or 0)
+        ticket = tickets.get_row(s, out.ticket_id or 0)
         assert ticket is not None
         assert (ticket.requester, ticket.status, ticket.subject) == (
             "alice@customer.example",
             "new",
             "Printer broken",
         )
-        kinds = [e.kind for e in repo.events(s, ticket.id or 0)]
+        kinds = [e.kind for e in tickets.event_rows(s, ticket.id or 0)]
         assert kinds == ["created", "message"]
-        [msg] = repo.ticket_messages(s, ticket.id or 0)
+        [msg] = messages.ticket_messages(s, ticket.id or 0)
         assert msg.shown_text == "It does not print." and msg.source == "lmtp:support"
 
 
@@ -145,47 +146,52 @@ def test_subject_tag_needs_a_participant(pipeline: Pipeline) -> None:
     assert bad.ticket_id != first.ticket_id and bad.new_ticket
 
 
+def set_status(pipeline: Pipeline, ticket_id: int, status: str, now: datetime) -> None:
+    """What an agent's #solve or #close does, through the ticket domain."""
+    with Session(pipeline.engine) as s, s.begin():
+        ticket = tickets.load(s, ticket_id)
+        assert ticket is not None
+        tickets.save(s, transitions.change_status(ticket, status, actor="agent:test", now=now))
+
+
 def test_reply_reopens_solved_and_long_closed_gets_follow_up(
     pipeline: Pipeline, clock: Clock
 ) -> None:
     first = pipeline.ingest(raw_mail("a@c"), Source("lmtp"))
     tid = first.ticket_id or 0
-    with Session(pipeline.engine) as s, s.begin():
-        repo.update_ticket(s, tid, {"status": "solved", "status_changed_at": clock.now})
+    set_status(pipeline, tid, "solved", clock.now)
     pipeline.ingest(raw_mail("b@c", in_reply_to="a@c"), Source("lmtp"))
     with Session(pipeline.engine) as s:
-        assert (repo.get_ticket(s, tid) or Ticket()).status == "open"
-    with Session(pipeline.engine) as s, s.begin():
-        repo.update_ticket(s, tid, {"status": "closed", "status_changed_at": clock.now})
+        assert (tickets.get_row(s, tid) or Ticket()).status == "open"
+    set_status(pipeline, tid, "closed", clock.now)
     clock.now += timedelta(days=31)
     out = pipeline.ingest(raw_mail("c@c", in_reply_to="b@c"), Source("lmtp"))
     assert out.new_ticket and out.ticket_id != tid
     with Session(pipeline.engine) as s:
-        follow = repo.get_ticket(s, out.ticket_id or 0)
+        follow = tickets.get_row(s, out.ticket_id or 0)
         assert follow is not None and follow.previous_ticket_id == tid
 
 
 def test_auto_reply_joins_but_does_not_reopen(pipeline: Pipeline, clock: Clock) -> None:
     first = pipeline.ingest(raw_mail("a@c"), Source("lmtp"))
     tid = first.ticket_id or 0
-    with Session(pipeline.engine) as s, s.begin():
-        repo.update_ticket(s, tid, {"status": "solved", "status_changed_at": clock.now})
+    set_status(pipeline, tid, "solved", clock.now)
     ooo = raw_mail(
         "ooo@c", subject="Out of office", in_reply_to="a@c", extra="Auto-Submitted: auto-replied"
     )
     out = pipeline.ingest(ooo, Source("lmtp"))
     assert out.ticket_id == tid
     with Session(pipeline.engine) as s:
-        assert (repo.get_ticket(s, tid) or Ticket()).status == "solved"
+        assert (tickets.get_row(s, tid) or Ticket()).status == "solved"
 
 
 def test_garbage_is_quarantined_not_dropped(pipeline: Pipeline) -> None:
     out = pipeline.ingest(b"\x00\x01\x02 not a mail at all", Source("lmtp", "support"))
     assert out.status == "quarantined" and out.reason
     with Session(pipeline.engine) as s:
-        [q] = repo.list_quarantine(s)
+        [q] = messages.list_quarantine(s)
         assert q.reason == out.reason
-        assert repo.get_blob(s, q.raw_sha256) == b"\x00\x01\x02 not a mail at all"
+        assert messages.blob(s, q.raw_sha256) == b"\x00\x01\x02 not a mail at all"
     assert count(pipeline, Quarantine) == 1
 
 
@@ -199,9 +205,9 @@ def test_store_failure_quarantines_and_batch_continues(pipeline: Pipeline) -> No
         "support", "INBOX", 77, [FetchedMail(1, raw_mail("x1@c")), FetchedMail(2, raw_mail("x2@c"))]
     )
     with Session(pipeline.engine) as s:
-        assert [q.uid for q in repo.list_quarantine(s)] == [1, 2]
-        assert "reactor bug" in repo.list_quarantine(s)[0].reason
-        assert repo.get_checkpoint(s, "support", "INBOX") == (77, 2)
+        assert [q.uid for q in messages.list_quarantine(s)] == [1, 2]
+        assert "reactor bug" in messages.list_quarantine(s)[0].reason
+        assert mailboxes.get_checkpoint(s, "support", "INBOX") == (77, 2)
     assert count(pipeline, Ticket) == 0  # the savepoint rolled the half-stored mail back
 
 
@@ -275,7 +281,7 @@ def test_least_open_assignment_counts_only_open_tickets(tmp_path: Path, clock: C
             ticket.status = "closed"  # closed tickets no longer count: gina 0, hal 1
     assert [assign(n) for n in range(3, 6)] == ["gina", "gina", "hal"]
     with Session(engine) as session:
-        assert repo.open_ticket_counts(session, ["gina", "hal", "ivy"]) == {
+        assert tickets.open_ticket_counts(session, ["gina", "hal", "ivy"]) == {
             "gina": 2,
             "hal": 2,
             "ivy": 0,

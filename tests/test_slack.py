@@ -18,8 +18,8 @@ from sqlmodel import Session
 
 from inboxd.config import ConfigError, SlackConfig
 from inboxd.core.rules import RuleError
-from inboxd.db import repo
 from inboxd.db import slack_queries as sq
+from inboxd.db import tickets
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Event
 from inboxd.delivery.slack import SlackDrain, make_slack_client
@@ -159,7 +159,7 @@ def queue_plain(engine: Engine, channel: str, key: str, text: str = "hello") -> 
 
 def ticket_events(engine: Engine, ticket_id: int) -> list[Event]:
     with Session(engine) as session:
-        return repo.events(session, ticket_id)
+        return tickets.event_rows(session, ticket_id)
 
 
 def row(engine: Engine, row_id: int) -> dict[str, object]:

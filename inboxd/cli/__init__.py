@@ -17,11 +17,12 @@ import click
 from sqlmodel import Session
 
 from inboxd.config import ConfigError, Settings, load_settings
+from inboxd.core.inbound import Source
 from inboxd.daemon import App, Daemon
-from inboxd.db import repo
+from inboxd.db import messages as message_rows
+from inboxd.db import tickets as ticket_rows
 from inboxd.db.engine import SchemaError, make_engine, upgrade
 from inboxd.db.tables import Message, Quarantine, Ticket
-from inboxd.ingest.pipeline import Source
 from inboxd.logs import setup_logging
 
 
@@ -172,7 +173,7 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
     """List tickets (or the quarantine)."""
     with _read_session(ctx) as session:
         if quarantined:
-            held = repo.list_quarantine(session)
+            held = message_rows.list_quarantine(session)
             if as_json:
                 click.echo(json.dumps([quarantine_json(q) for q in held], indent=2))
                 return
@@ -180,7 +181,7 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
                 stamp = q.received_at.isoformat(timespec="seconds")
                 click.echo(f"Q{q.id:<5} {stamp} {q.source:<20} {q.reason}")
             return
-        found = repo.list_tickets(session, status)
+        found = ticket_rows.list_rows(session, status)
         if as_json:
             click.echo(json.dumps([ticket_json(t) for t in found], indent=2))
             return
@@ -199,17 +200,17 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
 def tickets_show(ctx: Context, ticket_id: int, as_json: bool, events: bool) -> None:
     """Show one ticket with its messages in order."""
     with _read_session(ctx) as session:
-        ticket = repo.get_ticket(session, ticket_id)
+        ticket = ticket_rows.get_row(session, ticket_id)
         if ticket is None:
             raise click.ClickException(f"no ticket #{ticket_id}")
-        messages = repo.ticket_messages(session, ticket_id)
-        log_rows = repo.events(session, ticket_id) if (events or as_json) else []
+        messages = message_rows.ticket_messages(session, ticket_id)
+        log_rows = ticket_rows.event_rows(session, ticket_id) if (events or as_json) else []
         if as_json:
             data = ticket_json(ticket)
             data["messages"] = [message_json(m) for m in messages]
             data["participants"] = [
                 {"email": p.email, "name": p.name, "role": p.role}
-                for p in repo.participants(session, ticket_id)
+                for p in ticket_rows.participant_rows(session, ticket_id)
             ]
             data["events"] = [
                 {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "data": e.data}

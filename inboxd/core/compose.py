@@ -29,6 +29,7 @@ import binascii
 import enum
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -53,18 +54,51 @@ class OutboundKind(enum.StrEnum):
 AUTO_REPLIED = "auto-replied"
 AUTO_GENERATED = "auto-generated"
 
-# RFC 3834 section 5: "auto-replied" for mail sent in direct response to a message,
-# "auto-generated" for mail triggered by something else (a timer, a state change).
-_DEFAULT_AUTO_SUBMITTED: dict[OutboundKind, str] = {
-    OutboundKind.ACK: AUTO_REPLIED,
-    OutboundKind.NOTIFY: AUTO_GENERATED,
-    OutboundKind.REPLY: "",
-    OutboundKind.NOTE_ACK: AUTO_REPLIED,
-    OutboundKind.COMMAND_RESULT: AUTO_REPLIED,
-    OutboundKind.SLA_REMINDER: AUTO_GENERATED,
-    OutboundKind.SLA_BREACH: AUTO_GENERATED,
-    OutboundKind.BOUNCE_ALERT: AUTO_GENERATED,
+class Audience(enum.StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+
+
+@dataclass(frozen=True, slots=True)
+class MailKind:
+    """Everything that follows from what kind of mail it is.
+
+    ``template``: the template pair (``NAME.txt`` / ``NAME.html``) it is rendered
+    from. ``auto_submitted``: RFC 3834 section 5, "auto-replied" for mail sent in
+    direct response to a message, "auto-generated" for mail triggered by
+    something else (a timer, a state change), "" for a person's mail. ``verp``:
+    the envelope sender is ``support+TOKEN@`` so a bounce names the ticket;
+    otherwise it is null (``<>``), as RFC 3834 3.3 asks of automatic answers, so
+    nothing bounces back into a loop. ``alert_on_failure``: a mail that fails
+    for good is told to the ticket's agents (never for the alerts themselves).
+    """
+
+    template: str
+    audience: Audience
+    auto_submitted: str
+    verp: bool
+    alert_on_failure: bool
+
+
+_CUSTOMER, _AGENT = Audience.CUSTOMER, Audience.AGENT
+
+# One row per outbound kind: adding a kind is a row here and its two templates.
+KINDS: Mapping[OutboundKind, MailKind] = {
+    OutboundKind.ACK: MailKind("ack", _CUSTOMER, AUTO_REPLIED, False, True),
+    OutboundKind.NOTIFY: MailKind("notify", _AGENT, AUTO_GENERATED, True, True),
+    OutboundKind.REPLY: MailKind("reply", _CUSTOMER, "", True, True),
+    OutboundKind.NOTE_ACK: MailKind("note_ack", _AGENT, AUTO_REPLIED, False, False),
+    OutboundKind.COMMAND_RESULT: MailKind("command_result", _AGENT, AUTO_REPLIED, False, False),
+    OutboundKind.SLA_REMINDER: MailKind("sla_reminder", _AGENT, AUTO_GENERATED, True, True),
+    OutboundKind.SLA_BREACH: MailKind("sla_breach", _AGENT, AUTO_GENERATED, True, True),
+    OutboundKind.BOUNCE_ALERT: MailKind("bounce_alert", _AGENT, AUTO_GENERATED, False, False),
 }
+
+
+def kind_of(kind: str) -> MailKind:
+    """The table row of a kind, by enum or by its stored name."""
+    return KINDS[OutboundKind(kind)]
+
 
 # Exchange/Outlook: suppress out-of-office and other auto replies, delivery and read
 # receipts; NOT non-delivery reports ("NDR"), because bounces are how we learn that
@@ -172,7 +206,7 @@ class OutboundMail:
 
 
 def auto_submitted_for(kind: OutboundKind) -> str:
-    return _DEFAULT_AUTO_SUBMITTED[OutboundKind(kind)]
+    return kind_of(kind).auto_submitted
 
 
 # --- header hygiene ------------------------------------------------------------------------

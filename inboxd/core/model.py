@@ -146,15 +146,6 @@ class ParseFailure:
     reason: str
 
 
-class TicketStatus(enum.StrEnum):
-    NEW = "new"
-    OPEN = "open"
-    PENDING = "pending"
-    SOLVED = "solved"
-    CLOSED = "closed"
-    MERGED = "merged"
-
-
 class Direction(enum.StrEnum):
     INBOUND = "in"
     OUTBOUND = "out"

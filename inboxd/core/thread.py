@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
-from inboxd.core.model import MatchedBy, ParsedMessage, TicketStatus
+from inboxd.core.desk.vocab import REOPENABLE, Status
+from inboxd.core.model import MatchedBy, ParsedMessage
 from inboxd.core.tokens import (
     TicketToken,
     ticket_from_message_id,
@@ -138,7 +139,7 @@ def _landing(
     reopen_window: timedelta,
     may_reopen: bool,
 ) -> ThreadMatch:
-    if snap.status == TicketStatus.CLOSED.value and now - snap.status_changed_at > reopen_window:
+    if snap.status == Status.CLOSED and now - snap.status_changed_at > reopen_window:
         return ThreadMatch(
             None,
             MatchedBy.NEW,
@@ -146,7 +147,7 @@ def _landing(
             "so a follow-up ticket",
             follow_up_of=snap.id,
         )
-    closed = snap.status in (TicketStatus.SOLVED.value, TicketStatus.CLOSED.value)
+    closed = snap.status in REOPENABLE
     return ThreadMatch(snap.id, how, reason, reopen=closed and may_reopen)
 
 

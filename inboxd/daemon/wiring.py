@@ -2,9 +2,8 @@
 
 ``build_outbound`` returns the pipeline reactors and interceptors (in the order
 they must run), the outbox drain and the reloadable template set. The daemon
-adds them to its ``IngestContext``, converting each interceptor's ``Handled`` to
-the pipeline's ``Outcome`` (the two layers may not import each other), and runs
-``drain.run`` in a thread.
+adds them to its ``IngestContext`` (flows meet the pipeline's protocols with
+the values of ``core.inbound``) and runs ``drain.run`` in a thread.
 """
 
 from __future__ import annotations

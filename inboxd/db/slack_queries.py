@@ -3,7 +3,7 @@
 The row's life (claim under a lease, sent / retried / failed) is the generic
 ``db.row_queue``; ``QUEUE`` is it over the notices table. What differs is
 ``dedupe_key``: it is unique, and ``enqueue`` is an INSERT ... ON CONFLICT DO
-NOTHING (``repo._insert_ignore``, SQLite and PostgreSQL), so the same alert
+NOTHING (``sql.insert_ignore``, SQLite and PostgreSQL), so the same alert
 queued twice (a mail processed again, the same broken rules edit seen by SIGHUP
 and by the file watcher) is one row and one post.
 """
@@ -18,8 +18,8 @@ from typing import Any, cast
 from sqlalchemy import insert, select
 from sqlalchemy.engine import CursorResult
 
-from inboxd.db import repo
 from inboxd.db import row_queue as rq
+from inboxd.db.sql import insert_ignore
 from inboxd.db.tables import SlackNotice
 
 DB = rq.DB
@@ -82,7 +82,7 @@ def enqueue(
     if find_id(db, dedupe_key) is not None:
         return None
     # Still ON CONFLICT DO NOTHING: a concurrent writer (PostgreSQL) may win the race.
-    repo._insert_ignore(db, SlackNotice, [values])
+    insert_ignore(db, SlackNotice, [values])
     return find_id(db, dedupe_key)
 
 

@@ -65,6 +65,12 @@ class Ticket(SQLModel, table=True):
     merged_into: int | None = Field(default=None, foreign_key="ticket.id")
     previous_ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     acknowledged: bool = False
+    # the moments SLA clocks and reports start from (core.desk keeps them)
+    first_agent_reply_at: datetime | None = None
+    last_customer_mail_at: datetime | None = None
+    solved_at: datetime | None = None
+    closed_at: datetime | None = None
+    reopened_count: int = 0
 
 
 class Message(SQLModel, table=True):

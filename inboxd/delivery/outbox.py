@@ -23,19 +23,18 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, Protocol, Unpack
+from typing import Protocol, Unpack
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
+from inboxd.core.compose import kind_of
+from inboxd.core.desk import events as ev
 from inboxd.core.retry import next_attempt
 from inboxd.db import outbox_queries as q
-from inboxd.db import repo
+from inboxd.db import tickets
 from inboxd.delivery.drain import Deliverer, Delivery, Drain, DrainReport, Options
 from inboxd.delivery.smtp_send import SendResult
-
-# Kinds whose failure is not alerted about again (they ARE the alerts).
-_NO_ALERT_KINDS = frozenset({"bounce_alert", "command_result", "note_ack"})
 
 
 class Sender(Protocol):
@@ -113,19 +112,24 @@ class SmtpDeliverer(Deliverer[q.OutboxMail]):
         if not permanent:
             return
         detail = "; ".join(f"{r.rcpt}: {r.code} {r.detail}" for r in permanent)
-        self._tell(conn, mail, now, "delivery_refused", detail, refused=detail)
+        refused = ev.DeliveryRefused(
+            at=now, outbox=mail.id, message_id=mail.message_id, refused=detail
+        )
+        self._tell(conn, mail, now, refused, detail)
 
     def failed(self, conn: Connection, row: q.OutboxMail, reason: str, now: datetime) -> None:
-        self._tell(conn, row, now, "delivery_failed", reason, kind=row.kind, reason=reason)
+        failed = ev.DeliveryFailed(
+            at=now, outbox=row.id, message_id=row.message_id, kind_=row.kind, reason=reason
+        )
+        self._tell(conn, row, now, failed, reason)
 
     def _tell(
-        self, conn: Connection, mail: q.OutboxMail, now: datetime, event: str, why: str, **data: Any
+        self, conn: Connection, mail: q.OutboxMail, now: datetime, event: ev.Event, why: str
     ) -> None:
         """An event on the mail's ticket, then the alert (unless the mail is an alert)."""
         if mail.ticket_id is not None:
-            payload = {"outbox": mail.id, "message_id": mail.message_id, **data}
-            repo.add_event(conn, mail.ticket_id, now, "system", event, payload)
-        if self.on_failed is not None and mail.kind not in _NO_ALERT_KINDS:
+            tickets.record(conn, mail.ticket_id, event)
+        if self.on_failed is not None and kind_of(mail.kind).alert_on_failure:
             self.on_failed(conn, mail, why, now)
 
 

@@ -37,8 +37,9 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
 from inboxd.config import ConfigError, SlackConfig
-from inboxd.db import repo
+from inboxd.core.desk import events as ev
 from inboxd.db import slack_queries as q
+from inboxd.db import tickets
 from inboxd.delivery.drain import Deliverer, Delivery, Drain, Options
 
 log = logging.getLogger("inboxd.slack")
@@ -216,8 +217,8 @@ class SlackDeliverer(Deliverer[q.SlackPost]):
 
     def failed(self, conn: Connection, row: q.SlackPost, reason: str, now: datetime) -> None:
         if row.ticket_id is not None:
-            payload = {"notice": row.id, "channel": row.channel, "reason": reason}
-            repo.add_event(conn, row.ticket_id, now, "system", "slack_failed", payload)
+            failed = ev.SlackFailed(at=now, notice=row.id, channel=row.channel, reason=reason)
+            tickets.record(conn, row.ticket_id, failed)
 
 
 class SlackDrain(Drain[q.SlackPost]):

@@ -13,30 +13,41 @@ goes the normal way (as plain customer text, executing nothing):
 4. it is a person's mail (not an out-of-office answering the notification).
 
 Then the leading ``#commands`` are checked as a whole; with any error nothing
-runs and nothing reaches the customer, and the agent gets the reasons by mail.
-Otherwise the commands run, and (unless ``#note``) the agent's new text,
-optionally after a ``#canned`` response, goes to the customer from the support
-address under the agent's name, threaded under the customer's last mail.
+runs and nothing reaches the customer, and the agent gets the reasons (and
+the commands' help) by mail. Otherwise the commands run through the ticket
+domain, and (unless ``#note``) the agent's new text, optionally after a
+``#canned`` response, goes to the customer from the support address under the
+agent's name, threaded under the customer's last mail.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session
 
 from inboxd.core.authres import auth_passes
-from inboxd.core.commands import CommandParse, parse_commands
-from inboxd.core.compose import ComposeError, OutboundKind
+from inboxd.core.commands import (
+    CommandContext,
+    CommandParse,
+    CommandResult,
+    help_lines,
+    parse_commands,
+    run,
+)
+from inboxd.core.compose import ComposeError, OutboundKind, kind_of
+from inboxd.core.desk import Ticket
+from inboxd.core.desk import events as ev
+from inboxd.core.desk import transitions as tr
+from inboxd.core.inbound import Arrival, Outcome
 from inboxd.core.model import Address, Direction, MessageKind, ParsedMessage
 from inboxd.core.rules.model import Agent
 from inboxd.core.tokens import TicketToken, token_from_address, verify_reply_token
-from inboxd.db import flow_queries as fq
-from inboxd.db import repo
-from inboxd.flows import ticket_commands
-from inboxd.flows.mailflow import Flow, Handled, SourceLike, connection
+from inboxd.db import agents, messages, tickets
+from inboxd.flows.mailflow import Flow, FlowView, connection, person, ticket_context
 from inboxd.flows.notify import notify_new_owner
 from inboxd.flows.render import TemplateError
 
@@ -51,22 +62,22 @@ class AgentReplyInterceptor:
     # --- is it an agent reply? ----------------------------------------------------------
 
     def _agent_token(self, parsed: ParsedMessage) -> TicketToken | None:
-        bases = {a.partition("@")[0] for a in self.flow.support_addresses}
         for addr in parsed.recipients:
-            for base in bases:
+            for base in self.flow.support_locals:
                 raw = token_from_address(addr.email, base)
                 token = verify_reply_token(self.flow.config.secret, raw) if raw else None
                 if token is not None and token.agent_id != 0:
                     return token
         return None
 
-    def identify(self, session: Session, parsed: ParsedMessage) -> tuple[TicketToken, Agent] | None:
+    def identify(
+        self, session: Session, view: FlowView, parsed: ParsedMessage
+    ) -> tuple[TicketToken, Agent] | None:
         """(token, agent) when ``parsed`` is a genuine agent reply, else None (see module doc)."""
         token = self._agent_token(parsed)
         if token is None or parsed.from_ is None:
             return None
-        conn = connection(session)
-        bound = repo.agent_email_by_number(conn, token.agent_id)
+        bound = agents.agent_email_by_number(connection(session), token.agent_id)
         sender = parsed.from_.email.lower()
         if bound is None or bound.lower() != sender:
             log.warning(
@@ -76,7 +87,7 @@ class AgentReplyInterceptor:
                 sender,
             )
             return None
-        agent = self.flow.agent_by_email(sender)
+        agent = view.agent_by_email(sender)
         if agent is None:
             log.warning("token of %s who is no longer an agent: not an agent reply", sender)
             return None
@@ -87,74 +98,99 @@ class AgentReplyInterceptor:
             return None
         return token, agent
 
-    def intercept(
-        self,
-        session: Session,
-        parsed: ParsedMessage,
-        raw: bytes,
-        source: SourceLike,
-        now: datetime,
-    ) -> Handled | None:
+    def intercept(self, session: Session, arrival: Arrival) -> Outcome | None:
+        parsed, now = arrival.parsed, arrival.now
         if parsed.kind is not MessageKind.NORMAL or parsed.bounce is not None:
             return None  # an OOF answering a notification joins the ticket as such
-        found = self.identify(session, parsed)
+        view = self.flow.view(arrival.rules)
+        found = self.identify(session, view, parsed)
         if found is None:
             return None
         token, agent = found
-        conn = connection(session)
-        ticket = self.flow.resolve_ticket(conn, token.ticket_id)
+        ticket = tickets.resolve(session, token.ticket_id)
         if ticket is None:
             return None
         commands = parse_commands(parsed.new_text)
-        errors = list(commands.errors)
-        if not errors:
-            errors = ticket_commands.check(conn, self.flow, ticket, commands.commands)
+        ctx = self._context(session, view, commands)
+        errors = list(commands.errors) or run.check(ctx, ticket, commands.commands)
         text = commands.remaining_text.strip()
-        relay = not errors and not commands.is_note and (text or commands.first("canned"))
+        relay = not errors and not commands.is_note and bool(text or commands.first("canned"))
         direction = Direction.OUTBOUND if relay else Direction.NOTE
-        row_id = self.flow.record_message(
+        row_id = messages.store_mail(
             session,
-            ticket_id=ticket["id"],
+            ticket_id=ticket.id,
             parsed=parsed,
-            raw=raw,
-            source=source,
+            raw=arrival.raw,
+            source_label=arrival.source.label,
+            mailbox=arrival.source.mailbox,
             direction=direction.value,
             matched_by="token",
             reason=f"agent reply by {agent.name}",
             now=now,
             new_text=text,
         )
-        actor = f"agent:{agent.name}"
+        actor = ev.agent(agent.name)
         if errors:
-            repo.add_event(conn, ticket["id"], now, actor, "commands_rejected", {"errors": errors})
-            self._command_result(session, ticket, agent, [], errors, parsed, now)
+            rejected = ev.CommandsRejected(at=now, actor=actor, errors=tuple(errors))
+            tickets.record(session, ticket.id, rejected)
+            self._command_result(session, view, ticket, agent, [], errors, parsed, now)
             return self._handled(ticket, row_id, agent, "commands rejected")
 
-        results = ticket_commands.execute(conn, self.flow, ticket, agent, commands.commands, now)
-        before, ticket = ticket, self.flow.resolve_ticket(conn, ticket["id"]) or ticket
-        if ticket["id"] == before["id"]:  # not after a #merge: the target keeps its owner
-            notify_new_owner(self.flow, session, before, ticket, agent, now)
+        before = ticket
+        ticket, results = self._apply(session, ctx, ticket, commands, actor, now)
+        if ticket.id == before.id:  # not after a #merge: the target keeps its owner
+            notify_new_owner(view, session, before, ticket, agent, now)
         if commands.is_note:
-            repo.add_event(conn, ticket["id"], now, actor, "note", {"message": row_id})
-            self._note_ack(session, ticket, agent, parsed, now)
+            tickets.save(session, tr.note(ticket, actor=actor, now=now, message=row_id))
+            self._to_agent(session, view, OutboundKind.NOTE_ACK, ticket, agent, parsed, now)
         elif relay:
-            self._relay(session, ticket, agent, commands, text, parsed, row_id, now)
+            self._relay(session, view, ticket, agent, commands, text, parsed, row_id, now)
         elif results:
             # commands only, nothing for the customer: confirm what was done
-            self._command_result(session, ticket, agent, results, [], parsed, now)
+            self._command_result(session, view, ticket, agent, results, [], parsed, now)
         return self._handled(ticket, row_id, agent, "agent reply")
 
-    def _handled(self, ticket: dict[str, Any], row_id: int, agent: Agent, what: str) -> Handled:
-        return Handled(
-            "stored", int(ticket["id"]), row_id, "token", f"{what} by agent {agent.name}"
+    def _context(self, session: Session, view: FlowView, commands: CommandParse) -> CommandContext:
+        """What the commands' checks consult: rules, saved responses, tickets they name."""
+        wanted = run.ticket_ids(commands.commands)
+        return CommandContext(
+            rules=view.rules,
+            canned=tuple(view.templates.canned_names()),
+            tickets={i: tickets.resolve(session, i) for i in wanted},
         )
+
+    def _apply(
+        self,
+        session: Session,
+        ctx: CommandContext,
+        ticket: Ticket,
+        commands: CommandParse,
+        actor: str,
+        now: datetime,
+    ) -> tuple[Ticket, tuple[CommandResult, ...]]:
+        """Run checked commands: the ticket the mail continues on (a merge's target)
+        and a result per command."""
+        outcome = run.apply(ctx, ticket, commands.commands, actor=actor, now=now)
+        tickets.save(session, outcome.change)
+        for other in outcome.others:
+            tickets.save(session, other)
+        after = outcome.change.after
+        merged_into = outcome.merged_into
+        if merged_into is not None:
+            tickets.copy_customers(session, ticket.id, merged_into)
+            after = tickets.resolve(session, merged_into) or after
+        return after, outcome.results
+
+    def _handled(self, ticket: Ticket, row_id: int, agent: Agent, what: str) -> Outcome:
+        return Outcome("stored", ticket.id, row_id, "token", f"{what} by agent {agent.name}")
 
     # --- the relay ----------------------------------------------------------------------
 
     def _relay(
         self,
         session: Session,
-        ticket: dict[str, Any],
+        view: FlowView,
+        ticket: Ticket,
         agent: Agent,
         commands: CommandParse,
         text: str,
@@ -162,93 +198,71 @@ class AgentReplyInterceptor:
         row_id: int,
         now: datetime,
     ) -> None:
-        conn = connection(session)
-        ticket_id = int(ticket["id"])
+        actor = ev.agent(agent.name)
         canned = commands.first("canned")
-        people = self._customers(conn, ticket_id)
+        people = self._customers(session, view, ticket.id)
         if not people:
-            repo.add_event(
-                conn,
-                ticket_id,
-                now,
-                f"agent:{agent.name}",
-                "relay_skipped",
-                {"reason": "no customer address on the ticket"},
+            skipped = ev.RelaySkipped(
+                at=now, actor=actor, reason="no customer address on the ticket"
             )
+            tickets.record(session, ticket.id, skipped)
             return
         customer = {"name": people[0].name, "email": people[0].email}
-        agent_ctx = {"name": agent.display_name or agent.name, "email": agent.email}
+        agent_ctx = person(agent)
         body = text
         if canned is not None:
-            prefix = self.flow.config.renderer().render_canned(
+            prefix = view.templates.render_canned(
                 canned.arg,
-                helpdesk={
-                    "name": self.flow.config.helpdesk_name,
-                    "address": self.flow.support_address(ticket.get("mailbox") or ""),
-                },
-                ticket=self.flow.ticket_context(ticket),
+                helpdesk=view.helpdesk(ticket),
+                ticket=ticket_context(ticket),
                 customer=customer,
                 agent=agent_ctx,
             )
             body = prefix.rstrip("\n") + ("\n\n" + text if text else "")
-        rendered = self.flow.render("reply", ticket, text=body, agent=agent_ctx, customer=customer)
-        thread = self.flow.thread_info(conn, ticket_id)
-        references = tuple(r for r in (thread.root_id, thread.last_customer_id) if r)
-        mailbox = ticket.get("mailbox") or ""
+        rendered = view.render("reply", ticket, text=body, agent=agent_ctx, customer=customer)
+        thread = self.flow.thread_info(session, ticket)
         try:
-            message_id = self.flow.queue(
+            message_id = view.to_customer(
                 session,
-                kind=OutboundKind.REPLY,
-                ticket=ticket,
-                rendered=rendered,
-                from_addr=Address(self.flow.support_address(mailbox), agent_ctx["name"]),
+                OutboundKind.REPLY,
+                ticket,
+                rendered,
                 to=people[:1],
                 cc=tuple(people[1:]),
                 now=now,
-                mail_from=self.flow.return_path(mailbox, ticket_id),
+                sender_name=agent_ctx["name"],
                 in_reply_to=thread.last_customer_id,
-                references=references,
+                references=thread.references,
                 attachments=parsed.attachments,
                 thread=thread,
             )
         except ComposeError as exc:
             reason = f"your reply could not be addressed to the customer: {exc}"
-            repo.add_event(
-                conn, ticket_id, now, f"agent:{agent.name}", "relay_failed", {"reason": reason}
-            )
-            log.warning("relay failed ticket=%s agent=%s error=%s", ticket_id, agent.name, exc)
-            self._command_result(session, ticket, agent, [], [reason], parsed, now)
+            tickets.record(session, ticket.id, ev.RelayFailed(at=now, actor=actor, reason=reason))
+            log.warning("relay failed ticket=%s agent=%s error=%s", ticket.id, agent.name, exc)
+            self._command_result(session, view, ticket, agent, [], [reason], parsed, now)
             return
-        first = not fq.has_event(conn, ticket_id, "agent_reply")
-        repo.add_event(
-            conn,
-            ticket_id,
-            now,
-            f"agent:{agent.name}",
-            "agent_reply",
-            {
-                "message": row_id,
-                "message_id": message_id,
-                "to": [p.email for p in people],
-                "first_response": first,
-                "canned": canned.arg if canned else None,
-            },
+        change = tr.agent_replied(
+            ticket,
+            actor=actor,
+            now=now,
+            message=row_id,
+            message_id=message_id,
+            to=[p.email for p in people],
+            canned=canned.arg if canned else None,
         )
-        if ticket["status"] == "new" and not any(
-            c.name in ticket_commands.STATUS_OF for c in commands.commands
-        ):
-            repo.update_ticket(conn, ticket_id, {"status": "open", "status_changed_at": now})
+        tickets.save(session, change)
 
-    def _customers(self, conn: Any, ticket_id: int) -> tuple[Address, ...]:
+    def _customers(self, session: Session, view: FlowView, ticket_id: int) -> tuple[Address, ...]:
         """Requester first, then the customer-side Cc participants; never us or an agent."""
         ours = self.flow.support_addresses
         out: dict[str, Address] = {}
-        people = fq.customer_participants(conn, ticket_id)
-        people.sort(key=lambda p: p[2] != "requester")
+        people = tickets.customer_participants(session, ticket_id)
+        people.sort(key=lambda p: p.role != "requester")
         for email, name, _ in people:
             email = email.lower()
             base = f"{email.rpartition('@')[0].split('+', 1)[0]}@{email.rpartition('@')[2]}"
-            if base in ours or self.flow.agent_by_email(email) is not None:
+            if base in ours or view.agent_by_email(email) is not None:
                 continue
             out.setdefault(email, Address(email, name))
         return tuple(out.values())
@@ -258,64 +272,50 @@ class AgentReplyInterceptor:
     def _to_agent(
         self,
         session: Session,
+        view: FlowView,
         kind: OutboundKind,
-        template: str,
-        ticket: dict[str, Any],
+        ticket: Ticket,
         agent: Agent,
         parsed: ParsedMessage,
         now: datetime,
         **ctx: Any,
     ) -> None:
-        conn = connection(session)
-        mailbox = ticket.get("mailbox") or ""
-        agent_ctx = {"name": agent.display_name or agent.name, "email": agent.email}
+        template = kind_of(kind).template
         try:
-            rendered = self.flow.render(template, ticket, agent=agent_ctx, **ctx)
-            reply_to = self.flow.agent_address(conn, mailbox, int(ticket["id"]), agent)
-            self.flow.queue(
+            rendered = view.render(template, ticket, agent=person(agent), **ctx)
+            view.to_agent(
                 session,
-                kind=kind,
-                ticket=ticket,
-                rendered=rendered,
-                from_addr=Address(reply_to, self.flow.config.helpdesk_name),
-                reply_to=Address(reply_to),
-                to=(Address(agent.email, agent_ctx["name"]),),
+                kind,
+                ticket,
+                agent,
+                rendered,
                 now=now,
-                mail_from="",  # automatic answer to the agent: nothing should bounce into a loop
                 in_reply_to=parsed.message_id,
                 references=(*parsed.references, parsed.message_id),
             )
         except (TemplateError, ComposeError) as exc:
-            log.error("%s to the agent failed ticket=%s error=%s", template, ticket["id"], exc)
+            log.error("%s to the agent failed ticket=%s error=%s", template, ticket.id, exc)
 
     def _command_result(
         self,
         session: Session,
-        ticket: dict[str, Any],
+        view: FlowView,
+        ticket: Ticket,
         agent: Agent,
-        results: list[ticket_commands.CommandResult],
+        results: Sequence[CommandResult],
         errors: list[str],
         parsed: ParsedMessage,
         now: datetime,
     ) -> None:
         self._to_agent(
             session,
+            view,
             OutboundKind.COMMAND_RESULT,
-            "command_result",
             ticket,
             agent,
             parsed,
             now,
             results=[r.as_context() for r in results],
             errors=errors,
+            commands_help=help_lines() if errors else [],
         )
-
-    def _note_ack(
-        self,
-        session: Session,
-        ticket: dict[str, Any],
-        agent: Agent,
-        parsed: ParsedMessage,
-        now: datetime,
-    ) -> None:
-        self._to_agent(session, OutboundKind.NOTE_ACK, "note_ack", ticket, agent, parsed, now)

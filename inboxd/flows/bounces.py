@@ -27,18 +27,18 @@ from typing import Any
 from sqlalchemy import Connection
 from sqlmodel import Session
 
-from inboxd.core.compose import ComposeError, OutboundKind
-from inboxd.core.model import Address, MessageKind, ParsedMessage
+from inboxd.core.compose import Audience, ComposeError, OutboundKind, kind_of
+from inboxd.core.desk import Ticket
+from inboxd.core.desk import events as ev
+from inboxd.core.inbound import Arrival, Outcome
+from inboxd.core.model import MessageKind, ParsedMessage
 from inboxd.core.tokens import ticket_from_message_id, token_from_address, verify_reply_token
-from inboxd.db import flow_queries as fq
+from inboxd.db import messages, tickets
 from inboxd.db import outbox_queries as q
-from inboxd.db import repo
-from inboxd.flows.mailflow import DB, Flow, Handled, SourceLike, connection
+from inboxd.flows.mailflow import DB, Flow, connection, person
 from inboxd.flows.render import TemplateError
 
 log = logging.getLogger("inboxd.flow")
-
-CUSTOMER_KINDS = frozenset({OutboundKind.ACK.value, OutboundKind.REPLY.value})
 
 
 class DeliveryAlerts:
@@ -64,10 +64,10 @@ class DeliveryAlerts:
         status: str = "",
     ) -> None:
         conn = connection(db)
-        ticket = fq.ticket(conn, ticket_id)
+        ticket = tickets.load(conn, ticket_id)
         if ticket is None:
             return
-        if failed_kind not in CUSTOMER_KINDS:
+        if kind_of(failed_kind).audience is not Audience.CUSTOMER:
             log.error(
                 "mail to agent failed ticket=%s kind=%s rcpts=%s reason=%s",
                 ticket_id,
@@ -75,66 +75,41 @@ class DeliveryAlerts:
                 ",".join(rcpts),
                 reason,
             )
-            repo.add_event(
-                conn,
-                ticket_id,
-                now,
-                "system",
-                "alert",
-                {
-                    "failed_kind": failed_kind,
-                    "rcpts": list(rcpts),
-                    "reason": reason,
-                    "mailed": False,
-                },
+            alert = ev.DeliveryAlert(
+                at=now, failed_kind=failed_kind, rcpts=tuple(rcpts), reason=reason, mailed=False
             )
+            tickets.record(conn, ticket_id, alert)
             return
-        agents = self.flow.recipients_for(ticket)
-        mailbox = ticket.get("mailbox") or ""
+        view = self.flow.current_view()
+        agents = view.recipients_for(ticket)
         for agent in agents:
             try:
-                rendered = self.flow.render(
+                rendered = view.render(
                     "bounce_alert",
                     ticket,
                     bounce={
                         "recipients": list(rcpts),
                         "status": status,
                         "diagnostic": reason,
-                        "original_subject": ticket["subject"],
+                        "original_subject": ticket.subject,
                     },
-                    agent={"name": agent.display_name or agent.name, "email": agent.email},
+                    agent=person(agent),
                 )
             except TemplateError as exc:
                 log.error("bounce_alert template failed ticket=%s error=%s", ticket_id, exc)
                 return
-            reply_to = self.flow.agent_address(conn, mailbox, ticket_id, agent)
             try:
-                self.flow.queue(
-                    conn,
-                    kind=OutboundKind.BOUNCE_ALERT,
-                    ticket=ticket,
-                    rendered=rendered,
-                    from_addr=Address(reply_to, self.flow.config.helpdesk_name),
-                    reply_to=Address(reply_to),
-                    to=(Address(agent.email, agent.display_name or agent.name),),
-                    now=now,
-                    mail_from="",  # an alert about a bounce must not bounce into another one
-                )
+                view.to_agent(conn, OutboundKind.BOUNCE_ALERT, ticket, agent, rendered, now=now)
             except ComposeError as exc:
                 log.error("bounce_alert failed ticket=%s agent=%s: %s", ticket_id, agent.name, exc)
-        repo.add_event(
-            conn,
-            ticket_id,
-            now,
-            "system",
-            "alert",
-            {
-                "failed_kind": failed_kind,
-                "rcpts": list(rcpts),
-                "reason": reason,
-                "mailed": [a.name for a in agents],
-            },
+        alert = ev.DeliveryAlert(
+            at=now,
+            failed_kind=failed_kind,
+            rcpts=tuple(rcpts),
+            reason=reason,
+            mailed=tuple(a.name for a in agents),
         )
+        tickets.record(conn, ticket_id, alert)
 
 
 class BounceInterceptor:
@@ -150,107 +125,103 @@ class BounceInterceptor:
         return list(dict.fromkeys(i for i in ids if i))
 
     def _ticket_from_token(self, parsed: ParsedMessage) -> int | None:
-        bases = {a.partition("@")[0] for a in self.flow.support_addresses}
         addresses = [a.email for a in parsed.recipients]
         addresses += [v.strip().strip("<>") for v in parsed.header_all("delivered-to")] + [
             v.strip().strip("<>") for v in parsed.header_all("x-original-to")
         ]
         for email in addresses:
-            for base in bases:
+            for base in self.flow.support_locals:
                 raw = token_from_address(email, base)
                 token = verify_reply_token(self.flow.config.secret, raw) if raw else None
                 if token is not None:
                     return token.ticket_id
         return None
 
-    def intercept(
-        self,
-        session: Session,
-        parsed: ParsedMessage,
-        raw: bytes,
-        source: SourceLike,
-        now: datetime,
-    ) -> Handled | None:
-        if parsed.kind is not MessageKind.BOUNCE and parsed.bounce is None:
-            return None
+    def _place(
+        self, session: Session, parsed: ParsedMessage
+    ) -> tuple[Ticket | None, list[dict[str, Any]], str, str]:
+        """(ticket, the outbox rows of the mail that bounced, its Message-ID, matched_by)."""
         conn = connection(session)
-        cited = self._cited_ours(parsed)
-        rows: list[dict[str, Any]] = []
-        ticket_id: int | None = None
-        original = ""
-        for message_id in cited:
+        for message_id in self._cited_ours(parsed):
             found = q.find_by_message_id(conn, message_id)
             signed = ticket_from_message_id(self.flow.config.secret, message_id)
             if found or signed is not None:
-                rows, original = found, message_id
                 ticket_id = next((r["ticket_id"] for r in found if r["ticket_id"]), signed)
-                break
-        matched_by = "header"
-        if ticket_id is None:
-            ticket_id = self._ticket_from_token(parsed)
-            matched_by = "token"
-        ticket = self.flow.resolve_ticket(conn, ticket_id) if ticket_id is not None else None
+                ticket = tickets.resolve(conn, ticket_id) if ticket_id is not None else None
+                return ticket, found, message_id, "header"
+        ticket_id = self._ticket_from_token(parsed)
+        ticket = tickets.resolve(conn, ticket_id) if ticket_id is not None else None
+        return ticket, [], "", "token"
+
+    def intercept(self, session: Session, arrival: Arrival) -> Outcome | None:
+        parsed, now, source = arrival.parsed, arrival.now, arrival.source
+        if parsed.kind is not MessageKind.BOUNCE and parsed.bounce is None:
+            return None
+        conn = connection(session)
+        ticket, rows, original, matched_by = self._place(session, parsed)
         if ticket is None:
-            return self.flow.quarantine(
-                session,
-                raw=raw,
-                source=source,
-                reason="bounce that names no mail of ours",
+            reason = "bounce that names no mail of ours"
+            messages.quarantine_raw(
+                conn,
+                arrival.raw,
+                reason=reason,
+                source_label=source.label,
+                mailbox=source.mailbox,
+                folder=source.folder,
+                uid=source.uid,
                 now=now,
-                uid=getattr(source, "uid", None),
             )
+            log.warning("quarantined source=%s reason=%s", source.label, reason)
+            return Outcome("quarantined", reason=reason)
         bounce = parsed.bounce
         status = bounce.status if bounce else ""
         diagnostic = bounce.diagnostic if bounce else ""
         permanent = bounce.permanent if bounce else True
-        failed_rcpts = list(bounce.failed_recipients) if bounce else []
-        row_id = self.flow.record_message(
-            session,
-            ticket_id=int(ticket["id"]),
+        failed_rcpts = tuple(bounce.failed_recipients) if bounce else ()
+        reason = f"bounce of <{original}>" if original else "bounce to our return path"
+        row_id = messages.store_mail(
+            conn,
+            ticket_id=ticket.id,
             parsed=parsed,
-            raw=raw,
-            source=source,
+            raw=arrival.raw,
+            source_label=source.label,
+            mailbox=source.mailbox,
             direction="in",
             matched_by=matched_by,
-            reason=f"bounce of <{original}>" if original else "bounce to our return path",
+            reason=reason,
             now=now,
         )
-        repo.add_event(
-            conn,
-            int(ticket["id"]),
-            now,
-            "system",
-            "bounce",
-            {
-                "message": row_id,
-                "original": original,
-                "status": status,
-                "action": bounce.action if bounce else "",
-                "diagnostic": diagnostic,
-                "recipients": failed_rcpts,
-                "permanent": permanent,
-            },
+        received = ev.BounceReceived(
+            at=now,
+            message=row_id,
+            original=original,
+            status=status,
+            action=bounce.action if bounce else "",
+            diagnostic=diagnostic,
+            recipients=failed_rcpts,
+            permanent=permanent,
         )
+        tickets.record(conn, ticket.id, received)
         if permanent:
-            reason = f"bounced: {status} {diagnostic}".strip()
+            failure = f"bounced: {status} {diagnostic}".strip()
             for row in rows:
                 if row["status"] == q.FAILED:
                     continue  # already failed and alerted: one alert per mail
-                q.mark_failed(conn, int(row["id"]), error=reason)
+                q.mark_failed(conn, int(row["id"]), error=failure)
                 self.alerts.alert(
                     conn,
-                    int(ticket["id"]),
+                    ticket.id,
                     str(row["kind"]),
-                    failed_rcpts or list(row["rcpts"]),
-                    reason,
+                    list(failed_rcpts) or list(row["rcpts"]),
+                    failure,
                     now,
                     status=status,
                 )
         log.info(
             "bounce ticket=%s original=%s status=%s permanent=%s",
-            ticket["id"],
+            ticket.id,
             original,
             status,
             permanent,
         )
-        return Handled("stored", int(ticket["id"]), row_id, matched_by, f"bounce of <{original}>")
+        return Outcome("stored", ticket.id, row_id, matched_by, f"bounce of <{original}>")

@@ -16,60 +16,62 @@ from typing import Any
 from sqlmodel import Session
 
 from inboxd.core.compose import ComposeError, OutboundKind
+from inboxd.core.desk import QUIET_STATUSES, Ticket
+from inboxd.core.desk import events as ev
+from inboxd.core.desk import transitions as tr
+from inboxd.core.inbound import StoredMail
 from inboxd.core.loops import ack_decision, ack_recipient
-from inboxd.core.model import Address, Attachment, MessageKind, ParsedMessage
+from inboxd.core.model import Attachment, MessageKind, ParsedMessage
 from inboxd.core.rules.model import Agent
-from inboxd.db import flow_queries as fq
+from inboxd.db import messages, tickets
 from inboxd.db import outbox_queries as q
-from inboxd.db import repo
-from inboxd.flows.mailflow import Flow, StoredMailLike, ThreadInfo, connection
+from inboxd.flows.mailflow import Flow, FlowView, ThreadInfo, connection, person
 from inboxd.flows.render import TemplateError
 
 log = logging.getLogger("inboxd.flow")
-
-_QUIET_STATUSES = frozenset({"closed", "solved", "merged"})
 
 
 class AckNotifyReactor:
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
 
-    def on_stored(self, session: Session, mail: StoredMailLike) -> None:
+    def on_stored(self, session: Session, mail: StoredMail) -> None:
         parsed = mail.parsed
         if parsed.kind is not MessageKind.NORMAL or parsed.bounce is not None:
             return
-        if not (self._may_acknowledge(mail) or self.flow.may_have_recipients()):
-            return  # nothing can be sent: skip the ticket read (~70 us a mail)
+        view = self.flow.view(mail.rules)
+        if not (self._may_acknowledge(mail) or view.may_have_recipients()):
+            return  # nothing can be sent
         conn = connection(session)
-        ticket = fq.ticket(conn, mail.ticket_id)
-        if ticket is None:
-            return
+        ticket = mail.ticket
         # looked up only when a mail is actually composed: most stored mail sends nothing
-        thread = functools.cache(lambda: self.flow.thread_info(conn, mail.ticket_id, ticket))
+        thread = functools.cache(lambda: self.flow.thread_info(conn, ticket))
         if mail.new_ticket:
-            self._acknowledge(session, mail, ticket, thread)
-        if ticket["status"] not in _QUIET_STATUSES:
-            self._notify(session, mail, ticket, thread)
+            ticket = self._acknowledge(session, view, mail, ticket, thread)
+        if ticket.status not in QUIET_STATUSES:
+            self._notify(session, view, mail, ticket, thread)
 
     # --- acknowledgement ----------------------------------------------------------------
 
-    def _may_acknowledge(self, mail: StoredMailLike) -> bool:
-        """Whether ``_acknowledge`` gets past its first test (it reads no ticket to decide)."""
+    def _may_acknowledge(self, mail: StoredMail) -> bool:
+        """Whether ``_acknowledge`` gets past its first test (it reads nothing to decide)."""
         auto_reply = mail.decision.auto_reply if mail.decision is not None else None
         return mail.new_ticket and (auto_reply is not None or self.flow.config.acknowledge)
 
     def _acknowledge(
         self,
         session: Session,
-        mail: StoredMailLike,
-        ticket: dict[str, Any],
+        view: FlowView,
+        mail: StoredMail,
+        ticket: Ticket,
         thread: Callable[[], ThreadInfo],
-    ) -> None:
+    ) -> Ticket:
+        """Queue the acknowledgement when loop prevention allows; the ticket after."""
         cfg = self.flow.config
         parsed = mail.parsed
         template = mail.decision.auto_reply if mail.decision is not None else None
         if template is None and not cfg.acknowledge:
-            return
+            return ticket
         conn = connection(session)
         recipient = ack_recipient(parsed)
         sent_last_hour = 0
@@ -85,69 +87,64 @@ class AckNotifyReactor:
             our_addresses=self.flow.support_addresses,
             acks_to_sender_last_hour=sent_last_hour,
             cap=cfg.ack_per_sender_per_hour,
-            ticket_already_acked=bool(ticket.get("acknowledged")),
+            ticket_already_acked=ticket.acknowledged,
         )
         if not ok or recipient is None:
-            repo.add_event(
-                conn, mail.ticket_id, mail.now, "system", "ack_skipped", {"reason": reason}
-            )
-            log.info("ack skipped ticket=%s reason=%s", mail.ticket_id, reason)
-            return
+            return self._skipped(session, ticket, reason, mail.now, logging.INFO)
         try:
-            rendered = self.flow.render(
+            rendered = view.render(
                 template or "ack",
                 ticket,
                 customer={"name": recipient.name, "email": recipient.email},
             )
         except TemplateError as exc:
-            repo.add_event(
-                conn, mail.ticket_id, mail.now, "system", "ack_skipped", {"reason": str(exc)}
-            )
-            log.error("ack template failed ticket=%s error=%s", mail.ticket_id, exc)
-            return
-        support = self.flow.support_address(ticket.get("mailbox") or "")
+            return self._skipped(session, ticket, str(exc), mail.now, logging.ERROR)
         try:
-            message_id = self.flow.queue(
+            message_id = view.to_customer(
                 session,
-                kind=OutboundKind.ACK,
-                ticket=ticket,
-                rendered=rendered,
-                from_addr=Address(support, cfg.helpdesk_name),
+                OutboundKind.ACK,
+                ticket,
+                rendered,
                 to=(recipient,),
                 now=mail.now,
-                mail_from="",  # RFC 3834 3.3: a null return path, so nothing bounces back at us
+                sender_name=cfg.helpdesk_name,
                 in_reply_to=parsed.message_id,
                 references=parsed.references,
                 thread=thread(),
             )
         except ComposeError as exc:  # an address no mail can go to: the ticket stands
             reason = f"cannot write to {recipient.email!r}: {exc}"
-            event = {"reason": reason}
-            repo.add_event(conn, mail.ticket_id, mail.now, "system", "ack_skipped", event)
-            log.warning("ack skipped ticket=%s reason=%s", mail.ticket_id, reason)
-            return
-        repo.update_ticket(conn, mail.ticket_id, {"acknowledged": True})
-        repo.add_event(
-            conn,
-            mail.ticket_id,
-            mail.now,
-            "system",
-            "acknowledged",
-            {"to": recipient.email, "message_id": message_id, "template": template or "ack"},
+            return self._skipped(session, ticket, reason, mail.now, logging.WARNING)
+        change = tr.acknowledged(
+            ticket,
+            to=recipient.email,
+            message_id=message_id,
+            template=template or "ack",
+            now=mail.now,
         )
+        tickets.save(session, change)
+        return change.after
+
+    def _skipped(
+        self, session: Session, ticket: Ticket, reason: str, now: datetime, level: int
+    ) -> Ticket:
+        tickets.record(session, ticket.id, ev.AckSkipped(at=now, reason=reason))
+        log.log(level, "ack skipped ticket=%s reason=%s", ticket.id, reason)
+        return ticket
 
     # --- agent notification -------------------------------------------------------------
 
     def _notify(
         self,
         session: Session,
-        mail: StoredMailLike,
-        ticket: dict[str, Any],
+        view: FlowView,
+        mail: StoredMail,
+        ticket: Ticket,
         thread: Callable[[], ThreadInfo],
     ) -> None:
         parsed = mail.parsed
         sender = parsed.from_.email if parsed.from_ else ""
-        agents = [a for a in self.flow.recipients_for(ticket) if a.email != sender]
+        agents = [a for a in view.recipients_for(ticket) if a.email != sender]
         if not agents:
             return
         attachments = parsed.attachments
@@ -155,7 +152,7 @@ class AckNotifyReactor:
             attachments = ()
         customer = parsed.from_.name or sender if parsed.from_ else "customer"
         queue_notifications(
-            self.flow,
+            view,
             session,
             ticket,
             agents,
@@ -171,9 +168,9 @@ class AckNotifyReactor:
 
 
 def queue_notifications(
-    flow: Flow,
+    view: FlowView,
     session: Session,
-    ticket: dict[str, Any],
+    ticket: Ticket,
     agents: Sequence[Agent],
     *,
     event: str,
@@ -189,89 +186,78 @@ def queue_notifications(
     """Queue the ``notify`` template to each agent, From "SENDER via HELPDESK" with the
     agent's own reply-token address (so an answer comes back as theirs), and log one
     ``notified`` event; returns the names notified (none when the template fails)."""
-    conn = connection(session)
-    ticket_id = int(ticket["id"])
-    mailbox = ticket.get("mailbox") or ""
+    helpdesk_name = view.flow.config.helpdesk_name
     sent_to: list[str] = []
     for agent in agents:
         try:
-            rendered = flow.render(
-                "notify",
-                ticket,
-                event=event,
-                message=message,
-                agent={"name": agent.display_name or agent.name, "email": agent.email},
-                **ctx,
+            rendered = view.render(
+                "notify", ticket, event=event, message=message, agent=person(agent), **ctx
             )
         except TemplateError as exc:
-            log.error("notify template failed ticket=%s error=%s", ticket_id, exc)
-            repo.add_event(conn, ticket_id, now, "system", "notify_failed", {"reason": str(exc)})
+            log.error("notify template failed ticket=%s error=%s", ticket.id, exc)
+            tickets.record(session, ticket.id, ev.NotifyFailed(at=now, reason=str(exc)))
             return []
-        reply_to = flow.agent_address(conn, mailbox, ticket_id, agent)
         try:
-            flow.queue(
+            view.to_agent(
                 session,
-                kind=OutboundKind.NOTIFY,
-                ticket=ticket,
-                rendered=rendered,
-                from_addr=Address(reply_to, f"{sender_name} via {flow.config.helpdesk_name}"),
-                reply_to=Address(reply_to),
-                to=(Address(agent.email, agent.display_name or agent.name),),
+                OutboundKind.NOTIFY,
+                ticket,
+                agent,
+                rendered,
                 now=now,
-                mail_from=flow.return_path(mailbox, ticket_id),
+                sender_name=f"{sender_name} via {helpdesk_name}",
                 in_reply_to=in_reply_to,
                 references=references,
                 attachments=attachments,
                 thread=thread,
             )
         except ComposeError as exc:  # this agent only: the others still hear of it
-            log.error("notify failed ticket=%s agent=%s error=%s", ticket_id, agent.name, exc)
-            failed = {"agent": agent.name, "reason": str(exc)}
-            repo.add_event(conn, ticket_id, now, "system", "notify_failed", failed)
+            log.error("notify failed ticket=%s agent=%s error=%s", ticket.id, agent.name, exc)
+            failed = ev.NotifyFailed(at=now, reason=str(exc), agent=agent.name)
+            tickets.record(session, ticket.id, failed)
             continue
         sent_to.append(agent.name)
     if sent_to:
-        repo.add_event(
-            conn, ticket_id, now, "system", "notified", {"agents": sent_to, "event": event}
-        )
+        notified = ev.Notified(at=now, agents=tuple(sent_to), event=event)
+        tickets.record(session, ticket.id, notified)
     return sent_to
 
 
 def notify_new_owner(
-    flow: Flow,
+    view: FlowView,
     session: Session,
-    before: dict[str, Any],
-    after: dict[str, Any],
+    before: Ticket,
+    after: Ticket,
     actor: Agent,
     now: datetime,
 ) -> list[str]:
     """Tell whoever a ticket was just handed to (``#assign``): the new assignee, or the
     members of the new team, never the agent who did it. The mail carries the newest
     customer message and the recipient's own reply address, so they answer from it."""
-    if (after.get("assignee"), after.get("team")) == (before.get("assignee"), before.get("team")):
+    if (after.assignee, after.team) == (before.assignee, before.team):
         return []
-    if after["status"] in _QUIET_STATUSES:
+    if after.status in QUIET_STATUSES:
         return []
-    agents = [a for a in flow.recipients_for(after) if a.email != actor.email]
+    agents = [a for a in view.recipients_for(after) if a.email != actor.email]
     if not agents:
         return []
     conn = connection(session)
-    ticket_id = int(after["id"])
-    message = _stored_context(fq.last_customer_summary(conn, ticket_id))
-    thread = flow.thread_info(conn, ticket_id, after)
+    message = _stored_context(messages.last_customer_summary(conn, after.id))
+    thread = view.flow.thread_info(conn, after)
+    name = actor.display_name or actor.name
     return queue_notifications(
-        flow,
+        view,
         session,
         after,
         agents,
         event="assigned",
         message=message,
-        sender_name=actor.display_name or actor.name,
+        sender_name=name,
         in_reply_to=thread.last_customer_id or thread.root_id,
-        references=tuple(r for r in (thread.root_id, thread.last_customer_id) if r),
+        references=thread.references,
         thread=thread,
         now=now,
-        assigned_by=actor.display_name or actor.name,
+        assigned_by=name,
     )
 
 
@@ -311,7 +297,7 @@ def _message_context(parsed: ParsedMessage) -> dict[str, Any]:
     )
 
 
-def _stored_context(mail: fq.CustomerMail | None) -> dict[str, Any]:
+def _stored_context(mail: messages.CustomerMail | None) -> dict[str, Any]:
     """From the stored row; empty for a ticket with no customer mail (opened by an agent)."""
     if mail is None:
         return _context("", "", "", None, "", "", "", ())

@@ -11,81 +11,71 @@ files it in Sent, is recognised by its signed Message-ID and skipped.
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 
 from sqlmodel import Session
 
+from inboxd.core.desk import Ticket
+from inboxd.core.desk import events as ev
+from inboxd.core.desk import transitions as tr
+from inboxd.core.inbound import Arrival, Outcome
 from inboxd.core.model import Direction, ParsedMessage
 from inboxd.core.tokens import ticket_from_message_id
-from inboxd.db import flow_queries as fq
-from inboxd.db import repo
-from inboxd.flows.mailflow import Flow, Handled, SourceLike, connection
+from inboxd.db import messages, tickets
+from inboxd.flows.mailflow import Flow
 
 log = logging.getLogger("inboxd.flow")
+
+_REASON = "reply sent from the shared mailbox"
 
 
 class SentFolderInterceptor:
     def __init__(self, flow: Flow) -> None:
         self.flow = flow
 
-    def intercept(
-        self,
-        session: Session,
-        parsed: ParsedMessage,
-        raw: bytes,
-        source: SourceLike,
-        now: datetime,
-    ) -> Handled | None:
+    def _cited_ticket(self, session: Session, parsed: ParsedMessage) -> Ticket | None:
+        """The ticket of the newest mail the Sent mail answers (signed ids first)."""
+        secret = self.flow.config.secret
+        for cited in [*parsed.in_reply_to, *reversed(parsed.references)]:
+            ticket_id = ticket_from_message_id(secret, cited) or messages.ticket_of_message_id(
+                session, cited
+            )
+            if ticket_id is not None:
+                return tickets.resolve(session, ticket_id)
+        return None
+
+    def intercept(self, session: Session, arrival: Arrival) -> Outcome | None:
+        source, parsed, now = arrival.source, arrival.parsed, arrival.now
         sent = self.flow.config.sent_folders.get(source.mailbox)
         if source.kind != "imap" or not sent or source.folder != sent:
             return None
-        secret = self.flow.config.secret
-        if ticket_from_message_id(secret, parsed.message_id) is not None:
-            return Handled("skipped", reason="our own mail, already recorded")
-        conn = connection(session)
-        ticket_id: int | None = None
-        for cited in [*parsed.in_reply_to, *reversed(parsed.references)]:
-            ticket_id = ticket_from_message_id(secret, cited) or fq.ticket_of_message_id(
-                conn, cited
-            )
-            if ticket_id is not None:
-                break
-        ticket = self.flow.resolve_ticket(conn, ticket_id) if ticket_id is not None else None
+        if ticket_from_message_id(self.flow.config.secret, parsed.message_id) is not None:
+            return Outcome("skipped", reason="our own mail, already recorded")
+        ticket = self._cited_ticket(session, parsed)
         if ticket is None:
             log.info("sent mail msgid=%s cites no ticket: skipped", parsed.message_id)
-            return Handled("skipped", reason="sent mail that cites no ticket")
-        sender = parsed.from_.email if parsed.from_ else source.mailbox
-        row_id = self.flow.record_message(
+            return Outcome("skipped", reason="sent mail that cites no ticket")
+        row_id = messages.store_mail(
             session,
-            ticket_id=int(ticket["id"]),
+            ticket_id=ticket.id,
             parsed=parsed,
-            raw=raw,
-            source=source,
+            raw=arrival.raw,
+            source_label=source.label,
+            mailbox=source.mailbox,
             direction=Direction.OUTBOUND.value,
             matched_by="header",
-            reason="reply sent from the shared mailbox",
+            reason=_REASON,
             now=now,
         )
-        first = not fq.has_event(conn, int(ticket["id"]), "agent_reply")
+        sender = parsed.from_.email if parsed.from_ else source.mailbox
         name = parsed.from_.name if parsed.from_ and parsed.from_.name else sender
-        repo.add_event(
-            conn,
-            int(ticket["id"]),
-            now,
-            f"agent:{name}",
-            "agent_reply",
-            {
-                "message": row_id,
-                "message_id": parsed.message_id,
-                "via": "sent_folder",
-                "sent_at": parsed.date.isoformat() if parsed.date else None,
-                "first_response": first,
-            },
+        change = tr.agent_replied(
+            ticket,
+            actor=ev.agent(name),
+            now=now,
+            message=row_id,
+            message_id=parsed.message_id,
+            via="sent_folder",
+            sent_at=parsed.date.isoformat() if parsed.date else None,
         )
-        if ticket["status"] == "new":
-            repo.update_ticket(
-                conn, int(ticket["id"]), {"status": "open", "status_changed_at": now}
-            )
-        return Handled(
-            "stored", int(ticket["id"]), row_id, "header", "reply sent from the shared mailbox"
-        )
+        tickets.save(session, change)
+        return Outcome("stored", ticket.id, row_id, "header", _REASON)

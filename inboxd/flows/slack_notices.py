@@ -13,18 +13,19 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection
 from sqlmodel import Session
 
+from inboxd.core.desk import Ticket
+from inboxd.core.desk import events as ev
+from inboxd.core.inbound import StoredMail
 from inboxd.core.model import MessageKind
 from inboxd.core.rules import Decision, RuleError
 from inboxd.core.slack_text import FiredRule, TicketAlert, rules_error_message, ticket_alert
-from inboxd.db import flow_queries as fq
-from inboxd.db import repo
 from inboxd.db import slack_queries as sq
-from inboxd.flows.mailflow import StoredMailLike, connection
+from inboxd.db import tickets
+from inboxd.flows.mailflow import connection
 
 log = logging.getLogger("inboxd.slack")
 
@@ -50,36 +51,33 @@ class SlackRuleReactor:
     def __init__(self, *, tag_format: str = "[#{id}]") -> None:
         self.tag_format = tag_format
 
-    def on_stored(self, session: Session, mail: StoredMailLike) -> None:
+    def on_stored(self, session: Session, mail: StoredMail) -> None:
         decision = mail.decision
         if decision is None or not decision.slack:
             return
         conn = connection(session)
-        ticket = fq.ticket(conn, mail.ticket_id)
-        if ticket is None:
-            return
         for channel in decision.slack:
-            self._queue(conn, mail, ticket, decision, channel)
+            self._queue(conn, mail, mail.ticket, decision, channel)
 
     def _queue(
         self,
         conn: Connection,
-        mail: StoredMailLike,
-        ticket: dict[str, Any],
+        mail: StoredMail,
+        ticket: Ticket,
         decision: Decision,
         channel: str,
     ) -> None:
         parsed = mail.parsed
         alert = TicketAlert(
             ticket_id=mail.ticket_id,
-            subject=str(ticket.get("subject") or parsed.subject),
-            requester=str(ticket.get("requester") or ""),
-            requester_name=str(ticket.get("requester_name") or ""),
-            priority=str(ticket.get("priority") or "normal"),
-            vip=bool(ticket.get("vip")),
-            team=ticket.get("team"),
-            assignee=ticket.get("assignee"),
-            status=str(ticket.get("status") or ""),
+            subject=ticket.subject or parsed.subject,
+            requester=ticket.requester,
+            requester_name=ticket.requester_name,
+            priority=ticket.priority,
+            vip=ticket.vip,
+            team=ticket.team,
+            assignee=ticket.assignee,
+            status=str(ticket.status),
             new_ticket=mail.new_ticket,
             rules=_fired_for(decision, channel),
             text=parsed.new_text or parsed.text,
@@ -98,15 +96,9 @@ class SlackRuleReactor:
         if row_id is None:
             log.info("slack notice already queued ticket=%s channel=%s", mail.ticket_id, channel)
             return
-        rules = [r.name for r in alert.rules]
-        repo.add_event(
-            conn,
-            mail.ticket_id,
-            mail.now,
-            "system",
-            "slack_queued",
-            {"channel": channel, "notice": row_id, "rules": rules},
-        )
+        rules = tuple(r.name for r in alert.rules)
+        queued = ev.SlackQueued(at=mail.now, channel=channel, notice=row_id, rules=rules)
+        tickets.record(conn, mail.ticket_id, queued)
         log.info(
             "slack notice queued id=%s ticket=%s channel=%s kind=%s",
             row_id,

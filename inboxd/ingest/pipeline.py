@@ -1,7 +1,8 @@
 """The one sequence every inbound mail goes through, whichever way it came in.
 
-parse -> dedupe -> thread -> rules -> store -> react, inside the caller's
-transaction and a savepoint per mail: a mail that fails anywhere after the
+parse, then the steps ``STEPS`` names in order (dedupe, intercept, thread,
+judge, place, route, store, react), inside the caller's transaction and a
+savepoint per mail: a mail that fails anywhere after the
 bytes were read is quarantined with the reason in the same transaction, so
 nothing is dropped and one bad mail never blocks the rest. Only a failure of
 the database itself propagates (then nothing is committed and IMAP refetches /
@@ -16,63 +17,25 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session
 
-from inboxd.core.model import (
-    Direction,
-    IngestOutcome,
-    MatchedBy,
-    MessageKind,
-    ParsedMessage,
-    ParseFailure,
-    TicketStatus,
-)
+from inboxd.core.desk import Ticket, transitions
+from inboxd.core.desk import events as ev
+from inboxd.core.inbound import Arrival, Outcome, Source, StoredMail
+from inboxd.core.model import Direction, MatchedBy, MessageKind, ParsedMessage, ParseFailure
 from inboxd.core.parse import parse_outcome
 from inboxd.core.rules import Decision, RuleContext, RuleSet, evaluate
 from inboxd.core.thread import DEFAULT_TAG_PATTERN, ThreadMatch, choose, thread_keys
-from inboxd.core.ticket_fields import PRIORITY_ORDER, apply_decision
-from inboxd.db import repo
+from inboxd.db import mailboxes, messages, tickets
+from inboxd.db.sql import savepoint
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 
 log = logging.getLogger("inboxd.ingest")
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where a raw mail came from; stored on the message and the quarantine row."""
-
-    kind: str  # imap | lmtp | file
-    mailbox: str = ""
-    folder: str = ""
-    uid: int | None = None
-
-    @property
-    def label(self) -> str:
-        if self.kind == "imap":
-            return f"imap:{self.mailbox}/{self.folder}"
-        return f"{self.kind}:{self.mailbox}" if self.mailbox else self.kind
-
-
-Outcome = IngestOutcome
-
-
-@dataclass(frozen=True, slots=True)
-class StoredMail:
-    """What reactors (acknowledgements, notifications, agent replies) get to see."""
-
-    parsed: ParsedMessage
-    source: Source
-    ticket_id: int
-    message_row_id: int
-    new_ticket: bool
-    match: ThreadMatch
-    decision: Decision | None
-    now: datetime
 
 
 class Reactor(Protocol):
@@ -89,9 +52,7 @@ class Interceptor(Protocol):
     customer, or a bounce attached to the mail it reports). Returns an Outcome
     when it handled the mail, None to let the normal path run."""
 
-    def intercept(
-        self, session: Session, parsed: ParsedMessage, raw: bytes, source: Source, now: datetime
-    ) -> Outcome | None: ...
+    def intercept(self, session: Session, arrival: Arrival) -> Outcome | None: ...
 
 
 @dataclass(frozen=True)
@@ -141,7 +102,7 @@ class Pipeline:
 
     def checkpoint(self, mailbox: str, folder: str) -> Checkpoint | None:
         with Session(self.engine) as session:
-            found = repo.get_checkpoint(session, mailbox, folder)
+            found = mailboxes.get_checkpoint(session, mailbox, folder)
         return Checkpoint(*found) if found else None
 
     def store_batch(
@@ -150,7 +111,7 @@ class Pipeline:
         if not mails:
             return
         with Session(self.engine) as session, session.begin():
-            stored = repo.get_checkpoint(session, mailbox, folder)
+            stored = mailboxes.get_checkpoint(session, mailbox, folder)
             if stored and stored[0] != uidvalidity:
                 log.warning(
                     "uidvalidity changed mailbox=%s folder=%s old=%s new=%s: rescanning",
@@ -168,7 +129,7 @@ class Pipeline:
             last = max(m.uid for m in mails)
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
-            repo.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
+            mailboxes.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
         log.info(
             "ingest batch mailbox=%s folder=%s last_uid=%d stored=%d new_tickets=%d "
             "duplicate=%d quarantined=%d",
@@ -203,7 +164,7 @@ class Pipeline:
         if isinstance(parsed, ParseFailure):  # a parser bug too: it must not lose the mail
             return self._quarantine(db, raw, source, now, parsed.reason)
         try:
-            with repo.savepoint(db):
+            with savepoint(db):
                 outcome = self._store(session, db, parsed, raw, source, now)
         except Exception as exc:
             if _is_db_failure(exc):
@@ -224,8 +185,8 @@ class Pipeline:
     def _quarantine(
         self, db: Connection, raw: bytes, source: Source, now: datetime, reason: str
     ) -> Outcome:
-        with repo.savepoint(db, "quarantine"):
-            qid = repo.quarantine_raw(
+        with savepoint(db, "quarantine"):
+            qid = messages.quarantine_raw(
                 db,
                 raw,
                 reason=reason,
@@ -247,257 +208,255 @@ class Pipeline:
         source: Source,
         now: datetime,
     ) -> Outcome:
-        dup = repo.find_message(db, parsed.message_id, parsed.content_digest)
+        mail = _Mail(session, db, Arrival(parsed, raw, source, now, self.ctx.rules()))
+        for _name, step in STEPS:
+            outcome = step(self, mail)
+            if outcome is not None:
+                return outcome
+        raise AssertionError("the last step always answers")  # pragma: no cover
+
+    # --- the steps, in the order STEPS names them ------------------------------------
+
+    def dedupe(self, mail: _Mail) -> Outcome | None:
+        """The same mail (Message-ID and content) stored before: nothing to do."""
+        parsed = mail.arrival.parsed
+        dup = messages.find_message(mail.db, parsed.message_id, parsed.content_digest)
         if dup is not None:
             return Outcome("duplicate", dup[1], dup[0], reason="already stored")
+        return None
+
+    def intercept(self, mail: _Mail) -> Outcome | None:
+        """Mail the flows take before threading: agent replies, bounces, Sent folder."""
         for interceptor in self.ctx.interceptors:
-            handled = interceptor.intercept(session, parsed, raw, source, now)
+            handled = interceptor.intercept(mail.session, mail.arrival)
             if handled is not None:
                 return handled
+        return None
 
+    def thread(self, mail: _Mail) -> Outcome | None:
+        """Find the ticket the mail belongs to (core.thread decides, in its order)."""
+        parsed = mail.arrival.parsed
         keys = thread_keys(
             parsed,
             secret=self.ctx.secret,
             support_locals=self.ctx.support_locals,
             tag_re=self.ctx.tag_re,
         )
-        lookup = repo.thread_lookup(db, keys)
+        lookup = messages.thread_lookup(mail.db, keys)
         own_key = lookup.keys.get(parsed.message_id)
-        machine = parsed.kind is not MessageKind.NORMAL
-        match = choose(
+        mail.own_was_ref = own_key is not None and own_key.origin == "ref"
+        mail.match = choose(
             parsed,
             keys,
             lookup,
-            now=now,
+            now=mail.arrival.now,
             reopen_window=self.ctx.reopen_window,
-            may_reopen=not machine,
+            may_reopen=mail.person,
         )
-        ruleset = self.ctx.rules()
-        # the existing ticket's routing fields, read once for the rules, the touch and
-        # the decision (a grouped ticket is read when it is found)
-        routing = repo.ticket_routing(db, match.ticket_id) if match.ticket_id else None
-        ticket_vip = bool(routing and routing["vip"])
-        decision = self._evaluate(ruleset, parsed, source, match, now, ticket_vip)
-        if match.ticket_id is None and decision is not None and decision.group_window:
-            sender = parsed.from_.email if parsed.from_ else ""
-            grouped = repo.find_group_ticket(
-                db, sender, parsed.normalized_subject, now - decision.group_window
+        ticket_id = mail.match.ticket_id
+        if ticket_id is not None:
+            snapshot = lookup.tickets.get(ticket_id)
+            known = snapshot.participants if snapshot is not None else None
+            mail.ticket = tickets.load(mail.db, ticket_id, participants=known)
+        return None
+
+    def judge(self, mail: _Mail) -> Outcome | None:
+        """Run the rules; a rule's group window may place a new mail on an open ticket."""
+        arrival = mail.arrival
+        if arrival.rules is None:
+            return None
+        address = self.ctx.mailbox_addresses.get(arrival.source.mailbox, "")
+        ctx = RuleContext(
+            is_new=mail.ticket is None,
+            mailbox=arrival.source.mailbox,
+            mailbox_address=address,
+            now=arrival.now,
+            ticket_vip=bool(mail.ticket and mail.ticket.vip),
+        )
+        decision = mail.decision = evaluate(arrival.rules, arrival.parsed, ctx)
+        if mail.ticket is None and decision.group_window:
+            parsed = arrival.parsed
+            grouped = tickets.find_group_ticket(
+                mail.db,
+                parsed.from_.email if parsed.from_ else "",
+                parsed.normalized_subject,
+                arrival.now - decision.group_window,
             )
             if grouped is not None:
-                match = ThreadMatch(grouped, MatchedBy.GROUP, "grouped with open ticket")
-                routing = repo.ticket_routing(db, grouped)
+                mail.match = ThreadMatch(grouped, MatchedBy.GROUP, "grouped with open ticket")
+                mail.ticket = tickets.load(mail.db, grouped)
+        return None
 
-        new_ticket = match.ticket_id is None
-        if new_ticket:
-            ticket_id = self._open_ticket(db, parsed, source, match, now)
-        else:
-            assert match.ticket_id is not None
-            ticket_id = match.ticket_id
-            if routing is not None:
-                self._touch_ticket(db, ticket_id, routing, match, now, machine)
-        if decision is not None and decision.hits:  # no rule fired: nothing to apply
-            routing = routing or repo.ticket_routing(db, ticket_id)
-            if routing is not None:
-                self._apply(db, ticket_id, routing, decision, ruleset, now)
-
-        snapshot = None if new_ticket else lookup.tickets.get(ticket_id)
-        row_id = self._store_message(
-            db,
-            ticket_id,
-            parsed,
-            raw,
-            source,
-            match,
-            now,
-            new_ticket=new_ticket,
-            own_was_ref=own_key is not None and own_key.origin == "ref",
-            known_people=snapshot.participants if snapshot else frozenset(),
-        )
-        stored = StoredMail(parsed, source, ticket_id, row_id, new_ticket, match, decision, now)
-        for reactor in self.ctx.reactors:
-            reactor.on_stored(session, stored)
-        return Outcome(
-            "stored", ticket_id, row_id, match.matched_by.value, match.reason, new_ticket
-        )
-
-    def _evaluate(
-        self,
-        ruleset: RuleSet | None,
-        parsed: ParsedMessage,
-        source: Source,
-        match: ThreadMatch,
-        now: datetime,
-        ticket_vip: bool,
-    ) -> Decision | None:
-        if ruleset is None:
+    def place(self, mail: _Mail) -> Outcome | None:
+        """Open a ticket, or tell the ticket a mail arrived (it may reopen)."""
+        arrival, match = mail.arrival, mail.match
+        if mail.ticket is None:
+            sender = arrival.parsed.from_
+            mail.ticket = tickets.create(
+                mail.db,
+                subject=arrival.parsed.subject,
+                normalized_subject=arrival.parsed.normalized_subject,
+                requester=sender.email if sender else "",
+                requester_name=sender.name if sender else "",
+                mailbox=arrival.source.mailbox,
+                now=arrival.now,
+                source=arrival.source.label,
+                actor=mail.actor,
+                follow_up_of=match.follow_up_of,
+                person=mail.person,
+            )
+            mail.new_ticket = True
             return None
-        address = self.ctx.mailbox_addresses.get(source.mailbox, "")
-        ctx = RuleContext(
-            is_new=match.ticket_id is None,
-            mailbox=source.mailbox,
-            mailbox_address=address,
-            now=now,
-            ticket_vip=ticket_vip,
+        change = transitions.customer_mail(
+            mail.ticket, now=arrival.now, person=mail.person, reopen=match.reopen
         )
-        return evaluate(ruleset, parsed, ctx)
+        tickets.save(mail.db, change)
+        mail.ticket = change.after
+        return None
 
-    # --- writes -------------------------------------------------------------------
+    def route(self, mail: _Mail) -> Outcome | None:
+        """Apply what the rules decided (nothing to do when no rule fired)."""
+        decision, ticket = mail.decision, mail.ticket
+        if decision is None or not decision.hits or ticket is None:
+            return None
+        team = transitions.team_to_staff(ticket, decision)
+        picked = self._pick_agent(mail.db, mail.arrival.rules, team) if team else None
+        change = transitions.apply_rules(
+            ticket, decision, decision.hits, now=mail.arrival.now, picked=picked
+        )
+        tickets.save(mail.db, change)
+        mail.ticket = change.after
+        return None
 
-    def _open_ticket(
-        self,
-        db: Connection,
-        parsed: ParsedMessage,
-        source: Source,
-        match: ThreadMatch,
-        now: datetime,
-    ) -> int:
+    def store(self, mail: _Mail) -> Outcome | None:
+        """Keep the mail, its new participants and its ``message`` event."""
+        arrival, ticket, match = mail.arrival, mail.ticket, mail.match
+        assert ticket is not None
+        parsed = arrival.parsed
+        mail.row_id = messages.store_mail(
+            mail.db,
+            ticket_id=ticket.id,
+            parsed=parsed,
+            raw=arrival.raw,
+            source_label=arrival.source.label,
+            mailbox=arrival.source.mailbox,
+            direction=Direction.INBOUND.value,
+            matched_by=match.matched_by.value,
+            reason=match.reason,
+            now=arrival.now,
+            own_was_ref=mail.own_was_ref,
+        )
+        if parsed.kind is MessageKind.NORMAL:
+            # only the people the ticket does not know yet: most replies add nobody
+            people = self._people(parsed, new_ticket=mail.new_ticket)
+            tickets.add_participants(
+                mail.db, ticket.id, [p for p in people if p.email not in ticket.participants]
+            )
+        stored = ev.MessageStored(
+            at=arrival.now,
+            actor=mail.actor,
+            message=mail.row_id,
+            kind_=parsed.kind.value,
+            matched_by=match.matched_by.value,
+        )
+        tickets.record(mail.db, ticket.id, stored)
+        return None
+
+    def react(self, mail: _Mail) -> Outcome | None:
+        """Hand the stored mail to the reactors (acknowledgement, notifications, Slack)."""
+        assert mail.ticket is not None
+        stored = StoredMail(
+            mail.arrival, mail.ticket, mail.row_id, mail.new_ticket, mail.match, mail.decision
+        )
+        for reactor in self.ctx.reactors:
+            reactor.on_stored(mail.session, stored)
+        match = mail.match
+        return Outcome(
+            "stored",
+            mail.ticket.id,
+            mail.row_id,
+            match.matched_by.value,
+            match.reason,
+            mail.new_ticket,
+        )
+
+    # --- helpers ------------------------------------------------------------------
+
+    def _people(self, parsed: ParsedMessage, *, new_ticket: bool) -> list[tickets.Person]:
+        ours = self.ctx.support_addresses
         sender = parsed.from_
-        ticket_id = repo.create_ticket(
-            db,
-            {
-                "subject": parsed.subject[:998],
-                "normalized_subject": parsed.normalized_subject[:998],
-                "status": TicketStatus.NEW.value,
-                "requester": sender.email if sender else "",
-                "requester_name": sender.name if sender else "",
-                "mailbox": source.mailbox,
-                "created_at": now,
-                "updated_at": now,
-                "status_changed_at": now,
-                "previous_ticket_id": match.follow_up_of,
-                "tags": [],
-            },
-        )
-        repo.add_event(
-            db,
-            ticket_id,
-            now,
-            f"customer:{sender.email}" if sender else "system",
-            "created",
-            {"source": source.label, "follow_up_of": match.follow_up_of},
-        )
-        return ticket_id
+        role = "requester" if new_ticket else "customer"
+        people = [tickets.Person(sender.email, sender.name, role)] if sender else []
+        people += [
+            tickets.Person(a.email, a.name, "customer")
+            for a in parsed.recipients
+            if a.email not in ours
+        ]
+        return people
 
-    def _touch_ticket(
-        self,
-        db: Connection,
-        ticket_id: int,
-        ticket: dict[str, Any],
-        match: ThreadMatch,
-        now: datetime,
-        machine: bool,
-    ) -> None:
-        """Bump updated_at; reopen on a customer reply. ``ticket`` (its routing
-        fields) is updated in place so the rules' decision sees the new status."""
-        values: dict[str, Any] = {"updated_at": now}
-        customer_wrote = not machine
-        if match.reopen or (customer_wrote and ticket["status"] == TicketStatus.PENDING.value):
-            values.update(status=TicketStatus.OPEN.value, status_changed_at=now)
-            repo.add_event(
-                db,
-                ticket_id,
-                now,
-                "system",
-                "status",
-                {"from": ticket["status"], "to": "open", "why": "customer replied"},
-            )
-            ticket["status"] = TicketStatus.OPEN.value
-        repo.update_ticket(db, ticket_id, values)
-
-    def _apply(
-        self,
-        db: Connection,
-        ticket_id: int,
-        ticket: dict[str, Any],
-        decision: Decision,
-        ruleset: RuleSet | None,
-        now: datetime,
-    ) -> None:
-        changes = apply_decision(ticket, decision)
-        if "team" in changes and "assignee" not in changes and ruleset is not None:
-            picked = self._pick_agent(db, ruleset, changes["team"])
-            if picked:
-                changes["assignee"] = picked
-        if changes.get("status") and changes["status"] != ticket["status"]:
-            changes["status_changed_at"] = now
-        repo.update_ticket(db, ticket_id, changes)
-        for hit in decision.hits:
-            repo.add_event(
-                db,
-                ticket_id,
-                now,
-                f"rule:{hit.rule}",
-                "rule",
-                {
-                    "file": hit.file,
-                    "line": hit.line,
-                    "reasons": list(hit.reasons),
-                    "applied": list(hit.applied),
-                    "overridden": list(hit.overridden),
-                },
-            )
-        if "assignee" in changes:
-            repo.add_event(db, ticket_id, now, "system", "assigned", {"to": changes["assignee"]})
-
-    def _pick_agent(self, db: Connection, ruleset: RuleSet, team_name: str) -> str | None:
-        team = ruleset.teams.get(team_name)
+    def _pick_agent(self, db: Connection, ruleset: RuleSet | None, team_name: str) -> str | None:
+        team = ruleset.teams.get(team_name) if ruleset is not None else None
         if team is None or not team.agents:
             return None
         names = [a.name for a in team.agents]
         if team.assignment == "round_robin":
-            return repo.round_robin_next(db, team_name, names)
+            return tickets.round_robin_next(db, team_name, names)
         if team.assignment == "least_open":
-            counts = repo.open_ticket_counts(db, names)
+            counts = tickets.open_ticket_counts(db, names)
             return min(names, key=lambda n: (counts[n], names.index(n)))
         return None
 
-    def _store_message(
-        self,
-        db: Connection,
-        ticket_id: int,
-        parsed: ParsedMessage,
-        raw: bytes,
-        source: Source,
-        match: ThreadMatch,
-        now: datetime,
-        *,
-        new_ticket: bool,
-        own_was_ref: bool,
-        known_people: frozenset[str],
-    ) -> int:
-        """``known_people``: the ticket's participants as threading read them; only
-        the others are added (most replies add nobody: no statement at all)."""
-        row_id = repo.store_mail(
-            db,
-            ticket_id=ticket_id,
-            parsed=parsed,
-            raw=raw,
-            source_label=source.label,
-            mailbox=source.mailbox,
-            direction=Direction.INBOUND.value,
-            matched_by=match.matched_by.value,
-            reason=match.reason,
-            now=now,
-            own_was_ref=own_was_ref,
-        )
-        sender = parsed.from_
-        if parsed.kind is MessageKind.NORMAL:
-            ours = self.ctx.support_addresses
-            role = "requester" if new_ticket else "customer"
-            people = [(sender.email, sender.name, role)] if sender else []
-            people += [
-                (a.email, a.name, "customer") for a in parsed.recipients if a.email not in ours
-            ]
-            repo.add_participants(db, ticket_id, [p for p in people if p[0] not in known_people])
-        repo.add_event(
-            db,
-            ticket_id,
-            now,
-            f"customer:{sender.email}" if sender else "system",
-            "message",
-            {"message": row_id, "kind": parsed.kind.value, "matched_by": match.matched_by.value},
-        )
-        return row_id
+
+class _Mail:
+    """One mail's state as the steps fill it in (lives for one ``_store`` call)."""
+
+    __slots__ = (
+        "arrival",
+        "db",
+        "decision",
+        "match",
+        "new_ticket",
+        "own_was_ref",
+        "row_id",
+        "session",
+        "ticket",
+    )
+
+    def __init__(self, session: Session, db: Connection, arrival: Arrival) -> None:
+        self.session = session
+        self.db = db
+        self.arrival = arrival
+        self.match = ThreadMatch(None, MatchedBy.NEW, "")
+        self.own_was_ref = False
+        self.ticket: Ticket | None = None
+        self.decision: Decision | None = None
+        self.new_ticket = False
+        self.row_id = 0
+
+    @property
+    def person(self) -> bool:
+        """A human wrote it: not an auto-reply, a list mail or a bounce."""
+        return self.arrival.parsed.kind is MessageKind.NORMAL
+
+    @property
+    def actor(self) -> str:
+        sender = self.arrival.parsed.from_
+        return ev.customer(sender.email) if sender else ev.SYSTEM
 
 
-__all__ = ["PRIORITY_ORDER", "IngestContext", "Outcome", "Pipeline", "Source", "StoredMail"]
+Step = Callable[[Pipeline, _Mail], Outcome | None]
+
+# The order every stored mail goes through; a step answering an Outcome ends it.
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("dedupe", Pipeline.dedupe),
+    ("intercept", Pipeline.intercept),
+    ("thread", Pipeline.thread),
+    ("judge", Pipeline.judge),
+    ("place", Pipeline.place),
+    ("route", Pipeline.route),
+    ("store", Pipeline.store),
+    ("react", Pipeline.react),
+)
+
+
+__all__ = ["STEPS", "IngestContext", "Outcome", "Pipeline", "Source", "StoredMail"]

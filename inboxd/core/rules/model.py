@@ -11,15 +11,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from inboxd.core import desk
 from inboxd.core.calendar import Calendar
 
 if TYPE_CHECKING:
     from inboxd.core.rules.conditions import Condition
     from inboxd.core.rules.textindex import TextIndex
 
-PRIORITIES: tuple[str, ...] = ("low", "normal", "high", "urgent")
-PRIORITY_RANK: Mapping[str, int] = {p: i for i, p in enumerate(PRIORITIES)}
-STATUSES: tuple[str, ...] = ("open", "pending", "solved", "closed")
+PRIORITIES = desk.PRIORITIES
+PRIORITY_RANK = desk.vocab.PRIORITY_RANK
+STATUSES: tuple[str, ...] = tuple(s.value for s in desk.SETTABLE_STATUSES)  # what a rule may set
 ASSIGNMENTS: tuple[str, ...] = ("round_robin", "least_open", "none")
 Assignment = Literal["round_robin", "least_open", "none"]
 ON_KINDS: tuple[str, ...] = ("new", "reply")

@@ -2,7 +2,7 @@
 
 Pure: the caller loads the tickets' messages. Each ticket is rebuilt from a
 fresh state, message by message, the way the pipeline applies decisions
-(``core.ticket_fields.apply_decision``), so two rule sets can be compared
+(``core.desk.transitions.apply_rules``), so two rule sets can be compared
 without agents' later edits getting in the way. Threading and grouping are not
 replayed (messages stay in the tickets they joined), nor are round-robin and
 least-open picks, which depend on the live queue.
@@ -12,27 +12,41 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
+from inboxd.core.desk import Status, Ticket
+from inboxd.core.desk.transitions import apply_rules
 from inboxd.core.model import ParsedMessage
 from inboxd.core.rules.evaluate import evaluate
 from inboxd.core.rules.model import RuleContext, RuleSet
-from inboxd.core.ticket_fields import apply_decision
 
 FIELDS: tuple[str, ...] = ("team", "assignee", "priority", "vip", "sla_policy", "status", "tags")
 
 
-def initial_fields() -> dict[str, Any]:
-    """A ticket's routing fields before any rule ran (as the pipeline creates it)."""
-    return {
-        "team": None,
-        "assignee": None,
-        "priority": "normal",
-        "vip": False,
-        "sla_policy": None,
-        "status": "new",
-        "tags": [],
-    }
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def initial_ticket() -> Ticket:
+    """A ticket before any rule ran (as the pipeline creates it)."""
+    return Ticket(
+        id=0,
+        subject="",
+        status=Status.NEW,
+        requester="",
+        mailbox="",
+        created_at=_EPOCH,
+        updated_at=_EPOCH,
+        status_changed_at=_EPOCH,
+    )
+
+
+def routing_fields(ticket: Ticket) -> dict[str, Any]:
+    """The fields a replay compares, as plain values."""
+    values: dict[str, Any] = {name: getattr(ticket, name) for name in FIELDS}
+    values["status"] = str(ticket.status)
+    values["tags"] = list(ticket.tags)
+    return values
 
 
 def simulate(
@@ -42,11 +56,11 @@ def simulate(
 
     ``ticket_vip`` in each context is replaced by what the replay itself decided.
     """
-    state = initial_fields()
+    ticket = initial_ticket()
     for parsed, ctx in messages:
-        decision = evaluate(ruleset, parsed, replace(ctx, ticket_vip=bool(state["vip"])))
-        state.update(apply_decision(state, decision))
-    return state
+        decision = evaluate(ruleset, parsed, replace(ctx, ticket_vip=ticket.vip))
+        ticket = apply_rules(ticket, decision, (), now=ctx.now).after
+    return routing_fields(ticket)
 
 
 @dataclass(frozen=True, slots=True)

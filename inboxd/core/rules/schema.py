@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from inboxd.core.desk.vocab import Status
 from inboxd.core.rules.model import ASSIGNMENTS, ON_KINDS, PRIORITIES, STATUSES
 
 TOP_KEYS = ("version", "teams", "agents", "vip", "calendars", "sla_policies", "rules")
@@ -26,7 +27,9 @@ RULE_KEYS = ("name", "description", "on", "when", "then", "enabled")
 HEADER_KEYS = ("name", "exists", "equals", "any", "all", "regex")
 TEXT_KEYS = ("any", "all", "regex")
 TIME_KEYS = ("between", "days", "timezone")
-PAUSE_STATUSES = ("new", "open", "pending", "solved")
+PAUSE_STATUSES: tuple[str, ...] = tuple(
+    s.value for s in (Status.NEW, Status.OPEN, Status.PENDING, Status.SOLVED)
+)
 
 # condition key -> short help (also the JSON Schema description)
 CONDITIONS: dict[str, str] = {

@@ -1,0 +1,429 @@
+"""Mail as stored: raw bytes, message rows, attachments, thread keys, quarantine.
+
+Everything ``store_mail`` keeps about one mail, the threading lookups the
+pipeline runs before placing it, and the reads the flows need to thread our
+answers (the ticket's first mail, the customer's last). Statements on the
+ingest hot path are prepared once (``db.fastexec``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import LargeBinary, bindparam, func, insert
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from inboxd.core.model import ParsedMessage
+from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
+from inboxd.db.fastexec import Prepared, PreparedQuery
+from inboxd.db.sql import DB, add_rows, conn_of, in_list, in_params, insert_ignore, utc
+from inboxd.db.tables import Attachment as AttachmentRow
+from inboxd.db.tables import Blob, Message, Participant, Quarantine, ThreadKey, Ticket
+
+_MESSAGE_T = Message.__table__  # type: ignore[attr-defined]
+
+
+_KEY_T = ThreadKey.__table__  # type: ignore[attr-defined]
+
+
+_PART_T = Participant.__table__  # type: ignore[attr-defined]
+
+
+_TICKET_T = Ticket.__table__  # type: ignore[attr-defined]
+
+
+_FIND_MESSAGE = PreparedQuery(
+    lambda _n: select(_MESSAGE_T.c.id, _MESSAGE_T.c.ticket_id).where(
+        _MESSAGE_T.c.message_id == bindparam("mid"),
+        _MESSAGE_T.c.content_digest == bindparam("dig"),
+    )
+)
+
+
+_INSERT_MESSAGE = Prepared(lambda _d: _MESSAGE_T.insert().returning(_MESSAGE_T.c.id))
+
+
+_UPGRADE_KEY = (
+    _KEY_T.update()
+    .where(_KEY_T.c.key == bindparam("k"), _KEY_T.c.origin == "ref")
+    .values(origin="self")
+)
+
+
+_KEY_LOOKUP = PreparedQuery(
+    lambda n: select(_KEY_T.c.key, _KEY_T.c.ticket_id, _KEY_T.c.origin).where(
+        _KEY_T.c.key.in_(in_list(n))
+    )
+)
+
+
+def put_blob(db: DB, sha256: str, data: bytes) -> None:
+    insert_ignore(db, Blob, [{"sha256": sha256, "size": len(data), "data": data}])
+
+
+def find_message(db: DB, message_id: str, digest: str) -> tuple[int, int | None] | None:
+    """(row id, ticket id) of a stored mail with this identity."""
+    rows = _FIND_MESSAGE.all(conn_of(db), {"mid": message_id, "dig": digest})
+    return (int(rows[0][0]), rows[0][1]) if rows else None
+
+
+def add_message(db: DB, values: dict[str, Any]) -> int:
+    return int(_INSERT_MESSAGE.run(conn_of(db), values).fetchone()[0])
+
+
+def thread_lookup(db: DB, keys: ThreadKeys) -> ThreadLookup:
+    """Everything ``core.thread.choose`` needs, in one or two queries plus merges."""
+    known: dict[str, KnownKey] = {}
+    ids = list(dict.fromkeys(keys.lookup_ids))
+    if ids:
+        conn = conn_of(db)
+        for key, ticket_id, origin in _KEY_LOOKUP.all(conn, in_params(ids), len(ids)):
+            known[key] = KnownKey(ticket_id, origin)
+    wanted = {k.ticket_id for k in known.values()} | set(keys.candidate_tickets)
+    snapshots = ticket_snapshots(db, wanted)
+    for _ in range(16):  # follow merges: pull in the tickets others were merged into
+        missing = {s.merged_into for s in snapshots.values() if s.merged_into} - set(snapshots)
+        if not missing:
+            break
+        snapshots.update(ticket_snapshots(db, {m for m in missing if m is not None}))
+    return ThreadLookup(known, snapshots)
+
+
+_SNAPSHOT_PEOPLE = PreparedQuery(
+    lambda n: select(_PART_T.c.ticket_id, _PART_T.c.email).where(
+        _PART_T.c.ticket_id.in_(in_list(n))
+    )
+)
+
+
+_SNAPSHOT_TICKETS = PreparedQuery(
+    lambda n: select(
+        _TICKET_T.c.id, _TICKET_T.c.status, _TICKET_T.c.status_changed_at, _TICKET_T.c.merged_into
+    ).where(_TICKET_T.c.id.in_(in_list(n)))
+)
+
+
+def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnapshot]:
+    ids = sorted(set(ticket_ids))
+    if not ids:
+        return {}
+    conn = conn_of(db)
+    people: dict[int, set[str]] = {i: set() for i in ids}
+    for ticket_id, email in _SNAPSHOT_PEOPLE.all(conn, in_params(ids), len(ids)):
+        people[ticket_id].add(email)
+    out: dict[int, TicketSnapshot] = {}
+    for tid, status, changed, merged in _SNAPSHOT_TICKETS.all(conn, in_params(ids), len(ids)):
+        out[tid] = TicketSnapshot(tid, status, changed, frozenset(people[tid]), merged)
+    return out
+
+
+def add_thread_keys(
+    db: DB, ticket_id: int, own: str, cited: Iterable[str], *, own_was_ref: bool = True
+) -> None:
+    """Record the mail's own id (origin self) and the ids it cites (origin ref).
+
+    A key already pointing at a ticket keeps its ticket (first come wins); a
+    ``ref`` key is upgraded to ``self`` when the cited mail itself arrives
+    (``own_was_ref`` False skips that update when the caller knows better).
+    """
+    rows = [{"key": own, "ticket_id": ticket_id, "origin": "self"}]
+    rows += [
+        {"key": c, "ticket_id": ticket_id, "origin": "ref"}
+        for c in dict.fromkeys(cited)
+        if c != own
+    ]
+    insert_ignore(db, ThreadKey, rows)
+    if own_was_ref:
+        db.execute(_UPGRADE_KEY, {"k": own})
+
+
+def store_mail(
+    db: DB,
+    *,
+    ticket_id: int,
+    parsed: ParsedMessage,
+    raw: bytes,
+    source_label: str,
+    mailbox: str,
+    direction: str,
+    matched_by: str,
+    reason: str,
+    now: datetime,
+    new_text: str | None = None,
+    own_was_ref: bool = True,
+) -> int:
+    """Keep the raw bytes, the message row, its attachments and its thread keys;
+    returns the message row id. Participants and events are the caller's call."""
+    conn = conn_of(db)
+    put_blob(conn, parsed.raw_sha256, raw)
+    sender = parsed.from_
+    new = parsed.new_text if new_text is None else new_text
+    row_id = add_message(
+        conn,
+        {
+            "ticket_id": ticket_id,
+            "message_id": parsed.message_id,
+            "content_digest": parsed.content_digest,
+            "raw_sha256": parsed.raw_sha256,
+            "direction": direction,
+            "kind": parsed.kind.value,
+            "source": source_label,
+            "mailbox": mailbox,
+            "from_email": sender.email if sender else "",
+            "from_name": sender.name if sender else "",
+            "to": [a.email for a in parsed.to],
+            "cc": [a.email for a in parsed.cc],
+            "subject": parsed.subject[:998],
+            "date": parsed.date,
+            "received_at": now,
+            "text": parsed.text,
+            "html": parsed.html,
+            "new_text": None if new == parsed.text else new,  # NULL: the whole text
+            "matched_by": matched_by,
+            "match_reason": reason,
+            "size": parsed.size,
+            "attachment_count": len(parsed.attachments),
+        },
+    )
+    rows = []
+    for att in parsed.attachments:
+        put_blob(conn, att.sha256, att.data)
+        rows.append(
+            {
+                "message_row_id": row_id,
+                "filename": att.filename,
+                "content_type": att.content_type,
+                "size": att.size,
+                "sha256": att.sha256,
+                "content_id": att.content_id,
+                "inline": att.inline,
+            }
+        )
+    add_rows(conn, AttachmentRow, rows)
+    cited = parsed.references + parsed.in_reply_to
+    add_thread_keys(conn, ticket_id, parsed.message_id, cited, own_was_ref=own_was_ref)
+    return row_id
+
+
+def add_quarantine(db: DB, values: dict[str, Any]) -> int:
+    result = db.execute(insert(Quarantine).values(**values).returning(col(Quarantine.id)))
+    new_id: Any = result.scalar_one()
+    return int(new_id)
+
+
+def quarantine_raw(
+    db: DB,
+    raw: bytes,
+    *,
+    reason: str,
+    source_label: str,
+    mailbox: str,
+    folder: str,
+    uid: int | None,
+    now: datetime,
+) -> int:
+    """Keep mail that could not be parsed or placed, with the reason; returns its id."""
+    sha = hashlib.sha256(raw).hexdigest()
+    put_blob(db, sha, raw)
+    return add_quarantine(
+        db,
+        {
+            "raw_sha256": sha,
+            "reason": reason[:2000],
+            "source": source_label,
+            "mailbox": mailbox,
+            "folder": folder,
+            "uid": uid,
+            "received_at": now,
+        },
+    )
+
+
+def list_quarantine(session: Session, include_released: bool = False) -> list[Quarantine]:
+    stmt = select(Quarantine).order_by(col(Quarantine.id))
+    if not include_released:
+        stmt = stmt.where(col(Quarantine.released_at).is_(None))
+    return list(session.execute(stmt).scalars())
+
+
+def ticket_messages(session: Session, ticket_id: int) -> list[Message]:
+    return list(
+        session.execute(
+            select(Message).where(Message.ticket_id == ticket_id).order_by(col(Message.id))
+        ).scalars()
+    )
+
+
+_ATT = AttachmentRow.__table__  # type: ignore[attr-defined]
+
+
+_BLOB = Blob.__table__  # type: ignore[attr-defined]
+
+
+HEAD_BYTES = 65536  # enough for any header block we read back
+
+
+_ONE_ROW = {"lim": 1, "off": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    row_id: int
+    message_id: str
+    direction: str
+    kind: str
+    from_email: str
+    from_name: str
+    raw_sha256: str
+    received_at: datetime
+
+
+_MSG_COLUMNS = (
+    _MESSAGE_T.c.id,
+    _MESSAGE_T.c.message_id,
+    _MESSAGE_T.c.direction,
+    _MESSAGE_T.c.kind,
+    _MESSAGE_T.c.from_email,
+    _MESSAGE_T.c.from_name,
+    _MESSAGE_T.c.raw_sha256,
+    _MESSAGE_T.c.received_at,
+)
+
+
+_LAST_CUSTOMER = PreparedQuery(
+    lambda _n: (
+        sa_select(*_MSG_COLUMNS)
+        .where(
+            _MESSAGE_T.c.ticket_id == bindparam("tid"),
+            _MESSAGE_T.c.direction == bindparam("direction"),
+            _MESSAGE_T.c.kind == bindparam("kind"),
+        )
+        .order_by(_MESSAGE_T.c.id.desc())
+        .limit(bindparam("lim"))
+        .offset(bindparam("off"))
+    )
+)
+
+
+_FIRST_HEAD = PreparedQuery(
+    lambda _n: (
+        sa_select(
+            _MESSAGE_T.c.message_id,
+            func.substr(_BLOB.c.data, bindparam("one"), bindparam("head"), type_=LargeBinary),
+        )
+        .join(_BLOB, _BLOB.c.sha256 == _MESSAGE_T.c.raw_sha256)
+        .where(_MESSAGE_T.c.ticket_id == bindparam("tid"))
+        .order_by(_MESSAGE_T.c.id)
+        .limit(bindparam("lim"))
+        .offset(bindparam("off"))
+    )
+)
+
+
+def _one_stored(rows: list[tuple[Any, ...]]) -> StoredMessage | None:
+    if not rows:
+        return None
+    received = utc(rows[0][7])
+    assert received is not None
+    row_id, message_id, direction, kind, from_email, from_name, raw_sha256 = rows[0][:7]
+    return StoredMessage(
+        row_id, message_id, direction, kind, from_email, from_name, raw_sha256, received
+    )
+
+
+def first_message_head(db: DB, ticket_id: int) -> tuple[str, bytes] | None:
+    """Message-ID and the first ``HEAD_BYTES`` of the raw mail that opened the ticket.
+
+    One query for what threading needs (the root id and its Thread-Index header),
+    without loading a large raw mail whole.
+    """
+    params = {"tid": ticket_id, "one": 1, "head": HEAD_BYTES, **_ONE_ROW}
+    rows = _FIRST_HEAD.all(conn_of(db), params)
+    return (str(rows[0][0]), bytes(rows[0][1] or b"")) if rows else None
+
+
+def last_customer_message(db: DB, ticket_id: int) -> StoredMessage | None:
+    """The newest mail a customer (a person, not a machine) sent on the ticket."""
+    return _one_stored(
+        _LAST_CUSTOMER.all(
+            conn_of(db), {"tid": ticket_id, "direction": "in", "kind": "normal", **_ONE_ROW}
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerMail:
+    """The newest customer mail of a ticket, as a notification shows it."""
+
+    message_id: str
+    from_name: str
+    from_email: str
+    subject: str
+    date: datetime | None
+    new_text: str  # the stored new text (the whole text when they are the same)
+    text: str
+    html: str
+    attachments: tuple[tuple[str, int], ...]  # (filename, size)
+
+
+def last_customer_summary(db: DB, ticket_id: int) -> CustomerMail | None:
+    """The newest mail a customer sent on the ticket, with its file names.
+    Read when a ticket changes hands, not per stored mail, so a plain query."""
+    row = db.execute(
+        sa_select(
+            _MESSAGE_T.c.id,
+            _MESSAGE_T.c.message_id,
+            _MESSAGE_T.c.from_name,
+            _MESSAGE_T.c.from_email,
+            _MESSAGE_T.c.subject,
+            _MESSAGE_T.c.date,
+            _MESSAGE_T.c.text,
+            _MESSAGE_T.c.new_text,
+            _MESSAGE_T.c.html,
+        )
+        .where(
+            _MESSAGE_T.c.ticket_id == ticket_id,
+            _MESSAGE_T.c.direction == "in",
+            _MESSAGE_T.c.kind == "normal",
+        )
+        .order_by(_MESSAGE_T.c.id.desc())
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    files = db.execute(
+        sa_select(_ATT.c.filename, _ATT.c.size)
+        .where(_ATT.c.message_row_id == row.id)
+        .order_by(_ATT.c.id)
+    ).all()
+    return CustomerMail(
+        message_id=row.message_id,
+        from_name=row.from_name,
+        from_email=row.from_email,
+        subject=row.subject,
+        date=utc(row.date),
+        new_text=row.text if row.new_text is None else row.new_text,
+        text=row.text,
+        html=row.html,
+        attachments=tuple((f.filename, f.size) for f in files),
+    )
+
+
+def blob(db: DB, sha256: str) -> bytes | None:
+    value = db.execute(sa_select(_BLOB.c.data).where(_BLOB.c.sha256 == sha256)).scalar()
+    return bytes(value) if value is not None else None
+
+
+def ticket_of_message_id(db: DB, message_id: str) -> int | None:
+    """The ticket holding a stored mail with this Message-ID (any direction)."""
+    return db.execute(
+        sa_select(_MESSAGE_T.c.ticket_id)
+        .where(_MESSAGE_T.c.message_id == message_id, _MESSAGE_T.c.ticket_id.is_not(None))
+        .order_by(_MESSAGE_T.c.id)
+    ).scalar()
+

@@ -1,0 +1,93 @@
+"""Small SQL helpers every aggregate module uses: connections, IN lists, upserts, savepoints.
+
+Ingest passes a Core ``Connection`` and runs statements built once at import
+with bound parameters (``db.fastexec``); the CLI's reads take a Session.
+Both are accepted wherever a function only runs statements.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, bindparam, func, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from inboxd.db.fastexec import Prepared
+
+DB = Session | Connection
+
+
+def conn_of(db: DB) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def utc(value: datetime | None) -> datetime | None:
+    """Aware UTC, whichever way the driver hands a stored time back."""
+    if value is None:
+        return None
+    return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def in_list(n: int) -> list[Any]:
+    """``n`` bound parameters for an IN (...) of a prepared query's shape ``n``."""
+    return [bindparam(f"v{i}") for i in range(n)]
+
+
+def in_params(values: Sequence[Any]) -> dict[str, Any]:
+    return {f"v{i}": v for i, v in enumerate(values)}
+
+
+_IGNORE: dict[str, Prepared] = {}
+
+
+def _upsert_ignore(table: Any) -> Prepared:
+    def make(dialect: str) -> Any:
+        if dialect == "postgresql":
+            return postgresql.insert(table).on_conflict_do_nothing()
+        return sqlite.insert(table).on_conflict_do_nothing()
+
+    return Prepared(make)
+
+
+def insert_ignore(db: DB, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL alike."""
+    if not rows:
+        return
+    prepared = _IGNORE.get(model.__tablename__)
+    if prepared is None:
+        prepared = _IGNORE[model.__tablename__] = _upsert_ignore(model.__table__)
+    if len(rows) == 1:
+        prepared.run(conn_of(db), rows[0])
+    else:
+        prepared.run_many(conn_of(db), rows)
+
+
+def add_rows(db: DB, model: Any, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        db.execute(model.__table__.insert(), list(rows))
+
+
+def count_rows(db: DB, model: Any) -> int:
+    return int(db.execute(select(func.count()).select_from(model)).scalar_one())
+
+
+@contextmanager
+def savepoint(conn: Connection, name: str = "mail") -> Iterator[None]:
+    """A plain SQL savepoint on the driver cursor, far cheaper than ``begin_nested()``.
+
+    Used per mail inside a batch transaction so one failing mail rolls back
+    alone. ORM objects are not used inside it, so no Session state goes stale.
+    """
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
+        cursor.execute(f"RELEASE SAVEPOINT {name}")
+        raise
+    cursor.execute(f"RELEASE SAVEPOINT {name}")

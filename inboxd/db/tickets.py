@@ -1,0 +1,283 @@
+"""The one writer of tickets: ticket rows, their participants and their event log.
+
+``load`` returns a :class:`core.desk.Ticket`; ``save`` writes a
+:class:`core.desk.Change` (the changed columns in one UPDATE, its events in
+one INSERT); ``record`` appends events that change no field. Nothing else in
+inboxd writes a ``ticket`` or ``event`` row, so every change to a ticket has
+gone through a transition in ``core.desk`` and left its typed events.
+Also here: the reads about tickets as a whole (grouping, least-open counts,
+round robin) and the CLI's listings, which return typed rows.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import bindparam, func, update
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col, select
+
+from inboxd.core.desk import OPEN_STATUSES, STORED_FIELDS, Change, Status, Ticket
+from inboxd.core.desk import events as ev
+from inboxd.db.fastexec import Prepared, PreparedQuery
+from inboxd.db.sql import DB, conn_of, in_list, in_params, insert_ignore, utc
+from inboxd.db.tables import AssignmentCursor, Event, Participant
+from inboxd.db.tables import Ticket as TicketRow
+
+_TICKET_T = TicketRow.__table__  # type: ignore[attr-defined]
+_EVENT_T = Event.__table__  # type: ignore[attr-defined]
+_PART_T = Participant.__table__  # type: ignore[attr-defined]
+
+_COLUMNS = ("id", *STORED_FIELDS)
+_DATETIMES = frozenset(name for name in STORED_FIELDS if name.endswith("_at"))
+_LOAD = PreparedQuery(
+    lambda _n: sa_select(*(_TICKET_T.c[name] for name in _COLUMNS)).where(
+        _TICKET_T.c.id == bindparam("tid")
+    )
+)
+_PEOPLE = PreparedQuery(
+    lambda _n: sa_select(_PART_T.c.email).where(_PART_T.c.ticket_id == bindparam("tid"))
+)
+_INSERT_TICKET = Prepared(lambda _d: _TICKET_T.insert().returning(_TICKET_T.c.id))
+_UPDATE_TICKET = Prepared(lambda _d: _TICKET_T.update().where(_TICKET_T.c.id == bindparam("tid")))
+_INSERT_EVENT = Prepared(lambda _d: _EVENT_T.insert())
+_MERGE_HOPS = 16
+
+
+def _ticket(row: Sequence[Any], participants: frozenset[str]) -> Ticket:
+    values = dict(zip(_COLUMNS, row, strict=True))
+    for name in _DATETIMES:
+        values[name] = utc(values[name])
+    values["tags"] = tuple(values["tags"] or ())
+    values["status"] = Status(values["status"])
+    values["reopened_count"] = int(values["reopened_count"] or 0)
+    return Ticket(participants=participants, **values)
+
+
+def load(db: DB, ticket_id: int, *, participants: frozenset[str] | None = None) -> Ticket | None:
+    """The ticket as a value. ``participants``: the addresses when the caller has
+    them already (threading read them), else they are read too."""
+    conn = conn_of(db)
+    rows = _LOAD.all(conn, {"tid": ticket_id})
+    if not rows:
+        return None
+    if participants is None:
+        people = _PEOPLE.all(conn, {"tid": ticket_id})
+        participants = frozenset(str(p[0]) for p in people)
+    return _ticket(rows[0], participants)
+
+
+def resolve(db: DB, ticket_id: int) -> Ticket | None:
+    """The ticket, following merges to the one that survives (bounded)."""
+    current = load(db, ticket_id)
+    seen: set[int] = set()
+    while current is not None and current.merged_into and current.id not in seen:
+        seen.add(current.id)
+        if len(seen) > _MERGE_HOPS:
+            break
+        current = load(db, current.merged_into)
+    return current
+
+
+def create(
+    db: DB,
+    *,
+    subject: str,
+    normalized_subject: str,
+    requester: str,
+    requester_name: str,
+    mailbox: str,
+    now: datetime,
+    source: str,
+    actor: str,
+    follow_up_of: int | None = None,
+    person: bool = True,
+) -> Ticket:
+    """A new ticket and its ``created`` event. ``person``: a human wrote the mail
+    that opens it (its time is the last customer mail)."""
+    values: dict[str, Any] = {
+        "subject": subject[:998],
+        "normalized_subject": normalized_subject[:998],
+        "status": Status.NEW.value,
+        "requester": requester,
+        "requester_name": requester_name,
+        "mailbox": mailbox,
+        "created_at": now,
+        "updated_at": now,
+        "status_changed_at": now,
+        "previous_ticket_id": follow_up_of,
+        "tags": [],
+        "last_customer_mail_at": now if person else None,
+    }
+    ticket_id = int(_INSERT_TICKET.run(conn_of(db), values).fetchone()[0])
+    record(db, ticket_id, ev.Created(at=now, actor=actor, source=source, follow_up_of=follow_up_of))
+    values.pop("tags")
+    return Ticket(
+        id=ticket_id, status=Status.NEW, **{k: v for k, v in values.items() if k != "status"}
+    )
+
+
+def _column_value(value: Any) -> Any:
+    return value.value if isinstance(value, enum.Enum) else value
+
+
+def save(db: DB, change: Change) -> None:
+    """Write a change: its changed columns, then its events, in the caller's transaction."""
+    fields = change.fields
+    if fields:
+        values = {k: _column_value(v) for k, v in fields.items()}
+        _UPDATE_TICKET.run(conn_of(db), {**values, "tid": change.ticket_id})
+    record(db, change.ticket_id, *change.events)
+
+
+def record(db: DB, ticket_id: int, *events: ev.Event) -> None:
+    """Append events to the ticket's log (rows are never updated or deleted)."""
+    rows = [
+        {"ticket_id": ticket_id, "at": e.at, "actor": e.actor, "kind": e.kind, "data": e.data()}
+        for e in events
+    ]
+    if len(rows) == 1:
+        _INSERT_EVENT.run(conn_of(db), rows[0])
+    elif rows:
+        _INSERT_EVENT.run_many(conn_of(db), rows)
+
+
+# --- participants ---------------------------------------------------------------------
+
+
+class Person(NamedTuple):
+    email: str
+    name: str
+    role: str  # requester | customer
+
+
+def add_participants(db: DB, ticket_id: int, people: Iterable[Person]) -> None:
+    """An address already on the ticket keeps its role."""
+    rows = [
+        {"ticket_id": ticket_id, "email": p.email, "name": p.name, "role": p.role}
+        for p in people
+        if p.email
+    ]
+    insert_ignore(db, Participant, rows)
+
+
+def customer_participants(db: DB, ticket_id: int) -> list[Person]:
+    """The requester and customer-side participants, oldest first."""
+    rows = db.execute(
+        sa_select(_PART_T.c.email, _PART_T.c.name, _PART_T.c.role)
+        .where(_PART_T.c.ticket_id == ticket_id, _PART_T.c.role.in_(("requester", "customer")))
+        .order_by(_PART_T.c.id)
+    ).all()
+    return [Person(r.email, r.name, r.role) for r in rows]
+
+
+def copy_customers(db: DB, source_id: int, target_id: int) -> None:
+    """A merge: the merged ticket's customers take part in the target (as customers)."""
+    people = customer_participants(db, source_id)
+    add_participants(db, target_id, [Person(p.email, p.name, "customer") for p in people])
+
+
+# --- tickets as a whole -------------------------------------------------------------
+
+
+def find_group_ticket(
+    db: DB, requester: str, normalized_subject: str, since: datetime
+) -> int | None:
+    """An open ticket of the same sender and subject touched since ``since``."""
+    return db.execute(
+        select(TicketRow.id)
+        .where(
+            TicketRow.requester == requester,
+            TicketRow.normalized_subject == normalized_subject,
+            col(TicketRow.status).in_([s.value for s in OPEN_STATUSES]),
+            TicketRow.updated_at >= since,
+            col(TicketRow.merged_into).is_(None),
+        )
+        .order_by(col(TicketRow.id).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+_OPEN_COUNTS = PreparedQuery(
+    lambda n: (
+        sa_select(_TICKET_T.c.assignee, func.count())
+        .where(
+            _TICKET_T.c.assignee.in_(in_list(n)),
+            _TICKET_T.c.status.in_([bindparam(f"s{i}") for i in range(len(OPEN_STATUSES))]),
+        )
+        .group_by(_TICKET_T.c.assignee)
+    )
+)
+_OPEN_STATUS_PARAMS = {f"s{i}": status.value for i, status in enumerate(OPEN_STATUSES)}
+
+
+def open_ticket_counts(db: DB, agents: Sequence[str]) -> dict[str, int]:
+    """Open tickets per agent (least-open assignment, on every new ticket of a team):
+    an index-only count over ix_ticket_assignee_status."""
+    counts = dict.fromkeys(agents, 0)
+    params = {**in_params(agents), **_OPEN_STATUS_PARAMS}
+    for assignee, n in _OPEN_COUNTS.all(conn_of(db), params, len(agents)):
+        counts[assignee] = int(n)
+    return counts
+
+
+def round_robin_next(db: DB, team: str, agents: Sequence[str]) -> str | None:
+    """The agent after the team's last pick, advancing the cursor in this transaction."""
+    if not agents:
+        return None
+    last = db.execute(
+        select(AssignmentCursor.last_agent).where(AssignmentCursor.team == team)
+    ).scalar_one_or_none()
+    nxt = agents[(agents.index(last) + 1) % len(agents)] if last in agents else agents[0]
+    insert_ignore(db, AssignmentCursor, [{"team": team, "last_agent": nxt}])
+    db.execute(
+        update(AssignmentCursor).where(col(AssignmentCursor.team) == team).values(last_agent=nxt)
+    )
+    return nxt
+
+
+# --- the CLI's reads (ORM rows) ----------------------------------------------------------
+
+
+def get_row(session: Session, ticket_id: int) -> TicketRow | None:
+    return session.get(TicketRow, ticket_id)
+
+
+def list_rows(session: Session, status: str | None = None, limit: int = 1000) -> list[TicketRow]:
+    stmt = select(TicketRow).order_by(col(TicketRow.id))
+    if status:
+        stmt = stmt.where(TicketRow.status == status)
+    return list(session.execute(stmt.limit(limit)).scalars())
+
+
+def participant_rows(session: Session, ticket_id: int) -> list[Participant]:
+    return list(
+        session.execute(
+            select(Participant)
+            .where(Participant.ticket_id == ticket_id)
+            .order_by(col(Participant.id))
+        ).scalars()
+    )
+
+
+def event_rows(session: Session, ticket_id: int) -> list[Event]:
+    return list(
+        session.execute(
+            select(Event).where(Event.ticket_id == ticket_id).order_by(col(Event.id))
+        ).scalars()
+    )
+
+
+def typed_events(session: Session, ticket_id: int) -> list[ev.Event]:
+    """The ticket's log as typed events (kinds this version does not know are left out)."""
+    out = []
+    for row in event_rows(session, ticket_id):
+        at = utc(row.at)
+        assert at is not None
+        event = ev.decode(row.kind, at, row.actor, row.data)
+        if event is not None:
+            out.append(event)
+    return out
