@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -203,3 +204,37 @@ def test_nl2br_escapes_once_and_breaks_lines(tdir: Path) -> None:
     (tdir / "reply.html").write_text("{{ text | nl2br }}")
     html = TemplateRenderer(tdir).render("reply", **ctx(text="a <b> & c\nline 2\n\n")).html
     assert html == "a &lt;b&gt; &amp; c<br>\nline 2"
+
+
+# a block tag ending a line that also holds text: trim_blocks drops the newline after it
+_TEXT_BEFORE_LINE_END_TAG = re.compile(r"\S.*?\{%-?[^%]*-?%\}\s*$")
+_ONLY_TAGS = re.compile(r"^\s*(\{%-?[^%]*-?%\}\s*)+$")
+
+
+@pytest.mark.parametrize(
+    "path", sorted(SHIPPED.glob("*.txt")) + sorted(SHIPPED.glob("canned/*.txt")), ids=str
+)
+def test_no_text_template_line_ends_in_a_block_tag_after_text(path: Path) -> None:
+    """trim_blocks eats the newline after a line-ending block tag, joining two lines."""
+    joined = [
+        f"{path.name}:{n}: {line}"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if _TEXT_BEFORE_LINE_END_TAG.search(line) and not _ONLY_TAGS.match(line)
+    ]
+    assert joined == []
+
+
+def test_notify_handover_keeps_the_line_break_before_the_customer_mail() -> None:
+    _, text, _ = TemplateRenderer(SHIPPED).render(
+        "notify", **ctx(event="assigned", assigned_by="bob")
+    )
+    assert "bob assigned ticket #123 to you.\nThe customer last wrote:\nFrom:     Carol" in text
+
+
+def test_notify_handover_without_customer_mail_has_no_lead_in() -> None:
+    message = dict(SAMPLE_CONTEXT["message"], from_email="")
+    _, text, _ = TemplateRenderer(SHIPPED).render(
+        "notify", **ctx(event="assigned", assigned_by="bob", message=message)
+    )
+    assert "The customer last wrote" not in text
+    assert "bob assigned ticket #123 to you.\nFrom:" in text
