@@ -1,0 +1,131 @@
+"""db.tickets is the one writer: what it saves reads back, and nothing else writes tickets."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from mailflow_kit import mail, make_desk, reply_to_notification
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from inboxd.core.desk import Status, Ticket
+from inboxd.core.desk import events as ev
+from inboxd.core.desk import transitions as tr
+from inboxd.db import tickets
+from inboxd.db.engine import make_engine, upgrade
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+INBOXD = Path(__file__).resolve().parents[1] / "inboxd"
+
+
+def engine_at(tmp_path: Path) -> Engine:
+    engine = make_engine(f"sqlite:///{tmp_path / 'writer.db'}")
+    upgrade(engine)
+    return engine
+
+
+def new_ticket(db: Session, subject: str = "Printer") -> Ticket:
+    return tickets.create(
+        db,
+        subject=subject,
+        normalized_subject=subject.lower(),
+        requester="carol@customer.example",
+        requester_name="Carol",
+        mailbox="support",
+        now=T0,
+        source="lmtp",
+        actor=ev.customer("carol@customer.example"),
+    )
+
+
+def test_created_ticket_loads_back_as_the_same_value(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path)
+    with Session(engine) as s, s.begin():
+        made = new_ticket(s)
+        tickets.add_participants(
+            s, made.id, [tickets.Person("carol@customer.example", "C", "requester")]
+        )
+    with Session(engine) as s:
+        loaded = tickets.load(s, made.id)
+        assert loaded == replace(made, participants=frozenset({"carol@customer.example"}))
+        assert loaded is not None and loaded.status is Status.NEW
+        assert loaded.last_customer_mail_at == T0
+        [created] = tickets.typed_events(s, made.id)
+    assert created == ev.Created(at=T0, actor="customer:carol@customer.example", source="lmtp")
+    engine.dispose()
+
+
+def test_save_writes_the_changed_fields_and_appends_the_events(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path)
+    t1 = T0 + timedelta(hours=2)
+    with Session(engine) as s, s.begin():
+        made = new_ticket(s)
+        change = tr.agent_replied(made, actor="agent:alice", now=t1, message=1, message_id="m@x")
+        change = change.then(tr.set_priority(change.after, "urgent", actor="agent:alice", now=t1))
+        assert set(change.fields) == {
+            "first_agent_reply_at",
+            "status",
+            "status_changed_at",
+            "priority",
+            "updated_at",
+        }
+        tickets.save(s, change)
+    with Session(engine) as s:
+        assert tickets.load(s, made.id) == change.after
+        kinds = [e.kind for e in tickets.typed_events(s, made.id)]
+        row = tickets.get_row(s, made.id)
+    assert kinds == ["created", "agent_reply", "status", "priority"]
+    assert (
+        row is not None and row.subject == "Printer" and row.requester == "carol@customer.example"
+    )
+    engine.dispose()
+
+
+def test_resolve_follows_merges_to_the_surviving_ticket(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path)
+    with Session(engine) as s, s.begin():
+        a, b, c = (new_ticket(s, name) for name in ("a", "b", "c"))
+        for source, target in ((a, b), (b, c)):
+            current = tickets.load(s, source.id)
+            into = tickets.load(s, target.id)
+            assert current is not None and into is not None
+            for change in tr.merge(current, into, actor="agent:x", now=T0):
+                tickets.save(s, change)
+    with Session(engine) as s:
+        found = tickets.resolve(s, a.id)
+        assert found is not None and found.id == c.id
+        assert tickets.resolve(s, 999) is None
+    engine.dispose()
+
+
+def test_every_event_a_mail_conversation_writes_is_a_typed_kind(tmp_path: Path) -> None:
+    desk = make_desk(tmp_path)
+    out = desk.deliver(mail())
+    assert out.ticket_id is not None
+    [note] = [m for m in desk.outbox_mails("notify") if "alice" in str(m["To"])]
+    desk.deliver(reply_to_notification(note, body="#tag printer\n#priority high\n\nOn it.\n"))
+    desk.deliver(mail(msgid="c2@customer.example", subject="Re: Printer broken"))
+    with Session(desk.engine) as s:
+        rows = tickets.event_rows(s, out.ticket_id)
+        typed = tickets.typed_events(s, out.ticket_id)
+    assert len(rows) > 5 and len(typed) == len(rows)
+    assert {row.kind for row in rows} <= set(ev.EVENT_KINDS)
+
+
+_WRITES = re.compile(
+    r"(?:insert|update)\(\s*(?:Ticket|Event|TicketRow)\b"
+    r"|_(?:TICKET|EVENT)_T\.(?:insert|update)\("
+    r"|\bEvent\.__table__\.insert\("
+)
+
+
+def test_only_the_writer_writes_ticket_and_event_rows() -> None:
+    writers = sorted(
+        str(path.relative_to(INBOXD))
+        for path in INBOXD.rglob("*.py")
+        if "migrations" not in path.parts and _WRITES.search(path.read_text(encoding="utf-8"))
+    )
+    assert writers == ["db/tickets.py"]
