@@ -14,6 +14,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, LargeBinary, MetaData, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
+from inboxd.core.desk import Status
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -49,7 +51,7 @@ class Ticket(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     subject: str = ""
     normalized_subject: str = Field(default="", index=True)
-    status: str = Field(default="new", index=True)
+    status: str = Field(default=Status.NEW.value, index=True)
     requester: str = Field(default="", index=True)
     requester_name: str = ""
     mailbox: str = ""

@@ -28,6 +28,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from markupsafe import Markup, escape
 
 from inboxd.core.compose import header_safe
+from inboxd.core.desk import Status
 from inboxd.core.sanitize import sanitize_html
 
 MAIL_TEMPLATES = (
@@ -235,7 +236,7 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "ticket": {
         "id": 123,
         "subject": "Printer on floor 3 is broken",
-        "status": "open",
+        "status": Status.OPEN.value,
         "priority": "normal",
         "assignee": "alice",
         "team": "support",
@@ -259,6 +260,7 @@ SAMPLE_CONTEXT: dict[str, Any] = {
     "text": "Hello Carol,\n\nthe technician will be there at 2 pm.\n\nAlice",
     "results": [{"command": "#assign bob", "ok": True, "detail": "assigned to bob"}],
     "errors": [],
+    "commands_help": ["#close                           close the ticket"],
     "sla": {
         "name": "first response",
         "policy": "standard",
