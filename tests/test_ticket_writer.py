@@ -11,7 +11,7 @@ from mailflow_kit import mail, make_desk, reply_to_notification
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from inboxd.core.desk import Status, Ticket
+from inboxd.core.desk import Change, Status, Ticket
 from inboxd.core.desk import events as ev
 from inboxd.core.desk import transitions as tr
 from inboxd.db import tickets
@@ -81,6 +81,18 @@ def test_save_writes_the_changed_fields_and_appends_the_events(tmp_path: Path) -
     assert (
         row is not None and row.subject == "Printer" and row.requester == "carol@customer.example"
     )
+    engine.dispose()
+
+
+def test_an_address_the_change_adds_becomes_a_customer_participant(tmp_path: Path) -> None:
+    engine = engine_at(tmp_path)
+    with Session(engine) as s, s.begin():
+        made = new_ticket(s)
+        tickets.save(s, Change(made, replace(made, participants=frozenset({"dan@x.example"}))))
+    with Session(engine) as s:
+        assert tickets.customer_participants(s, made.id) == [
+            tickets.Person("dan@x.example", "", "customer")
+        ]
     engine.dispose()
 
 

@@ -125,11 +125,15 @@ def _column_value(value: Any) -> Any:
 
 
 def save(db: DB, change: Change) -> None:
-    """Write a change: its changed columns, then its events, in the caller's transaction."""
+    """Write a change: its changed columns, the addresses it added to the ticket
+    (as customers), then its events, in the caller's transaction."""
     fields = change.fields
     if fields:
         values = {k: _column_value(v) for k, v in fields.items()}
         _UPDATE_TICKET.run(conn_of(db), {**values, "tid": change.ticket_id})
+    added = change.after.participants - change.before.participants
+    if added:
+        add_participants(db, change.ticket_id, [Person(e, "", "customer") for e in sorted(added)])
     record(db, change.ticket_id, *change.events)
 
 

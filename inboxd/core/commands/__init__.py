@@ -3,10 +3,13 @@
 One module per command registers a :class:`CommandSpec` (``base`` says what
 one is); ``parse`` reads a mail's command block, ``run`` checks and applies
 it through the ticket domain, and :func:`help_lines` is what an agent whose
-command was wrong is shown. Importing this package registers every command.
+command was wrong is shown. Importing this package imports every other module
+in it, so a new command is one new module here (and its test), nothing else.
 """
 
-from inboxd.core.commands import assign, canned, merge, note, priority, status, tags
+import importlib
+import pkgutil
+
 from inboxd.core.commands.base import (
     REGISTRY,
     Command,
@@ -19,7 +22,10 @@ from inboxd.core.commands.base import (
 )
 from inboxd.core.commands.parse import CommandParse, parse_commands
 
-_MODULES = (assign, canned, merge, note, priority, status, tags)  # registered on import
+_MACHINERY = frozenset({"base", "parse", "run"})
+for _module in pkgutil.iter_modules(__path__):
+    if _module.name not in _MACHINERY:
+        importlib.import_module(f"{__name__}.{_module.name}")
 
 
 def help_lines() -> list[str]:
