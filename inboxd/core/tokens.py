@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hmac
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 _SIG_LEN = 12  # base32 characters: 60 bits, plenty against guessing over SMTP
@@ -91,3 +92,46 @@ def ticket_from_message_id(secret: bytes, message_id: str) -> int | None:
     if not hmac.compare_digest(_sign(secret, f"mid:{ticket_id}:{nonce}"), match.group(3)):
         return None
     return ticket_id
+
+
+def cited_tickets(secret: bytes, message_ids: Iterable[str]) -> tuple[int, ...]:
+    """The tickets our signed Message-IDs among ``message_ids`` name, in citing order, once each.
+
+    Anyone else's Message-ID names none, and so does one of ours made for no
+    ticket (ticket 0): a citation proves only the ticket its signature names.
+    """
+    found: dict[int, None] = {}
+    for message_id in message_ids:
+        ticket_id = ticket_from_message_id(secret, message_id)
+        if ticket_id:
+            found.setdefault(ticket_id)
+    return tuple(found)
+
+
+def citation_refusal(
+    ticket_id: int,
+    *,
+    references: Sequence[str],
+    cited: Sequence[int],
+    survivors: Mapping[int, int],
+) -> str | None:
+    """Why a mail to ``ticket_id``'s agent reply token does not answer our mail of that
+    ticket; None when it does.
+
+    A reply token alone is a bearer secret that leaks with any copied or forwarded
+    notification, so an agent reply must also cite (In-Reply-To/References,
+    ``references``) a Message-ID we sent for that ticket; ``cited`` are the tickets
+    those Message-IDs name (:func:`cited_tickets`). ``survivors`` maps a ticket to the
+    one it was merged into (itself when not merged): mail of a ticket merged into
+    the token's ticket counts for it, mail of any other ticket never does.
+    """
+    if not references:
+        return "cites no mail at all (no In-Reply-To or References)"
+    if not cited:
+        return "cites none of our mail"
+    target = survivors.get(ticket_id, ticket_id)
+    if any(t == ticket_id or survivors.get(t, t) == target for t in cited):
+        return None
+    names = ", ".join(f"#{t}" for t in cited)
+    plural = "s" if len(cited) > 1 else ""
+    return f"cites our mail of ticket{plural} {names} only, not of #{ticket_id}"

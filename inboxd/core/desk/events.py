@@ -302,3 +302,19 @@ class SlackFailed(Event):
     notice: int
     channel: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentTokenRefused(Event):
+    """A mail to an agent's reply-token address was not taken as that agent's reply,
+    so it ran no command and reached no customer (stored as plain mail instead).
+
+    ``reason`` says which check failed (sender, agent, DKIM/DMARC, citations);
+    ``cited`` are the tickets its In-Reply-To/References name through our signed
+    Message-IDs, so a token used with another ticket's thread shows which one.
+    """
+
+    KIND = "agent_token_refused"
+    reason: str
+    sender: str = ""
+    cited: tuple[int, ...] = ()
