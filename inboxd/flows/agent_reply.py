@@ -10,7 +10,13 @@ goes the normal way (as plain customer text, executing nothing):
    agent is still in the rules;
 3. where ``trusted_authserv_ids`` is configured, our receiving server's
    Authentication-Results shows DKIM or DMARC pass for the agent's domain;
-4. it is a person's mail (not an out-of-office answering the notification).
+4. its In-Reply-To/References cite a Message-ID we sent for the token's ticket
+   (or for a ticket merged into it): a token leaks with any copied notification,
+   and must not carry commands or text into another ticket's thread;
+5. it is a person's mail (not an out-of-office answering the notification).
+
+A valid agent token that fails 2-4 leaves an ``agent_token_refused`` event on
+its ticket, with the reason and the tickets the mail cited.
 
 Then the leading ``#commands`` are checked as a whole; with any error nothing
 runs and nothing reaches the customer, and the agent gets the reasons (and
@@ -45,7 +51,13 @@ from inboxd.core.desk import transitions as tr
 from inboxd.core.inbound import Arrival, Outcome
 from inboxd.core.model import Address, Direction, MessageKind, ParsedMessage
 from inboxd.core.rules.model import Agent
-from inboxd.core.tokens import TicketToken, token_from_address, verify_reply_token
+from inboxd.core.tokens import (
+    TicketToken,
+    citation_refusal,
+    cited_tickets,
+    token_from_address,
+    verify_reply_token,
+)
 from inboxd.db import agents, messages, tickets
 from inboxd.flows.mailflow import Flow, FlowView, connection, person, ticket_context
 from inboxd.flows.notify import notify_new_owner
@@ -71,39 +83,91 @@ class AgentReplyInterceptor:
         return None
 
     def identify(
-        self, session: Session, view: FlowView, parsed: ParsedMessage
+        self, session: Session, view: FlowView, parsed: ParsedMessage, now: datetime
     ) -> tuple[TicketToken, Agent] | None:
-        """(token, agent) when ``parsed`` is a genuine agent reply, else None (see module doc)."""
+        """(token, agent) when ``parsed`` is a genuine agent reply, else None (see module
+        doc); a valid agent token refused is recorded on its ticket, with the reason."""
         token = self._agent_token(parsed)
-        if token is None or parsed.from_ is None:
+        if token is None:
             return None
+        found = self._vet(session, view, parsed, token)
+        if isinstance(found, str):
+            self._refuse(session, parsed, token, found, now)
+            return None
+        return token, found
+
+    def _vet(
+        self, session: Session, view: FlowView, parsed: ParsedMessage, token: TicketToken
+    ) -> Agent | str:
+        """The agent a mail to a valid agent token comes from, or why it is not theirs."""
+        if parsed.from_ is None:
+            return "no From address"
         bound = agents.agent_email_by_number(connection(session), token.agent_id)
         sender = parsed.from_.email.lower()
         if bound is None or bound.lower() != sender:
-            log.warning(
-                "agent token for agent=%s ticket=%s used by sender=%s: not an agent reply",
-                bound,
-                token.ticket_id,
-                sender,
-            )
-            return None
+            return f"the token was made for {bound or 'an unknown agent'}, not for {sender}"
         agent = view.agent_by_email(sender)
         if agent is None:
-            log.warning("token of %s who is no longer an agent: not an agent reply", sender)
-            return None
+            return f"{sender} is no longer an agent"
         if self.trusted and not auth_passes(
             parsed.header_all("authentication-results"), self.trusted, parsed.from_.domain
         ):
-            log.warning("agent reply from %s without trusted DKIM/DMARC pass: plain mail", sender)
-            return None
-        return token, agent
+            return "no DKIM/DMARC pass from a trusted receiving server"
+        refusal = self._citation_refusal(session, parsed, token)
+        return agent if refusal is None else refusal
+
+    def _cited(self, parsed: ParsedMessage) -> tuple[int, ...]:
+        return cited_tickets(self.flow.config.secret, (*parsed.in_reply_to, *parsed.references))
+
+    def _citation_refusal(
+        self, session: Session, parsed: ParsedMessage, token: TicketToken
+    ) -> str | None:
+        """Whether the mail answers our mail of the token's ticket (core decides;
+        here the merges are looked up)."""
+        cited = self._cited(parsed)
+        survivors: dict[int, int] = {}
+        for ticket_id in {token.ticket_id, *cited}:
+            found = tickets.resolve(session, ticket_id)
+            if found is not None:
+                survivors[ticket_id] = found.id
+        return citation_refusal(
+            token.ticket_id,
+            references=(*parsed.in_reply_to, *parsed.references),
+            cited=cited,
+            survivors=survivors,
+        )
+
+    def _refuse(
+        self,
+        session: Session,
+        parsed: ParsedMessage,
+        token: TicketToken,
+        reason: str,
+        now: datetime,
+    ) -> None:
+        """Log and record why the token's mail goes on as plain mail."""
+        sender = parsed.from_.email.lower() if parsed.from_ is not None else ""
+        cited = self._cited(parsed)
+        log.warning(
+            "agent token for ticket=%s agent=%s from sender=%s refused: %s; cited tickets %s",
+            token.ticket_id,
+            token.agent_id,
+            sender,
+            reason,
+            list(cited),
+        )
+        ticket = tickets.resolve(session, token.ticket_id)
+        if ticket is None:
+            return
+        refused = ev.AgentTokenRefused(at=now, reason=reason, sender=sender, cited=cited)
+        tickets.record(session, ticket.id, refused)
 
     def intercept(self, session: Session, arrival: Arrival) -> Outcome | None:
         parsed, now = arrival.parsed, arrival.now
         if parsed.kind is not MessageKind.NORMAL or parsed.bounce is not None:
             return None  # an OOF answering a notification joins the ticket as such
         view = self.flow.view(arrival.rules)
-        found = self.identify(session, view, parsed)
+        found = self.identify(session, view, parsed, now)
         if found is None:
             return None
         token, agent = found
@@ -111,7 +175,7 @@ class AgentReplyInterceptor:
         if ticket is None:
             return None
         commands = parse_commands(parsed.new_text)
-        ctx = self._context(session, view, commands)
+        ctx = self._context(session, view, commands, ev.agent(agent.name), now)
         errors = list(commands.errors) or run.check(ctx, ticket, commands.commands)
         text = commands.remaining_text.strip()
         relay = not errors and not commands.is_note and bool(text or commands.first("canned"))
@@ -150,10 +214,19 @@ class AgentReplyInterceptor:
             self._command_result(session, view, ticket, agent, results, [], parsed, now)
         return self._handled(ticket, row_id, agent, "agent reply")
 
-    def _context(self, session: Session, view: FlowView, commands: CommandParse) -> CommandContext:
+    def _context(
+        self,
+        session: Session,
+        view: FlowView,
+        commands: CommandParse,
+        actor: str,
+        now: datetime,
+    ) -> CommandContext:
         """What the commands' checks consult: rules, saved responses, tickets they name."""
         wanted = run.ticket_ids(commands.commands)
         return CommandContext(
+            actor=actor,
+            now=now,
             rules=view.rules,
             canned=tuple(view.templates.canned_names()),
             tickets={i: tickets.resolve(session, i) for i in wanted},
@@ -170,7 +243,7 @@ class AgentReplyInterceptor:
     ) -> tuple[Ticket, tuple[CommandResult, ...]]:
         """Run checked commands: the ticket the mail continues on (a merge's target)
         and a result per command."""
-        outcome = run.apply(ctx, ticket, commands.commands, actor=actor, now=now)
+        outcome = run.apply(ctx, ticket, commands.commands)
         tickets.save(session, outcome.change)
         for other in outcome.others:
             tickets.save(session, other)

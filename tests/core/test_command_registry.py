@@ -30,6 +30,8 @@ def ticket(ticket_id: int = 7, **kw: object) -> Ticket:
 
 def context(**tickets: Ticket | None) -> CommandContext:
     return CommandContext(
+        actor="agent:alice",
+        now=T1,
         rules=ruleset(),
         canned=("refund",),
         tickets={int(k[1:]): v for k, v in tickets.items()},
@@ -83,11 +85,7 @@ def test_a_status_the_ticket_cannot_take_is_refused() -> None:
 def test_apply_chains_the_commands_and_leaves_one_tags_event() -> None:
     before = ticket(tags=("old",))
     outcome = run.apply(
-        context(),
-        before,
-        commands("#tag a b\n#untag old\n#priority high\n#assign dana\n#pending"),
-        actor="agent:alice",
-        now=T1,
+        context(), before, commands("#tag a b\n#untag old\n#priority high\n#assign dana\n#pending")
     )
     after = outcome.change.after
     assert after.tags == ("a", "b") and after.priority == "high"
@@ -109,9 +107,7 @@ def test_apply_chains_the_commands_and_leaves_one_tags_event() -> None:
 
 def test_merge_runs_last_and_changes_the_target_too() -> None:
     target = ticket(9)
-    outcome = run.apply(
-        context(t9=target), ticket(), commands("#merge 9\n#close"), actor="agent:a", now=T1
-    )
+    outcome = run.apply(context(t9=target), ticket(), commands("#merge 9\n#close"))
     assert [r.command for r in outcome.results] == ["#close", "#merge 9"]
     assert outcome.change.after.status == Status.MERGED
     assert outcome.merged_into == 9
@@ -120,7 +116,7 @@ def test_merge_runs_last_and_changes_the_target_too() -> None:
 
 
 def test_note_and_canned_shape_the_mail_and_change_nothing() -> None:
-    outcome = run.apply(context(), ticket(), commands("#canned refund"), actor="agent:a", now=T1)
+    outcome = run.apply(context(), ticket(), commands("#canned refund"))
     assert outcome.results == () and outcome.change.events == ()
-    outcome = run.apply(context(), ticket(), commands("#note hi"), actor="agent:a", now=T1)
+    outcome = run.apply(context(), ticket(), commands("#note hi"))
     assert outcome.results == () and outcome.change.events == ()

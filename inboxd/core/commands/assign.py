@@ -4,48 +4,42 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
 
-from inboxd.core.commands.base import (
-    Applied,
-    Command,
-    CommandContext,
-    CommandError,
-    CommandSpec,
-    register,
-)
+from inboxd.core.commands import base
 from inboxd.core.desk import Ticket
 from inboxd.core.desk import transitions as tr
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
 
 
-class AssignCommand(CommandSpec):
+class AssignCommand(base.CommandSpec):
     name = "assign"
     args = "NAME|TEAM"
     help = "give the ticket to an agent (name or address) or to a team"
     rank = 30
     group = "assign"
 
-    def parse(self, words: Sequence[str], rest: str) -> list[Command]:
+    def parse(self, words: Sequence[str], rest: str) -> list[base.Command]:
         if len(words) != 1 or not _NAME.match(words[0]):
-            raise CommandError("#assign needs one agent or team name, e.g. #assign alice")
-        return [Command("assign", words[0])]
+            raise base.CommandError("#assign needs one agent or team name, e.g. #assign alice")
+        return [base.Command("assign", words[0])]
 
-    def check(self, ctx: CommandContext, ticket: Ticket, command: Command) -> str | None:
+    def check(self, ctx: base.CommandContext, ticket: Ticket, command: base.Command) -> str | None:
         if ctx.agent(command.arg) is None and not ctx.has_team(command.arg):
             return f"#assign {command.arg}: no agent or team of that name"
         return None
 
     def apply(
-        self, ctx: CommandContext, ticket: Ticket, command: Command, *, actor: str, now: datetime
-    ) -> Applied:
+        self, ctx: base.CommandContext, ticket: Ticket, command: base.Command
+    ) -> base.Applied:
         agent = ctx.agent(command.arg)
         if agent is not None:
-            change = tr.assign_agent(ticket, agent.name, teams=agent.teams, actor=actor, now=now)
-            return Applied(change, f"assigned to {agent.name}")
-        change = tr.assign_team(ticket, command.arg, actor=actor, now=now)
-        return Applied(change, f"moved to team {command.arg}")
+            change = tr.assign_agent(
+                ticket, agent.name, teams=agent.teams, actor=ctx.actor, now=ctx.now
+            )
+            return base.Applied(change, f"assigned to {agent.name}")
+        change = tr.assign_team(ticket, command.arg, actor=ctx.actor, now=ctx.now)
+        return base.Applied(change, f"moved to team {command.arg}")
 
 
-register(AssignCommand())
+base.register(AssignCommand())

@@ -48,8 +48,11 @@ class CommandError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class CommandContext:
-    """What the checks and the changes may consult; built by the caller per mail."""
+    """Who gives the commands and when, and what the checks and changes may consult;
+    built by the caller for one mail."""
 
+    actor: str  # "agent:NAME"
+    now: datetime
     rules: RuleSet | None
     canned: tuple[str, ...] = ()  # names of the saved responses
     tickets: Mapping[int, Ticket | None] = field(default_factory=dict)  # merge targets, resolved
@@ -119,9 +122,7 @@ class CommandSpec:
     def check(self, ctx: CommandContext, ticket: Ticket, command: Command) -> str | None:
         return None
 
-    def apply(
-        self, ctx: CommandContext, ticket: Ticket, command: Command, *, actor: str, now: datetime
-    ) -> Applied:
+    def apply(self, ctx: CommandContext, ticket: Ticket, command: Command) -> Applied:
         raise NotImplementedError(f"#{self.name} is applied by the caller")
 
     def usage(self) -> str:

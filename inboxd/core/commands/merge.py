@@ -4,23 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
 
-from inboxd.core.commands.base import (
-    Applied,
-    Command,
-    CommandContext,
-    CommandError,
-    CommandSpec,
-    register,
-)
+from inboxd.core.commands import base
 from inboxd.core.desk import Ticket
 from inboxd.core.desk import transitions as tr
 
 _TICKET = re.compile(r"^(?:\[?#)?(\d{1,12})\]?$")
 
 
-class MergeCommand(CommandSpec):
+class MergeCommand(base.CommandSpec):
     name = "merge"
     args = "N"
     help = "merge this ticket into ticket N"
@@ -28,16 +20,16 @@ class MergeCommand(CommandSpec):
     group = "merge"
     last = True
 
-    def parse(self, words: Sequence[str], rest: str) -> list[Command]:
+    def parse(self, words: Sequence[str], rest: str) -> list[base.Command]:
         match = _TICKET.match(words[0]) if len(words) == 1 else None
         if match is None:
-            raise CommandError("#merge needs one ticket number, e.g. #merge 123")
-        return [Command("merge", str(int(match.group(1))))]
+            raise base.CommandError("#merge needs one ticket number, e.g. #merge 123")
+        return [base.Command("merge", str(int(match.group(1))))]
 
-    def ticket_ids(self, command: Command) -> tuple[int, ...]:
+    def ticket_ids(self, command: base.Command) -> tuple[int, ...]:
         return (int(command.arg),)
 
-    def check(self, ctx: CommandContext, ticket: Ticket, command: Command) -> str | None:
+    def check(self, ctx: base.CommandContext, ticket: Ticket, command: base.Command) -> str | None:
         target = int(command.arg)
         if target == ticket.id:
             return f"#merge {target}: that is this ticket"
@@ -49,12 +41,12 @@ class MergeCommand(CommandSpec):
         return None
 
     def apply(
-        self, ctx: CommandContext, ticket: Ticket, command: Command, *, actor: str, now: datetime
-    ) -> Applied:
+        self, ctx: base.CommandContext, ticket: Ticket, command: base.Command
+    ) -> base.Applied:
         target = ctx.tickets.get(int(command.arg))
         assert target is not None  # checked
-        merged, into = tr.merge(ticket, target, actor=actor, now=now)
-        return Applied(merged, f"merged into #{target.id}", others=(into,))
+        merged, into = tr.merge(ticket, target, actor=ctx.actor, now=ctx.now)
+        return base.Applied(merged, f"merged into #{target.id}", others=(into,))
 
 
-register(MergeCommand())
+base.register(MergeCommand())

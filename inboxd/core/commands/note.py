@@ -4,26 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from inboxd.core.commands.base import Command, CommandSpec, register
+from inboxd.core.commands import base
 
 
-class NoteCommand(CommandSpec):
+class NoteCommand(base.CommandSpec):
     name = "note"
     args = "[TEXT]"
     help = "keep this mail as an internal note (nothing goes to the customer)"
     rank = 20
     shapes_mail = True
 
-    def parse(self, words: Sequence[str], rest: str) -> list[Command]:
-        return [Command("note")]
+    def parse(self, words: Sequence[str], rest: str) -> list[base.Command]:
+        return [base.Command("note")]
 
     def kept_text(self, rest: str) -> str:
         return rest.strip()  # "#note called them" keeps the words
 
-    def conflicts(self, commands: Sequence[Command]) -> list[str]:
+    def conflicts(self, commands: Sequence[base.Command]) -> list[str]:
         if any(c.name == "canned" for c in commands):
             return ["#note and #canned together: a note never goes to the customer"]
         return []
 
 
-register(NoteCommand())
+base.register(NoteCommand())

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime
 
 from inboxd.core.commands.base import REGISTRY, Command, CommandContext, CommandResult
 from inboxd.core.desk import Change, Ticket, unchanged
@@ -47,14 +46,7 @@ def check(ctx: CommandContext, ticket: Ticket, commands: Sequence[Command]) -> l
     return errors
 
 
-def apply(
-    ctx: CommandContext,
-    ticket: Ticket,
-    commands: Sequence[Command],
-    *,
-    actor: str,
-    now: datetime,
-) -> Outcome:
+def apply(ctx: CommandContext, ticket: Ticket, commands: Sequence[Command]) -> Outcome:
     """Apply checked commands in order (those marked ``last`` at the end). Commands
     that shape the mail (``#note``, ``#canned``) are the caller's."""
     change = unchanged(ticket)
@@ -65,7 +57,7 @@ def apply(
         key=lambda c: REGISTRY[c.name].last,
     )
     for command in ordered:
-        applied = REGISTRY[command.name].apply(ctx, change.after, command, actor=actor, now=now)
+        applied = REGISTRY[command.name].apply(ctx, change.after, command)
         change = change.then(applied.change)
         others += applied.others
         results.append(CommandResult(command.label, True, applied.detail))

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from inboxd.core.commands.base import (
-    Applied,
-    Command,
-    CommandContext,
-    CommandSpec,
-    register,
-)
+from inboxd.core.commands import base
 from inboxd.core.desk import Status, Ticket, may_transition
 from inboxd.core.desk import transitions as tr
 
 
-class StatusCommand(CommandSpec):
+class StatusCommand(base.CommandSpec):
     group = "status"
     rank = 10
     status: Status
@@ -25,16 +17,16 @@ class StatusCommand(CommandSpec):
         self.status = status
         self.help = help  # type: ignore[misc]
 
-    def check(self, ctx: CommandContext, ticket: Ticket, command: Command) -> str | None:
+    def check(self, ctx: base.CommandContext, ticket: Ticket, command: base.Command) -> str | None:
         if not may_transition(ticket.status, self.status):
             return f"#{self.name}: a {ticket.status} ticket cannot become {self.status}"
         return None
 
     def apply(
-        self, ctx: CommandContext, ticket: Ticket, command: Command, *, actor: str, now: datetime
-    ) -> Applied:
-        change = tr.change_status(ticket, self.status, actor=actor, now=now)
-        return Applied(change, f"status is now {self.status}")
+        self, ctx: base.CommandContext, ticket: Ticket, command: base.Command
+    ) -> base.Applied:
+        change = tr.change_status(ticket, self.status, actor=ctx.actor, now=ctx.now)
+        return base.Applied(change, f"status is now {self.status}")
 
 
 for _name, _status, _help in (
@@ -43,4 +35,4 @@ for _name, _status, _help in (
     ("pending", Status.PENDING, "wait for the customer (their reply reopens it)"),
     ("open", Status.OPEN, "reopen the ticket"),
 ):
-    register(StatusCommand(_name, _status, _help))
+    base.register(StatusCommand(_name, _status, _help))
