@@ -2,7 +2,7 @@
 
 The row's life (claim under a lease, sent / retried / failed) is the generic
 ``db.row_queue``; ``QUEUE`` is it over the outbox table. What only the outbox
-has: ``count_to_recipient`` (the ack cap), ``find_by_message_id`` (bounces),
+has: ``count_to_recipient`` and ``count_kind`` (the ack caps), ``find_by_message_id`` (bounces),
 ``narrow_rcpts`` (a retry goes only to the recipients that said "later") and
 the CLI listing. Every function runs in the caller's transaction.
 """
@@ -110,14 +110,59 @@ def count_to_recipient(db: DB, *, kind: str, rcpt: str, since: datetime) -> int:
     return int(_COUNT_TO.all(_conn(db), params)[0][0])
 
 
-def find_by_message_id(db: DB, message_id: str) -> list[dict[str, Any]]:
-    """Outbox rows that sent ``message_id`` (a bounce names it): id, ticket, kind, status."""
+_COUNT_KIND = PreparedQuery(
+    lambda _n: select(func.count()).where(
+        _T.c.kind == bindparam("kind"), _T.c.created_at >= bindparam("since")
+    )
+)
+_COUNT_KIND_DOMAIN = PreparedQuery(
+    lambda _n: select(func.count()).where(
+        _T.c.kind == bindparam("kind"),
+        _T.c.created_at >= bindparam("since"),
+        _T.c.rcpt_key.like(bindparam("pattern"), escape="!"),
+    )
+)
+
+
+def like_escape(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern (escape character ``!``: a
+    backslash means different things to SQLite and PostgreSQL string literals)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def count_kind(db: DB, *, kind: str, since: datetime, domain: str = "") -> int:
+    """Mails of ``kind`` queued since ``since``, to any address at ``domain`` (their
+    first recipient) when given, else to anyone: the domain and global ack caps.
+
+    Every column is in ``ix_outbox_rcpt_kind_created``, so this reads that index,
+    never the rows and their raw mails.
+    """
+    params: dict[str, Any] = {"kind": kind, "since": _utc(since)}
+    if not domain:
+        return int(_COUNT_KIND.all(_conn(db), params)[0][0])
+    params["pattern"] = "%@" + like_escape(domain.lower())
+    return int(_COUNT_KIND_DOMAIN.all(_conn(db), params)[0][0])
+
+
+@dataclass(frozen=True, slots=True)
+class SentMail:
+    """An outbox row a bounce names: which ticket, what kind, how it stands, to whom."""
+
+    id: int
+    ticket_id: int | None
+    kind: str
+    status: str
+    rcpts: tuple[str, ...]
+
+
+def find_by_message_id(db: DB, message_id: str) -> list[SentMail]:
+    """Outbox rows that sent ``message_id`` (a bounce names it)."""
     rows = db.execute(
         select(_T.c.id, _T.c.ticket_id, _T.c.kind, _T.c.status, _T.c.rcpts).where(
             _T.c.message_id == message_id
         )
     ).all()
-    return [dict(r._mapping) for r in rows]
+    return [SentMail(r.id, r.ticket_id, r.kind, r.status, tuple(r.rcpts or ())) for r in rows]
 
 
 def list_rows(db: DB, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Connection
 from sqlmodel import Session
@@ -139,14 +138,14 @@ class BounceInterceptor:
 
     def _place(
         self, session: Session, parsed: ParsedMessage
-    ) -> tuple[Ticket | None, list[dict[str, Any]], str, str]:
+    ) -> tuple[Ticket | None, list[q.SentMail], str, str]:
         """(ticket, the outbox rows of the mail that bounced, its Message-ID, matched_by)."""
         conn = connection(session)
         for message_id in self._cited_ours(parsed):
             found = q.find_by_message_id(conn, message_id)
             signed = ticket_from_message_id(self.flow.config.secret, message_id)
             if found or signed is not None:
-                ticket_id = next((r["ticket_id"] for r in found if r["ticket_id"]), signed)
+                ticket_id = next((r.ticket_id for r in found if r.ticket_id), signed)
                 ticket = tickets.resolve(conn, ticket_id) if ticket_id is not None else None
                 return ticket, found, message_id, "header"
         ticket_id = self._ticket_from_token(parsed)
@@ -205,14 +204,14 @@ class BounceInterceptor:
         if permanent:
             failure = f"bounced: {status} {diagnostic}".strip()
             for row in rows:
-                if row["status"] == q.FAILED:
+                if row.status == q.FAILED:
                     continue  # already failed and alerted: one alert per mail
-                q.mark_failed(conn, int(row["id"]), error=failure)
+                q.mark_failed(conn, row.id, error=failure)
                 self.alerts.alert(
                     conn,
                     ticket.id,
-                    str(row["kind"]),
-                    list(failed_rcpts) or list(row["rcpts"]),
+                    row.kind,
+                    list(failed_rcpts) or list(row.rcpts),
                     failure,
                     now,
                     status=status,
