@@ -5,7 +5,8 @@ a mail with a forged From of an agent, sent to the reply-token address of ANOTHE
 ticket's notification while citing the first ticket's Message-IDs, ran its commands
 on that other ticket and relayed its text to that ticket's customer. Each refused
 case here asserts no status change, no command event, nothing queued to any
-customer and an ``agent_token_refused`` event on the token's ticket.
+customer and an ``agent_token_refused`` event on the token's ticket. Also here:
+the hand-over mail after ``#assign`` shows the status the whole mail left.
 """
 
 from __future__ import annotations
@@ -236,3 +237,23 @@ def test_reply_citing_a_ticket_merged_into_the_tokens_ticket_counts(desk: Desk) 
     assert desk.ticket(2)["status"] == "closed"
     assert "agent_token_refused" not in desk.event_kinds(2)
 
+
+# --- the hand-over after #assign ----------------------------------------------------------
+
+
+def test_hand_over_shows_the_status_the_whole_mail_left(desk: Desk) -> None:
+    desk.deliver(mail(sender=CAROL, msgid="c1@customer.example"))
+    note = notification(desk, "alice@help.example", 1)
+    desk.deliver(reply_to_notification(note, body="#assign bob\n\nHello Carol, bob takes over.\n"))
+    assert desk.ticket(1)["status"] == "open"  # the relayed answer opened it
+    handed = notification(desk, "bob@help.example", 1)
+    assert str(handed["Subject"]).startswith("[#1] Assigned to you")
+    assert "Status:   open, priority normal" in body_text(handed)
+
+
+def test_hand_over_without_an_answer_keeps_the_status(desk: Desk) -> None:
+    desk.deliver(mail(sender=CAROL, msgid="c1@customer.example"))
+    note = notification(desk, "alice@help.example", 1)
+    desk.deliver(reply_to_notification(note, body="#assign bob\n#priority high\n"))
+    handed = notification(desk, "bob@help.example", 1)
+    assert "Status:   new, priority high" in body_text(handed)

@@ -202,16 +202,20 @@ class AgentReplyInterceptor:
 
         before = ticket
         ticket, results = self._apply(session, ctx, ticket, commands, actor, now)
-        if ticket.id == before.id:  # not after a #merge: the target keeps its owner
-            notify_new_owner(view, session, before, ticket, agent, now)
         if commands.is_note:
-            tickets.save(session, tr.note(ticket, actor=actor, now=now, message=row_id))
+            change = tr.note(ticket, actor=actor, now=now, message=row_id)
+            tickets.save(session, change)
+            ticket = change.after
             self._to_agent(session, view, OutboundKind.NOTE_ACK, ticket, agent, parsed, now)
         elif relay:
-            self._relay(session, view, ticket, agent, commands, text, parsed, row_id, now)
+            ticket = self._relay(session, view, ticket, agent, commands, text, parsed, row_id, now)
         elif results:
             # commands only, nothing for the customer: confirm what was done
             self._command_result(session, view, ticket, agent, results, [], parsed, now)
+        if ticket.id == before.id:  # not after a #merge: the target keeps its owner
+            # last, so the hand-over shows the ticket as this whole mail left it
+            # (a relayed answer opens a new ticket)
+            notify_new_owner(view, session, before, ticket, agent, now)
         return self._handled(ticket, row_id, agent, "agent reply")
 
     def _context(
@@ -270,7 +274,8 @@ class AgentReplyInterceptor:
         parsed: ParsedMessage,
         row_id: int,
         now: datetime,
-    ) -> None:
+    ) -> Ticket:
+        """Send the agent's text to the ticket's customers; the ticket after it."""
         actor = ev.agent(agent.name)
         canned = commands.first("canned")
         people = self._customers(session, view, ticket.id)
@@ -279,7 +284,7 @@ class AgentReplyInterceptor:
                 at=now, actor=actor, reason="no customer address on the ticket"
             )
             tickets.record(session, ticket.id, skipped)
-            return
+            return ticket
         customer = {"name": people[0].name, "email": people[0].email}
         agent_ctx = person(agent)
         body = text
@@ -314,7 +319,7 @@ class AgentReplyInterceptor:
             tickets.record(session, ticket.id, ev.RelayFailed(at=now, actor=actor, reason=reason))
             log.warning("relay failed ticket=%s agent=%s error=%s", ticket.id, agent.name, exc)
             self._command_result(session, view, ticket, agent, [], [reason], parsed, now)
-            return
+            return ticket
         change = tr.agent_replied(
             ticket,
             actor=actor,
@@ -325,6 +330,7 @@ class AgentReplyInterceptor:
             canned=canned.arg if canned else None,
         )
         tickets.save(session, change)
+        return change.after
 
     def _customers(self, session: Session, view: FlowView, ticket_id: int) -> tuple[Address, ...]:
         """Requester first, then the customer-side Cc participants; never us or an agent."""
