@@ -21,9 +21,9 @@ from sqlalchemy.engine import Engine
 
 from inboxd.config import MailboxConfig, Settings
 from inboxd.core.thread import tag_pattern
-from inboxd.daemon.wiring import Outbound, build_outbound
+from inboxd.daemon.wiring import Outbound, build_outbound, hourly_caps
 from inboxd.db.engine import ensure_schema, make_engine
-from inboxd.flows.slack_notices import SlackRuleReactor, rules_error_notice
+from inboxd.flows.slack_notices import CapAlerts, SlackRuleReactor, rules_error_notice
 from inboxd.ingest.imap import MailboxFetcher
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
@@ -70,6 +70,16 @@ class App:
         for error in errors:
             log.error("rules: %s", error)
         secret = settings.helpdesk.read_secret()
+        slack = None
+        if settings.slack.token_env or settings.slack.token_file:
+            from inboxd.delivery.slack import SlackDrain, make_slack_client
+
+            client = make_slack_client(settings.slack)
+            if client is not None:
+                slack = SlackDrain(engine, lambda: client, retry_for=86400, clock=clock)
+        ops = settings.slack.ops_channel
+        on_cap = CapAlerts(ops) if slack is not None and ops else None
+        caps = hourly_caps(settings.helpdesk)
         outbound = build_outbound(
             settings,
             engine=engine,
@@ -78,20 +88,16 @@ class App:
             clock=clock,
             helpdesk_name=settings.helpdesk.name,
             trusted_authserv_ids=tuple(settings.helpdesk.trusted_authserv_ids),
+            caps=caps,
+            on_cap=on_cap,
         )
         for problem in outbound.templates.start_errors:
             log.error("templates: %s", problem)
-        slack = None
         reactors: tuple[Reactor, ...] = outbound.reactors
         on_commit: tuple[Callable[[], None], ...] = (outbound.drain.wake,)
-        if settings.slack.token_env or settings.slack.token_file:
-            from inboxd.delivery.slack import SlackDrain, make_slack_client
-
-            client = make_slack_client(settings.slack)
-            if client is not None:
-                slack = SlackDrain(engine, lambda: client, retry_for=86400, clock=clock)
-                reactors += (SlackRuleReactor(tag_format=settings.helpdesk.subject_tag),)
-                on_commit += (slack.wake,)
+        if slack is not None:
+            reactors += (SlackRuleReactor(tag_format=settings.helpdesk.subject_tag),)
+            on_commit += (slack.wake,)
         ctx = IngestContext(
             secret=secret,
             support_addresses=settings.support_addresses,
@@ -104,6 +110,8 @@ class App:
             reactors=reactors,
             interceptors=outbound.interceptors,
             on_commit=on_commit,
+            caps=caps,
+            on_cap=on_cap,
         )
         pipeline = Pipeline(engine, ctx)
         workers = IngestWorkers(settings.ingest.workers)

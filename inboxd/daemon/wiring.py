@@ -16,14 +16,15 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from inboxd.config import Settings
+from inboxd.config import HelpdeskConfig, Settings
+from inboxd.core.loops import HourlyCaps
 from inboxd.core.rules import RuleSet
 from inboxd.delivery.outbox import OutboxDrain
 from inboxd.delivery.smtp_send import SmtpSender
 from inboxd.flows.agent_reply import AgentReplyInterceptor
 from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
 from inboxd.flows.mailflow import Flow, FlowConfig
-from inboxd.flows.notify import AckNotifyReactor
+from inboxd.flows.notify import AckNotifyReactor, CapAlert
 from inboxd.flows.render import TemplateRenderer
 from inboxd.flows.sent_folder import SentFolderInterceptor
 
@@ -57,6 +58,17 @@ class TemplateStore:
             return errors
 
 
+def hourly_caps(helpdesk: HelpdeskConfig) -> HourlyCaps:
+    """The loop caps of ``[helpdesk]`` as ``core.loops`` takes them."""
+    return HourlyCaps(
+        ack_per_sender=helpdesk.ack_per_sender_per_hour,
+        ack_per_domain=helpdesk.ack_per_domain_per_hour,
+        ack_global=helpdesk.ack_per_hour,
+        tickets_per_sender=helpdesk.tickets_per_sender_per_hour,
+        tickets_per_domain=helpdesk.tickets_per_domain_per_hour,
+    )
+
+
 @dataclass(frozen=True)
 class Outbound:
     flow: Flow
@@ -75,6 +87,8 @@ def build_outbound(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     helpdesk_name: str = "Support",
     trusted_authserv_ids: tuple[str, ...] = (),
+    caps: HourlyCaps | None = None,
+    on_cap: CapAlert | None = None,
 ) -> Outbound:
     templates = TemplateStore(Path(settings.templates.dir))
     helpdesk = settings.helpdesk
@@ -105,7 +119,7 @@ def build_outbound(
     return Outbound(
         flow=flow,
         templates=templates,
-        reactors=(AckNotifyReactor(flow),),
+        reactors=(AckNotifyReactor(flow, caps=caps or hourly_caps(helpdesk), on_cap=on_cap),),
         interceptors=(
             SentFolderInterceptor(flow),
             BounceInterceptor(flow),

@@ -205,6 +205,44 @@ def find_group_ticket(
     ).scalar_one_or_none()
 
 
+def _at_domain(domain: str) -> str:
+    """LIKE pattern for any address at ``domain`` (``!`` escapes, the same on every database)."""
+    literal = domain.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return "%@" + literal
+
+
+def count_created(db: DB, *, since: datetime, requester: str = "", domain: str = "") -> int:
+    """Tickets opened since ``since`` by ``requester``, or by any address at ``domain``
+    (the new-ticket caps). Held tickets have no requester and never count.
+
+    By requester it is a range of ``ix_ticket_requester``; by domain a scan of
+    the ticket rows, which are small and carry no mail (an index on
+    ``created_at`` would make it a range).
+    """
+    where: list[Any] = [col(TicketRow.created_at) >= since]
+    if requester:
+        where.append(TicketRow.requester == requester)
+    elif domain:
+        where.append(col(TicketRow.requester).like(_at_domain(domain), escape="!"))
+    else:
+        where.append(TicketRow.requester != "")
+    return int(db.execute(select(func.count()).select_from(TicketRow).where(*where)).scalar_one())
+
+
+def newest_open_ticket(db: DB, requester: str) -> int | None:
+    """The requester's newest open, unmerged ticket: where a mail over a new-ticket cap goes."""
+    return db.execute(
+        select(TicketRow.id)
+        .where(
+            TicketRow.requester == requester,
+            col(TicketRow.status).in_([s.value for s in OPEN_STATUSES]),
+            col(TicketRow.merged_into).is_(None),
+        )
+        .order_by(col(TicketRow.id).desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
 _OPEN_COUNTS = PreparedQuery(
     lambda n: (
         sa_select(_TICKET_T.c.assignee, func.count())

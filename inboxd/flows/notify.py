@@ -3,16 +3,22 @@
 Runs inside the ingest transaction for every stored mail and only queues
 outbox rows. Machine mail (auto-replies, bounces, lists) gets neither an
 acknowledgement nor a notification: it is on the ticket, that is enough.
+An acknowledgement also passes the hourly caps of ``core.loops`` (per
+recipient, per recipient domain, in all): a trip is a ``cap_tripped`` event,
+a WARNING and the ops alert hook; an ack to anyone but the envelope sender
+quotes neither the subject nor a display name.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import Connection
 from sqlmodel import Session
 
 from inboxd.core.compose import ComposeError, OutboundKind
@@ -20,8 +26,17 @@ from inboxd.core.desk import QUIET_STATUSES, Ticket
 from inboxd.core.desk import events as ev
 from inboxd.core.desk import transitions as tr
 from inboxd.core.inbound import StoredMail
-from inboxd.core.loops import ack_decision, ack_recipient
-from inboxd.core.model import Attachment, MessageKind, ParsedMessage
+from inboxd.core.loops import (
+    NEUTRAL_SUBJECT,
+    AckCounts,
+    CapTrip,
+    HourlyCaps,
+    ack_cap,
+    ack_may_quote,
+    ack_recipient,
+    ack_refusal,
+)
+from inboxd.core.model import Address, Attachment, MessageKind, ParsedMessage
 from inboxd.core.rules.model import Agent
 from inboxd.db import messages, tickets
 from inboxd.db import outbox_queries as q
@@ -30,10 +45,21 @@ from inboxd.flows.render import TemplateError
 
 log = logging.getLogger("inboxd.flow")
 
+# (db, trip, ticket id, what was done instead, now): the ops alert for a tripped cap
+CapAlert = Callable[[Connection, CapTrip, int, str, datetime], object]
+
 
 class AckNotifyReactor:
-    def __init__(self, flow: Flow) -> None:
+    """``caps``: the hourly limits (default: the per-recipient cap of the flow's
+    config, the rest at their defaults); ``on_cap``: told of every trip (it
+    dedupes to one ops alert per cap and hour)."""
+
+    def __init__(
+        self, flow: Flow, *, caps: HourlyCaps | None = None, on_cap: CapAlert | None = None
+    ) -> None:
         self.flow = flow
+        self.caps = caps or HourlyCaps(ack_per_sender=flow.config.ack_per_sender_per_hour)
+        self.on_cap = on_cap
 
     def on_stored(self, session: Session, mail: StoredMail) -> None:
         parsed = mail.parsed
@@ -72,29 +98,25 @@ class AckNotifyReactor:
         template = mail.decision.auto_reply if mail.decision is not None else None
         if template is None and not cfg.acknowledge:
             return ticket
-        conn = connection(session)
-        recipient = ack_recipient(parsed)
-        sent_last_hour = 0
-        if recipient is not None:
-            sent_last_hour = q.count_to_recipient(
-                conn,
-                kind=OutboundKind.ACK.value,
-                rcpt=recipient.email,
-                since=mail.now - timedelta(hours=1),
-            )
-        ok, reason = ack_decision(
+        refusal = ack_refusal(
             parsed,
             our_addresses=self.flow.support_addresses,
-            acks_to_sender_last_hour=sent_last_hour,
-            cap=cfg.ack_per_sender_per_hour,
             ticket_already_acked=ticket.acknowledged,
         )
-        if not ok or recipient is None:
-            return self._skipped(session, ticket, reason, mail.now, logging.INFO)
+        recipient = ack_recipient(parsed)
+        if refusal is not None or recipient is None:
+            return self._skipped(session, ticket, refusal or "no sender", mail.now, logging.INFO)
+        trip = ack_cap(recipient, self._ack_counts(session, recipient, mail.now), self.caps)
+        if trip is not None:
+            return self._capped(session, ticket, trip, mail)
+        quote = ack_may_quote(parsed, recipient)
+        if not quote:  # the sender's words never go to a stranger: no subject, no name
+            recipient = Address(recipient.email)
+        shown = ticket if quote else dataclasses.replace(ticket, subject=NEUTRAL_SUBJECT)
         try:
             rendered = view.render(
                 template or "ack",
-                ticket,
+                shown,
                 customer={"name": recipient.name, "email": recipient.email},
             )
         except TemplateError as exc:
@@ -103,7 +125,7 @@ class AckNotifyReactor:
             message_id = view.to_customer(
                 session,
                 OutboundKind.ACK,
-                ticket,
+                shown,
                 rendered,
                 to=(recipient,),
                 now=mail.now,
@@ -124,6 +146,34 @@ class AckNotifyReactor:
         )
         tickets.save(session, change)
         return change.after
+
+    def _ack_counts(self, session: Session, recipient: Address, now: datetime) -> AckCounts:
+        """Acks queued in the last hour: to ``recipient``, to its domain, to anyone."""
+        conn = connection(session)
+        kind, since = OutboundKind.ACK.value, now - timedelta(hours=1)
+        return AckCounts(
+            to_recipient=q.count_to_recipient(conn, kind=kind, rcpt=recipient.email, since=since),
+            to_domain=q.count_kind(conn, kind=kind, since=since, domain=recipient.domain),
+            total=q.count_kind(conn, kind=kind, since=since),
+        )
+
+    def _capped(self, session: Session, ticket: Ticket, trip: CapTrip, mail: StoredMail) -> Ticket:
+        """No ack: the event, the WARNING and the ops alert (deduped to one per hour)."""
+        conn = connection(session)
+        tripped = ev.CapTripped(
+            at=mail.now,
+            cap=trip.cap,
+            key=trip.key,
+            count=trip.count,
+            limit=trip.limit,
+            action="ack_skipped",
+            message_id=mail.parsed.message_id,
+        )
+        tickets.record(conn, ticket.id, tripped)
+        log.warning("cap tripped cap=%s key=%s ticket=%s: no ack", trip.cap, trip.key, ticket.id)
+        if self.on_cap is not None:
+            self.on_cap(conn, trip, ticket.id, "acknowledgement skipped", mail.now)
+        return self._skipped(session, ticket, trip.reason, mail.now, logging.INFO)
 
     def _skipped(
         self, session: Session, ticket: Ticket, reason: str, now: datetime, level: int

@@ -1,4 +1,5 @@
-"""Queue Slack posts: the ``slack:`` rule action, and the ops alert for a rejected rules reload.
+"""Queue Slack posts: the ``slack:`` rule action, and the ops alerts (a rejected rules
+reload, an hourly loop cap that tripped).
 
 Both only write ``slack_notice`` rows (in the caller's transaction); the
 ``SlackDrain`` posts them. Each row carries a ``dedupe_key``, so queueing the
@@ -20,9 +21,18 @@ from sqlmodel import Session
 from inboxd.core.desk import Ticket
 from inboxd.core.desk import events as ev
 from inboxd.core.inbound import StoredMail
+from inboxd.core.loops import CapTrip, alert_key
 from inboxd.core.model import MessageKind
 from inboxd.core.rules import Decision, RuleError
-from inboxd.core.slack_text import FiredRule, TicketAlert, rules_error_message, ticket_alert
+from inboxd.core.slack_text import (
+    FiredRule,
+    SlackMessage,
+    TicketAlert,
+    escape,
+    rules_error_message,
+    ticket_alert,
+    truncate,
+)
 from inboxd.db import slack_queries as sq
 from inboxd.db import tickets
 from inboxd.flows.mailflow import connection
@@ -148,8 +158,50 @@ def rules_error_notice(
     return row_id
 
 
+def cap_message(trip: CapTrip, *, ticket_id: int, action: str) -> SlackMessage:
+    """The ops alert for a tripped cap: which, for whom, and what happened to the mail."""
+    who = escape(truncate(trip.key, 200))
+    text = (
+        f"inboxd loop cap {trip.cap} reached for {who} ({trip.count} of {trip.limit} "
+        f"this hour): {action} on ticket #{ticket_id}; further trips this hour are only logged"
+    )
+    return SlackMessage(text, [{"type": "section", "text": {"type": "mrkdwn", "text": text}}])
+
+
+class CapAlerts:
+    """Queue one ops alert per cap and clock hour (``core.loops.alert_key``) to ``channel``.
+
+    Called inside the ingest transaction for every trip; the dedupe key makes all
+    but the first trip of the hour a no-op, so a flood costs ops one post per cap.
+    """
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+
+    def __call__(
+        self, db: Session | Connection, trip: CapTrip, ticket_id: int, action: str, now: datetime
+    ) -> int | None:
+        message = cap_message(trip, ticket_id=ticket_id, action=action)
+        row_id = sq.enqueue(
+            db,
+            channel=self.channel,
+            text=message.text,
+            blocks=message.blocks,
+            now=now,
+            ticket_id=ticket_id,
+            dedupe_key=alert_key(trip, now),
+        )
+        if row_id is not None:
+            log.info(
+                "slack cap alert queued id=%s channel=%s cap=%s", row_id, self.channel, trip.cap
+            )
+        return row_id
+
+
 __all__ = [
+    "CapAlerts",
     "SlackRuleReactor",
+    "cap_message",
     "rule_dedupe_key",
     "rules_error_key",
     "rules_error_notice",

@@ -27,6 +27,7 @@ from sqlmodel import Session
 from inboxd.core.desk import Ticket, transitions
 from inboxd.core.desk import events as ev
 from inboxd.core.inbound import Arrival, Outcome, Source, StoredMail
+from inboxd.core.loops import CapTrip, HourlyCaps, held_subject, ticket_cap
 from inboxd.core.model import Direction, MatchedBy, MessageKind, ParsedMessage, ParseFailure
 from inboxd.core.parse import parse_outcome
 from inboxd.core.rules import Decision, RuleContext, RuleSet, evaluate
@@ -36,6 +37,9 @@ from inboxd.db.sql import savepoint
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 
 log = logging.getLogger("inboxd.ingest")
+
+# (db, trip, ticket id, what was done instead, now): the ops alert for a tripped cap
+CapAlert = Callable[[Connection, CapTrip, int, str, datetime], object]
 
 
 class Reactor(Protocol):
@@ -68,6 +72,10 @@ class IngestContext:
     reactors: Sequence[Reactor] = ()
     interceptors: Sequence[Interceptor] = field(default_factory=tuple)
     on_commit: Sequence[Callable[[], None]] = ()  # e.g. wake the outbox drain
+    # the new-ticket caps (None: off; the daemon sets them from [helpdesk]) and
+    # the ops alert told of every trip
+    caps: HourlyCaps | None = None
+    on_cap: CapAlert | None = None
 
     @property
     def support_locals(self) -> tuple[str, ...]:
@@ -288,9 +296,20 @@ class Pipeline:
         return None
 
     def place(self, mail: _Mail) -> Outcome | None:
-        """Open a ticket, or tell the ticket a mail arrived (it may reopen)."""
+        """Open a ticket, or tell the ticket a mail arrived (it may reopen).
+
+        Over a new-ticket cap (``core.loops.ticket_cap``) the mail opens nothing:
+        it joins the sender's newest open ticket, else the sender domain's held
+        ticket (one per domain while mail keeps arriving within the hour; no
+        requester, never acknowledged), so a flood is stored in full but costs a
+        bounded number of tickets and acks.
+        """
         arrival, match = mail.arrival, mail.match
         if mail.ticket is None:
+            trip = self._ticket_cap(mail)
+            if trip is not None:
+                self._over_cap(mail, trip)
+                return None
             sender = arrival.parsed.from_
             mail.ticket = tickets.create(
                 mail.db,
@@ -313,6 +332,79 @@ class Pipeline:
         tickets.save(mail.db, change)
         mail.ticket = change.after
         return None
+
+    def _ticket_cap(self, mail: _Mail) -> CapTrip | None:
+        """The new-ticket cap this mail would exceed, from the last hour's counts."""
+        sender, caps = mail.arrival.parsed.from_, self.ctx.caps
+        if caps is None or sender is None:
+            return None
+        since = mail.arrival.now - timedelta(hours=1)
+        return ticket_cap(
+            sender,
+            by_sender=tickets.count_created(mail.db, since=since, requester=sender.email),
+            by_domain=tickets.count_created(mail.db, since=since, domain=sender.domain),
+            caps=caps,
+        )
+
+    def _over_cap(self, mail: _Mail, trip: CapTrip) -> None:
+        """Place the mail on the sender's newest open ticket, else the held ticket."""
+        arrival = mail.arrival
+        sender = arrival.parsed.from_
+        assert sender is not None  # a trip needs a sender
+        target = tickets.newest_open_ticket(mail.db, sender.email)
+        action = "joined"
+        if target is None:
+            action, target = "held", self._held_ticket(mail, sender.domain)
+        mail.match = ThreadMatch(target, MatchedBy.GROUP, f"{action}: {trip.reason}")
+        ticket = tickets.load(mail.db, target)
+        assert ticket is not None
+        change = transitions.customer_mail(
+            ticket, now=arrival.now, person=mail.person, reopen=False
+        )
+        tripped = ev.CapTripped(
+            at=arrival.now,
+            cap=trip.cap,
+            key=trip.key,
+            count=trip.count,
+            limit=trip.limit,
+            action=action,
+            message_id=arrival.parsed.message_id,
+        )
+        tickets.save(mail.db, change)
+        tickets.record(mail.db, target, tripped)
+        mail.ticket = change.after
+        log.warning(
+            "cap tripped cap=%s key=%s msgid=%s: %s ticket=%s",
+            trip.cap,
+            trip.key,
+            arrival.parsed.message_id,
+            action,
+            target,
+        )
+        if self.ctx.on_cap is not None:
+            self.ctx.on_cap(mail.db, trip, target, f"mail {action}", arrival.now)
+
+    def _held_ticket(self, mail: _Mail, domain: str) -> int:
+        """The domain's held ticket of the last hour, opened when there is none."""
+        arrival = mail.arrival
+        subject = held_subject(domain)
+        since = arrival.now - timedelta(hours=1)
+        found = tickets.find_group_ticket(mail.db, "", subject.casefold(), since)
+        if found is not None:
+            return found
+        held = tickets.create(
+            mail.db,
+            subject=subject,
+            normalized_subject=subject.casefold(),
+            requester="",
+            requester_name="",
+            mailbox=arrival.source.mailbox,
+            now=arrival.now,
+            source=arrival.source.label,
+            actor=ev.SYSTEM,
+            person=mail.person,
+        )
+        return held.id
 
     def route(self, mail: _Mail) -> Outcome | None:
         """Apply what the rules decided (nothing to do when no rule fired)."""

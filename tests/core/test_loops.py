@@ -11,7 +11,19 @@ import pytest
 from core.factories import DEFAULT_DATE, parsed_message
 
 from inboxd.core.compose import OutboundKind, OutboundMail, render_message
-from inboxd.core.loops import ack_decision, ack_recipient, is_ours
+from inboxd.core.loops import (
+    AckCounts,
+    CapTrip,
+    HourlyCaps,
+    ack_cap,
+    ack_decision,
+    ack_may_quote,
+    ack_recipient,
+    alert_key,
+    envelope_sender,
+    is_ours,
+    ticket_cap,
+)
 from inboxd.core.model import Address, AutoFlags, Bounce, MessageKind, ParsedMessage
 
 OURS = ("support@help.example", "billing@help.example")
@@ -184,3 +196,79 @@ def test_autoresponder_duel_stops_after_one_ack() -> None:
 def test_autoresponder_duel_is_bounded_by_the_cap_even_without_headers() -> None:
     # a peer that strips our markers: the hourly cap (3 per sender) still ends it
     assert _duel(honour_headers=False) == 2 * 3
+
+
+# --- hourly caps (issue 14/15: responders that mark nothing, reflection) -------------------
+
+CAPS = HourlyCaps(
+    ack_per_sender=3, ack_per_domain=10, ack_global=200, tickets_per_sender=5, tickets_per_domain=8
+)
+BOT = Address("bot7@responder.example")
+
+
+@pytest.mark.parametrize(
+    ("counts", "cap", "key"),
+    [
+        (AckCounts(0, 0, 0), None, None),
+        (AckCounts(2, 9, 199), None, None),
+        (AckCounts(3, 3, 3), "ack_per_sender_per_hour", "bot7@responder.example"),
+        (AckCounts(0, 10, 10), "ack_per_domain_per_hour", "responder.example"),
+        (AckCounts(0, 0, 200), "ack_per_hour", "*"),
+        (AckCounts(5, 50, 500), "ack_per_sender_per_hour", "bot7@responder.example"),
+    ],
+)
+def test_ack_cap_names_the_most_specific_cap(
+    counts: AckCounts, cap: str | None, key: str | None
+) -> None:
+    trip = ack_cap(BOT, counts, CAPS)
+    assert (trip.cap if trip else None, trip.key if trip else None) == (cap, key)
+
+
+def test_a_cap_of_zero_stops_everything() -> None:
+    trip = ack_cap(BOT, AckCounts(0, 0, 0), HourlyCaps(ack_global=0))
+    assert trip is not None and trip.reason.startswith("hourly cap reached (0 of 0")
+
+
+def test_ticket_cap_by_sender_then_by_domain() -> None:
+    assert ticket_cap(BOT, by_sender=4, by_domain=7, caps=CAPS) is None
+    trip = ticket_cap(BOT, by_sender=5, by_domain=5, caps=CAPS)
+    assert trip == CapTrip("tickets_per_sender_per_hour", BOT.email, 5, 5)
+    trip = ticket_cap(BOT, by_sender=0, by_domain=8, caps=CAPS)
+    assert trip == CapTrip("tickets_per_domain_per_hour", "responder.example", 8, 8)
+
+
+def test_alert_key_is_one_per_cap_and_clock_hour() -> None:
+    trip = CapTrip("ack_per_domain_per_hour", "a.example", 10, 10)
+    other = CapTrip("ack_per_domain_per_hour", "b.example", 11, 10)
+    at = DEFAULT_DATE.replace(minute=5)
+    assert alert_key(trip, at) == alert_key(other, at.replace(minute=59))
+    assert alert_key(trip, at) != alert_key(trip, at.replace(hour=11))
+    assert alert_key(trip, at) != alert_key(CapTrip("ack_per_hour", "*", 1, 1), at)
+
+
+@pytest.mark.parametrize(
+    ("headers", "reply_to", "quote"),
+    [
+        ({}, None, True),  # no Return-Path (LMTP): From stands in
+        ({"return-path": "<Alice@Customer.example>"}, None, True),
+        ({"return-path": "<bounce-77@esp.example>"}, None, False),
+        ({}, "victim@elsewhere.example", False),  # Reply-To is not the envelope sender
+        ({"return-path": "<victim@elsewhere.example>"}, "victim@elsewhere.example", True),
+    ],
+)
+def test_ack_quotes_only_to_the_envelope_sender(
+    headers: dict[str, str], reply_to: str | None, quote: bool
+) -> None:
+    extra: dict[str, Any] = {"reply_to": reply_to} if reply_to else {}
+    msg = parsed_message(headers=headers or None, **extra)
+    recipient = ack_recipient(msg)
+    assert recipient is not None
+    assert ack_may_quote(msg, recipient) is quote
+
+
+def test_envelope_sender() -> None:
+    assert envelope_sender(parsed_message()) == "alice@customer.example"
+    assert (
+        envelope_sender(parsed_message(headers={"return-path": "< X@Y.example >"})) == "x@y.example"
+    )
+    assert envelope_sender(parsed_message(from_=None)) == ""

@@ -318,3 +318,21 @@ class AgentTokenRefused(Event):
     reason: str
     sender: str = ""
     cited: tuple[int, ...] = ()
+
+
+# --- loop prevention ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CapTripped(Event):
+    """An hourly cap stopped an ack or a new ticket (``core.loops``): ``cap`` is its
+    config key, ``key`` the address, domain or ``*`` counted, ``action`` what was done
+    instead (``ack_skipped``, ``joined`` the sender's open ticket, ``held``)."""
+
+    KIND = "cap_tripped"
+    cap: str
+    key: str
+    count: int
+    limit: int
+    action: str
+    message_id: str = ""
