@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from itertools import count
+from pathlib import Path
 
 import pytest
 from servers.dovecot import DovecotFactory, DovecotServer, dovecot_available
+from servers.postgres import PostgresServer, postgres_available
 
 # ---------------------------------------------------------------------------
 # Dovecot (real IMAP server) fixtures -- owner: IMAP fetcher
@@ -69,3 +71,39 @@ def make_dovecot() -> Iterator[DovecotFactory]:
 
 
 # --- end of Dovecot fixtures ------------------------------------------------
+
+
+# ---------------------------------------------------------------------------
+# Databases -- every test taking ``db_url`` runs on SQLite and on PostgreSQL.
+#
+# PostgreSQL is a private server started once per session in a temp dir
+# (tests/servers/postgres.py); each test gets a fresh database. Without the
+# server binaries the PostgreSQL half skips with the reason, except under
+# INBOXD_REQUIRE_SERVERS=1 (CI), where it fails.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    reason = postgres_available()
+    if reason is not None:
+        if os.environ.get("INBOXD_REQUIRE_SERVERS") == "1":
+            pytest.fail(f"INBOXD_REQUIRE_SERVERS=1 but {reason}", pytrace=False)
+        pytest.skip(reason)
+    server = PostgresServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind (the schema is the test's to create)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'inboxd.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.create_database()
+
+
+# --- end of database fixtures ------------------------------------------------

@@ -148,8 +148,10 @@ def make_desk(
     acknowledge: bool = True,
     sent_folders: dict[str, str] | None = None,
     templates: Path = TEMPLATES,
+    url: str = "",
 ) -> Desk:
-    engine = make_engine(f"sqlite:///{tmp_path / 'desk.db'}")
+    """``url``: the database (a fresh SQLite file in ``tmp_path`` when empty)."""
+    engine = make_engine(url or f"sqlite:///{tmp_path / 'desk.db'}")
     upgrade(engine)
     rules_dir = tmp_path / "rules"
     rules_dir.mkdir(exist_ok=True)

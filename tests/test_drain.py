@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,8 +62,8 @@ class Script(Deliverer[sq.SlackPost]):
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    eng = make_engine(f"sqlite:///{tmp_path / 'drain.db'}")
+def engine(db_url: str) -> Engine:
+    eng = make_engine(db_url)
     upgrade(eng)
     return eng
 

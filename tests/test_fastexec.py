@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 
 from sqlmodel import Session
 
@@ -32,8 +31,8 @@ def _new(db: Session, now: datetime, subject: str = "") -> int:
     ).id
 
 
-def test_fast_insert_and_query_round_trip_types(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fast.db'}")
+def test_fast_insert_and_query_round_trip_types(db_url: str) -> None:
+    engine = make_engine(db_url)
     upgrade(engine)
     berlin = timezone(timedelta(hours=1))
     created = datetime(2026, 3, 2, 10, 30, 15, 123456, tzinfo=berlin)
@@ -74,8 +73,8 @@ def test_fast_insert_and_query_round_trip_types(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_savepoint_rolls_back_only_its_own_writes(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'sp.db'}")
+def test_savepoint_rolls_back_only_its_own_writes(db_url: str) -> None:
+    engine = make_engine(db_url)
     upgrade(engine)
     now = datetime.now(UTC)
     with Session(engine) as s, s.begin():

@@ -32,8 +32,8 @@ from inboxd.db import messages
 
 
 @pytest.fixture
-def desk(tmp_path: Path) -> Desk:
-    return make_desk(tmp_path)
+def desk(tmp_path: Path, db_url: str) -> Desk:
+    return make_desk(tmp_path, url=db_url)
 
 
 def addr(value: object) -> str:

@@ -20,8 +20,8 @@ from inboxd.db.engine import (
 from inboxd.db.tables import metadata
 
 
-def test_migrations_match_models(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'migrated.db'}")
+def test_migrations_match_models(db_url: str) -> None:
+    engine = make_engine(db_url)
     command.upgrade(alembic_config(engine), "head")
     with engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), metadata)
@@ -30,15 +30,15 @@ def test_migrations_match_models(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_fresh_database_is_created_and_stamped(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'fresh.db'}")
+def test_fresh_database_is_created_and_stamped(db_url: str) -> None:
+    engine = make_engine(db_url)
     assert upgrade(engine)
     ensure_schema(engine, create_if_empty=False)
     engine.dispose()
 
 
-def test_schema_not_at_head_is_refused(tmp_path: Path) -> None:
-    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+def test_schema_not_at_head_is_refused(db_url: str) -> None:
+    engine = make_engine(db_url)
     upgrade(engine)
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE alembic_version SET version_num = '0000'")

@@ -44,8 +44,8 @@ class Clock:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    eng = make_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
+def engine(db_url: str) -> Engine:
+    eng = make_engine(db_url)
     upgrade(eng)
     return eng
 

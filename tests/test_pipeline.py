@@ -36,8 +36,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def pipeline(tmp_path: Path, clock: Clock) -> Iterator[Pipeline]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'test.db'}")
+def pipeline(db_url: str, clock: Clock) -> Iterator[Pipeline]:
+    engine = make_engine(db_url)
     upgrade(engine)
     ctx = IngestContext(
         secret=SECRET,

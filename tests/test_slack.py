@@ -75,8 +75,8 @@ class Recorder:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    eng = make_engine(f"sqlite:///{tmp_path / 'slack.db'}")
+def engine(db_url: str) -> Engine:
+    eng = make_engine(db_url)
     upgrade(eng)
     return eng
 

@@ -21,8 +21,8 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 INBOXD = Path(__file__).resolve().parents[1] / "inboxd"
 
 
-def engine_at(tmp_path: Path) -> Engine:
-    engine = make_engine(f"sqlite:///{tmp_path / 'writer.db'}")
+def engine_at(db_url: str) -> Engine:
+    engine = make_engine(db_url)
     upgrade(engine)
     return engine
 
@@ -41,8 +41,8 @@ def new_ticket(db: Session, subject: str = "Printer") -> Ticket:
     )
 
 
-def test_created_ticket_loads_back_as_the_same_value(tmp_path: Path) -> None:
-    engine = engine_at(tmp_path)
+def test_created_ticket_loads_back_as_the_same_value(db_url: str) -> None:
+    engine = engine_at(db_url)
     with Session(engine) as s, s.begin():
         made = new_ticket(s)
         tickets.add_participants(
@@ -58,8 +58,8 @@ def test_created_ticket_loads_back_as_the_same_value(tmp_path: Path) -> None:
     engine.dispose()
 
 
-def test_save_writes_the_changed_fields_and_appends_the_events(tmp_path: Path) -> None:
-    engine = engine_at(tmp_path)
+def test_save_writes_the_changed_fields_and_appends_the_events(db_url: str) -> None:
+    engine = engine_at(db_url)
     t1 = T0 + timedelta(hours=2)
     with Session(engine) as s, s.begin():
         made = new_ticket(s)
@@ -84,8 +84,8 @@ def test_save_writes_the_changed_fields_and_appends_the_events(tmp_path: Path) -
     engine.dispose()
 
 
-def test_an_address_the_change_adds_becomes_a_customer_participant(tmp_path: Path) -> None:
-    engine = engine_at(tmp_path)
+def test_an_address_the_change_adds_becomes_a_customer_participant(db_url: str) -> None:
+    engine = engine_at(db_url)
     with Session(engine) as s, s.begin():
         made = new_ticket(s)
         tickets.save(s, Change(made, replace(made, participants=frozenset({"dan@x.example"}))))
@@ -96,8 +96,8 @@ def test_an_address_the_change_adds_becomes_a_customer_participant(tmp_path: Pat
     engine.dispose()
 
 
-def test_resolve_follows_merges_to_the_surviving_ticket(tmp_path: Path) -> None:
-    engine = engine_at(tmp_path)
+def test_resolve_follows_merges_to_the_surviving_ticket(db_url: str) -> None:
+    engine = engine_at(db_url)
     with Session(engine) as s, s.begin():
         a, b, c = (new_ticket(s, name) for name in ("a", "b", "c"))
         for source, target in ((a, b), (b, c)):

@@ -14,6 +14,7 @@ Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
+import sqlmodel
 from alembic import op
 
 revision = "0004"
@@ -27,7 +28,9 @@ _COLUMNS = ("first_agent_reply_at", "last_customer_mail_at", "solved_at", "close
 def upgrade() -> None:
     with op.batch_alter_table("ticket", schema=None) as batch_op:
         for name in _COLUMNS:
-            batch_op.add_column(sa.Column(name, sa.DateTime(), nullable=True))
+            batch_op.add_column(
+                sa.Column(name, sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+            )
         batch_op.add_column(
             sa.Column("reopened_count", sa.Integer(), nullable=False, server_default="0")
         )
