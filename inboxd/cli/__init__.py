@@ -2,6 +2,10 @@
 
 ``--json`` outputs are a stable interface (documented in the README): fields
 are only ever added, never renamed or removed.
+
+Each command imports what it uses when it runs, not at module import: a read
+command (``tickets list``) must not pay for loading the daemon, the parser and
+the flows, which it never touches. ``tests/test_cli_imports.py`` holds this.
 """
 
 from __future__ import annotations
@@ -11,19 +15,18 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlmodel import Session
 
-from inboxd.config import ConfigError, Settings, load_settings
-from inboxd.core.inbound import Source
-from inboxd.daemon import App, Daemon
-from inboxd.db import messages as message_rows
-from inboxd.db import tickets as ticket_rows
-from inboxd.db.engine import SchemaError, make_engine, upgrade
-from inboxd.db.tables import Message, Quarantine, Ticket
 from inboxd.logs import setup_logging
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from inboxd.config import Settings
+    from inboxd.daemon import App
+    from inboxd.db.tables import Message, Quarantine, Ticket
 
 
 class Context:
@@ -35,6 +38,8 @@ class Context:
     @property
     def settings(self) -> Settings:
         if self._settings is None:
+            from inboxd.config import ConfigError, load_settings
+
             try:
                 self._settings = load_settings(self.config_path)
             except ConfigError as exc:
@@ -42,6 +47,10 @@ class Context:
         return self._settings
 
     def app(self) -> App:
+        from inboxd.config import ConfigError
+        from inboxd.daemon import App
+        from inboxd.db.engine import SchemaError
+
         try:
             return App.build(self.settings)
         except (ConfigError, SchemaError) as exc:
@@ -65,6 +74,8 @@ def main(click_ctx: click.Context, config: str | None, verbose: bool) -> None:
 @pass_ctx
 def run(ctx: Context) -> None:
     """Run the daemon in the foreground (logs to stderr)."""
+    from inboxd.daemon import Daemon
+
     # a reload request that arrives while we are still starting must not kill us;
     # the daemon installs its real handler before it reports READY
     signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -91,6 +102,8 @@ def sync(ctx: Context, once: bool) -> None:
 @pass_ctx
 def import_(ctx: Context, files: tuple[Path, ...], mailbox: str) -> None:
     """Ingest .eml files (e.g. a saved mail) as if they had arrived."""
+    from inboxd.core.inbound import Source
+
     app = ctx.app()
     for path in files:
         outcome = app.pipeline.ingest(path.read_bytes(), Source("file", mailbox))
@@ -156,6 +169,10 @@ def quarantine_json(q: Quarantine) -> dict[str, Any]:
 
 def _read_session(ctx: Context) -> Session:
     """For commands that only look: they never wait for the daemon's write lock."""
+    from sqlmodel import Session
+
+    from inboxd.db.engine import make_engine
+
     return Session(make_engine(ctx.settings.database.url, read_only=True))
 
 
@@ -173,6 +190,8 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
     """List tickets (or the quarantine)."""
     with _read_session(ctx) as session:
         if quarantined:
+            from inboxd.db import messages as message_rows
+
             held = message_rows.list_quarantine(session)
             if as_json:
                 click.echo(json.dumps([quarantine_json(q) for q in held], indent=2))
@@ -181,6 +200,8 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
                 stamp = q.received_at.isoformat(timespec="seconds")
                 click.echo(f"Q{q.id:<5} {stamp} {q.source:<20} {q.reason}")
             return
+        from inboxd.db import tickets as ticket_rows
+
         found = ticket_rows.list_rows(session, status)
         if as_json:
             click.echo(json.dumps([ticket_json(t) for t in found], indent=2))
@@ -199,6 +220,9 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
 @pass_ctx
 def tickets_show(ctx: Context, ticket_id: int, as_json: bool, events: bool) -> None:
     """Show one ticket with its messages in order."""
+    from inboxd.db import messages as message_rows
+    from inboxd.db import tickets as ticket_rows
+
     with _read_session(ctx) as session:
         ticket = ticket_rows.get_row(session, ticket_id)
         if ticket is None:
@@ -243,6 +267,8 @@ def db() -> None:
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
     """Create or migrate the schema to the current version."""
+    from inboxd.db.engine import make_engine, upgrade
+
     engine = make_engine(ctx.settings.database.url)
     click.echo(f"schema at {upgrade(engine)}")
 

@@ -1,17 +1,19 @@
-"""``inboxd outbox ...`` and ``inboxd templates check``: look at and replay side effects."""
+"""``inboxd outbox ...`` and ``inboxd templates check``: look at and replay side effects.
+
+Imports are per command, as in ``inboxd.cli``: registering these groups must not
+load the daemon for a command that does not use it.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from inboxd.daemon import App
-from inboxd.db import outbox_queries as q
-from inboxd.db.engine import make_engine
-from inboxd.flows.render import TemplateRenderer
+if TYPE_CHECKING:
+    from inboxd.daemon import App
 
 
 def _iso(value: Any) -> Any:
@@ -30,6 +32,9 @@ def outbox() -> None:
 @click.pass_obj
 def outbox_list(ctx: Any, status: str | None, limit: int, as_json: bool) -> None:
     """Outbound mail, newest first (without the bytes)."""
+    from inboxd.db import outbox_queries as q
+    from inboxd.db.engine import make_engine
+
     engine = make_engine(ctx.settings.database.url)
     with engine.connect() as conn:
         rows = q.list_rows(conn, status=status, limit=limit)
@@ -50,6 +55,8 @@ def outbox_list(ctx: Any, status: str | None, limit: int, as_json: bool) -> None
 @click.pass_obj
 def outbox_retry(ctx: Any, row_id: int) -> None:
     """Make a queued or failed mail due now (the daemon sends it on its next round)."""
+    from inboxd.db import outbox_queries as q
+
     app: App = ctx.app()
     with app.engine.begin() as conn:
         if not q.retry_now(conn, row_id, now=app.clock()):
@@ -81,6 +88,8 @@ def templates() -> None:
 @click.pass_obj
 def templates_check(ctx: Any, directory: Path | None) -> None:
     """Render every template with sample data; exit 1 on any error."""
+    from inboxd.flows.render import TemplateRenderer
+
     target = directory or Path(ctx.settings.templates.dir)
     errors = TemplateRenderer(target).check()
     for error in errors:

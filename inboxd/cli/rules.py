@@ -3,6 +3,9 @@
 ``check`` exits 1 on any error so admins can run it in their rules repo's CI;
 ``test`` shows what the rules would decide for one saved mail; ``replay``
 re-runs stored mail of the last days against a candidate rule set.
+
+The rule engine and the parser are imported by the commands that use them, so
+that registering this group under ``inboxd`` costs the other commands nothing.
 """
 
 from __future__ import annotations
@@ -11,24 +14,14 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from inboxd.core.model import ParsedMessage, ParseError
-from inboxd.core.parse import parse_message
-from inboxd.core.rules import (
-    RuleContext,
-    RuleSet,
-    evaluate,
-    format_duration,
-    json_schema,
-    parse_duration,
-)
-from inboxd.core.rules.replay import ReplayReport, diff, simulate
-from inboxd.core.rules.report import DECISION_FIELDS, decision_dict, summary
-from inboxd.db.replay_queries import tickets_since
-from inboxd.rulesdir import load_dir
+if TYPE_CHECKING:
+    from inboxd.core.model import ParsedMessage
+    from inboxd.core.rules import RuleContext, RuleSet
+    from inboxd.core.rules.replay import ReplayReport
 
 
 def _settings() -> Any | None:
@@ -62,6 +55,8 @@ def _templates_dir(given: Path | None) -> Path | None:
 
 def _load(directory: Path, templates: Path | None) -> RuleSet:
     """Load or print every error and exit 1."""
+    from inboxd.rulesdir import load_dir
+
     result = load_dir(directory, templates=templates)
     if result.ruleset is None or result.errors:
         for error in result.errors:
@@ -91,6 +86,8 @@ def rules() -> None:
 @click.option("--templates", type=click.Path(path_type=Path), help="templates dir to check names")
 def check(directory: Path | None, templates: Path | None) -> None:
     """Validate DIRECTORY (default: the configured rules dir); exit 1 on any error."""
+    from inboxd.core.rules.report import summary
+
     directory = _rules_dir(directory)
     ruleset = _load(directory, _templates_dir(templates))
     click.echo(f"{directory}: OK: {summary(ruleset)}")
@@ -99,6 +96,8 @@ def check(directory: Path | None, templates: Path | None) -> None:
 @rules.command()
 def schema() -> None:
     """Print the JSON Schema of rule files (for editors' YAML language servers)."""
+    from inboxd.core.rules import json_schema
+
     click.echo(json.dumps(json_schema(), indent=2))
 
 
@@ -122,6 +121,11 @@ def test_cmd(
     mailbox: str | None,
 ) -> None:
     """Show which rules match MESSAGE (.eml), why, and the resulting ticket fields."""
+    from inboxd.core.model import ParseError
+    from inboxd.core.parse import parse_message
+    from inboxd.core.rules import RuleContext, evaluate
+    from inboxd.core.rules.report import decision_dict
+
     ruleset = _load(_rules_dir(rules_dir), _templates_dir(templates))
     try:
         parsed = parse_message(message.read_bytes())
@@ -175,6 +179,8 @@ def _message_json(parsed: ParsedMessage) -> dict[str, Any]:
 def _print_test(
     ruleset: RuleSet, parsed: ParsedMessage, ctx: RuleContext, decision: dict[str, Any]
 ) -> None:
+    from inboxd.core.rules.report import DECISION_FIELDS
+
     sender = parsed.from_.email if parsed.from_ else "(no sender)"
     kind = "new ticket" if ctx.is_new else "reply"
     click.echo(f"message: {parsed.subject!r} from {sender}")
@@ -209,6 +215,8 @@ def _print_test(
 
 
 def _sla_text(ruleset: RuleSet, name: str) -> str:
+    from inboxd.core.rules import format_duration
+
     policy = ruleset.sla_policies[name]
     parts = [
         f"{label} {format_duration(value)}"
@@ -235,6 +243,12 @@ def replay_stored(
 ) -> ReplayReport:
     """Re-run the stored tickets since ``since``; compare with ``baseline`` rules, or
     with the tickets' stored fields when ``baseline`` is None."""
+    from inboxd.core.model import ParseError
+    from inboxd.core.parse import parse_message
+    from inboxd.core.rules import RuleContext
+    from inboxd.core.rules.replay import ReplayReport, diff, simulate
+    from inboxd.db.replay_queries import tickets_since
+
     report = ReplayReport(label)
     report.changes = []
     for ticket in tickets_since(engine, since):
@@ -295,6 +309,7 @@ def replay(
     settings = _settings()
     if settings is None:
         raise click.ClickException("replay needs the daemon config (inboxd -c inboxd.toml ...)")
+    from inboxd.core.rules import parse_duration
     from inboxd.db.engine import make_engine
 
     try:
