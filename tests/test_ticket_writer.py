@@ -96,6 +96,31 @@ def test_an_address_the_change_adds_becomes_a_customer_participant(db_url: str) 
     engine.dispose()
 
 
+def _due(db: Session, ticket_id: int) -> datetime | None:
+    row = tickets.get_row(db, ticket_id)
+    assert row is not None
+    return row.sla_due_at.replace(tzinfo=UTC) if row.sla_due_at else None
+
+
+def test_a_change_that_moves_a_clock_makes_the_ticket_due_for_the_sweep(db_url: str) -> None:
+    engine = engine_at(db_url)
+    t1, t2 = T0 + timedelta(hours=1), T0 + timedelta(hours=2)
+    with Session(engine) as s, s.begin():
+        made = new_ticket(s)
+        retagged = tr.retag(made, add=("x",), actor="agent:a", now=t1)
+        tickets.save(s, retagged)
+        assert _due(s, made.id) is None  # no policy: nothing to watch
+        routed = Change(retagged.after, replace(retagged.after, sla_policy="standard"))
+        tickets.save(s, routed)
+        assert _due(s, made.id) == routed.after.updated_at
+        tickets.save(s, tr.set_priority(routed.after, "high", actor="agent:a", now=t2))
+        assert _due(s, made.id) == routed.after.updated_at  # a priority moves no clock
+        replied = tr.agent_replied(routed.after, actor="agent:a", now=t2, message=1, message_id="m")
+        tickets.save(s, replied)
+        assert _due(s, made.id) == t2
+    engine.dispose()
+
+
 def test_resolve_follows_merges_to_the_surviving_ticket(db_url: str) -> None:
     engine = engine_at(db_url)
     with Session(engine) as s, s.begin():

@@ -73,6 +73,9 @@ class Ticket(SQLModel, table=True):
     solved_at: datetime | None = None
     closed_at: datetime | None = None
     reopened_count: int = 0
+    # when the SLA sweep must look at the ticket next (NULL: no clock to watch);
+    # the writer sets it to the change's time whenever a change may move a clock
+    sla_due_at: datetime | None = Field(default=None, index=True)
 
 
 class Message(SQLModel, table=True):
@@ -226,6 +229,22 @@ class SlackNotice(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime
     sent_at: datetime | None = None
+
+
+class SlaStage(SQLModel, table=True):
+    """A stage of an SLA target that fired: the unique key makes it fire exactly once
+    per ticket, target, clock cycle and stage, across restarts and daemons."""
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "target", "cycle", "stage", name="uq_sla_stage_key"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    target: str  # first_response | next_response | resolution
+    cycle: int  # which run of the clock (a reopen or a new customer mail starts another)
+    stage: str  # the stage's key, e.g. "warn@75%", "breach", "breach+2h"
+    fired_at: datetime
 
 
 class AgentIdentity(SQLModel, table=True):

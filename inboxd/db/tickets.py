@@ -126,8 +126,12 @@ def _column_value(value: Any) -> Any:
 
 def save(db: DB, change: Change) -> None:
     """Write a change: its changed columns, the addresses it added to the ticket
-    (as customers), then its events, in the caller's transaction."""
+    (as customers), then its events, in the caller's transaction. A change that
+    may move an SLA clock makes the ticket due for the sweep (``sla_due_at``),
+    which recomputes its clocks from the event log."""
     fields = change.fields
+    if change.moves_clocks and (change.after.sla_policy or "sla_policy" in fields):
+        fields["sla_due_at"] = change.at if change.after.sla_policy else None
     if fields:
         values = {k: _column_value(v) for k, v in fields.items()}
         _UPDATE_TICKET.run(conn_of(db), {**values, "tid": change.ticket_id})

@@ -16,6 +16,10 @@ from inboxd.core.desk.events import Event
 
 # Ticket fields that are not columns of the ticket row.
 _NOT_STORED = frozenset({"id", "participants"})
+# What SLA clocks are computed from: a change with one of these events or
+# fields may move a due time, so the sweep must look at the ticket again.
+CLOCK_EVENT_KINDS = frozenset({"created", "message", "agent_reply", "status", "merged"})
+CLOCK_FIELDS = frozenset({"status", "sla_policy", "last_customer_mail_at", "first_agent_reply_at"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +82,18 @@ class Change:
             if new != getattr(self.before, name):
                 out[name] = list(new) if name == "tags" else new
         return out
+
+    @property
+    def moves_clocks(self) -> bool:
+        """Whether an SLA due time may differ after this change."""
+        return any(e.kind in CLOCK_EVENT_KINDS for e in self.events) or not CLOCK_FIELDS.isdisjoint(
+            self.fields
+        )
+
+    @property
+    def at(self) -> datetime:
+        """When the change happened: its latest event, else the ticket's update time."""
+        return max((e.at for e in self.events), default=self.after.updated_at)
 
     def then(self, other: Change) -> Change:
         """This change followed by ``other`` (made from this one's ``after``)."""

@@ -1,0 +1,96 @@
+"""The SLA sweep's reads and writes: which tickets are due, and which stages fired.
+
+``ticket.sla_due_at`` is the index the sweep reads (``due_tickets`` is a range
+scan of ``ix_ticket_sla_due_at``, so its cost follows the number of due
+tickets, not of open ones); ``claim_stage`` is the exactly-once gate: the
+unique key of ``slastage`` lets one insert win, whichever daemon or restart
+tries it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from inboxd.core.desk import OPEN_STATUSES
+from inboxd.db.row_queue import rowcount
+from inboxd.db.sql import DB, conn_of, utc
+from inboxd.db.tables import SlaStage, Ticket
+
+_T = Ticket.__table__  # type: ignore[attr-defined]
+_S = SlaStage.__table__  # type: ignore[attr-defined]
+
+
+def due_tickets(db: DB, now: datetime, *, limit: int = 500) -> list[int]:
+    """Tickets whose SLA the sweep must look at now, oldest due first.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED, so daemons sweeping at
+    the same moment share the work instead of repeating it."""
+    stmt = (
+        select(_T.c.id)
+        .where(_T.c.sla_due_at.is_not(None), _T.c.sla_due_at <= now)
+        .order_by(_T.c.sla_due_at)
+        .limit(limit)
+    )
+    if conn_of(db).dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    return [int(r[0]) for r in db.execute(stmt)]
+
+
+def set_due(db: DB, ticket_id: int, at: datetime | None) -> None:
+    """When the sweep must look again (None: no clock left to watch)."""
+    db.execute(update(_T).where(_T.c.id == ticket_id).values(sla_due_at=at))
+
+
+def mark_due(db: DB, policies: Iterable[str], now: datetime) -> int:
+    """Make every open ticket of ``policies`` due now (a policy or its calendar changed)."""
+    names = sorted(set(policies))
+    if not names:
+        return 0
+    result = db.execute(
+        update(_T)
+        .where(_T.c.sla_policy.in_(names), _T.c.status.in_([s.value for s in OPEN_STATUSES]))
+        .values(sla_due_at=now)
+    )
+    return rowcount(result)
+
+
+def _insert_stage(dialect: str) -> object:
+    maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        maker(_S)
+        .on_conflict_do_nothing(index_elements=["ticket_id", "target", "cycle", "stage"])
+        .returning(_S.c.id)
+    )
+
+
+def claim_stage(
+    db: DB, ticket_id: int, target: str, cycle: int, stage: str, now: datetime
+) -> bool:
+    """True for the one caller that records this stage first; then it acts on it."""
+    conn = conn_of(db)
+    stmt = _insert_stage(conn.dialect.name)
+    result = conn.execute(
+        stmt,  # type: ignore[call-overload]
+        {"ticket_id": ticket_id, "target": target, "cycle": cycle, "stage": stage, "fired_at": now},
+    )
+    return result.first() is not None  # RETURNING gives no row when the key exists
+
+
+def fired_stages(db: DB, ticket_id: int) -> dict[tuple[str, int, str], datetime]:
+    """(target, cycle, stage) -> when it fired, for one ticket."""
+    rows = db.execute(
+        select(_S.c.target, _S.c.cycle, _S.c.stage, _S.c.fired_at).where(
+            _S.c.ticket_id == bindparam("tid")
+        ),
+        {"tid": ticket_id},
+    )
+    out: dict[tuple[str, int, str], datetime] = {}
+    for r in rows:
+        fired = utc(r.fired_at)
+        assert fired is not None
+        out[(r.target, int(r.cycle), r.stage)] = fired
+    return out
