@@ -194,6 +194,8 @@ def decode_header(value: str | None) -> str:
         return ""
     if not isinstance(value, str):
         value = str(value)
+    if "\x00" in value:  # raw NULs; those inside encoded words go at the end
+        value = value.replace("\x00", "")
     if value.isascii():  # the common case: nothing to repair
         if "=?" not in value:
             return " ".join(value.split())
@@ -226,7 +228,10 @@ def decode_header(value: str | None) -> str:
         pos = m.end()
     flush()
     out.append(value[pos:])
-    return _WS.sub(" ", "".join(out)).strip()
+    decoded = "".join(out)
+    if "\x00" in decoded:  # =00 or base64 of a NUL: PostgreSQL text cannot hold it
+        decoded = decoded.replace("\x00", "")
+    return _WS.sub(" ", decoded).strip()
 
 
 def parse_addresses(values: list[str]) -> tuple[Address, ...]:
@@ -237,7 +242,11 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
     """
     result: list[Address] = []
     seen: set[str] = set()
-    cleaned = [_fix_surrogates(v).replace("\r", " ").replace("\n", " ") for v in values if v]
+    cleaned = [
+        _fix_surrogates(v).replace("\r", " ").replace("\n", " ").replace("\x00", "")
+        for v in values
+        if v
+    ]
     if not cleaned:
         return ()
     pairs = _simple_pairs(cleaned)

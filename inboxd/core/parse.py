@@ -11,12 +11,14 @@ costs a defect entry instead of an exception. Only hopeless input raises
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import hashlib
 import re
 from collections.abc import Sequence
 from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
+from typing import Any, cast
 
 from inboxd.core.auto import auto_flags, classify
 from inboxd.core.bounce import Signals as BounceSignals
@@ -50,6 +52,9 @@ MAX_HEADERS = 2000
 MAX_HEADER_VALUE = 64 * 1024
 MAX_REFERENCES = 50
 SYNTH_DOMAIN = "inboxd.invalid"
+# A stray NUL or two in a header is a broken client (kept, the NULs dropped); more
+# is a binary file, not a mail.
+_MAX_HEADER_NULS = 16
 
 _HEADER_LINE = re.compile(rb"^(?:From |[!-9;-~]{1,200}[ \t]*:)")
 # Same end as r"\r?\n\r?\n" (a CR before the first LF only moves the start), but the
@@ -85,7 +90,7 @@ def _check_raw(raw: bytes, max_bytes: int) -> bytes:
         raise ParseError("no header block: first line is not a header")
     end = _HEADER_END.search(stripped)
     head = stripped[: end.start() if end else min(len(stripped), 256 * 1024)]
-    if b"\x00" in head[:65536]:
+    if head[:65536].count(b"\x00") > _MAX_HEADER_NULS:
         raise ParseError("not a mail: NUL bytes in the header block")
     return stripped
 
@@ -673,7 +678,7 @@ def _result(
         kind = classify(headers, flags, subject)
 
     date_norm = date.isoformat() if date is not None else " ".join(date_raw.split())
-    return ParsedMessage(
+    parsed = ParsedMessage(
         message_id=message_id,
         message_id_synthesized=synthesized,
         in_reply_to=in_reply_to,
@@ -700,3 +705,45 @@ def _result(
         ),
         size=len(raw_in),
     )
+    if b"\x00" in raw or _decoded_nul(parsed):
+        return cast(ParsedMessage, _without_nul(parsed))
+    return parsed
+
+
+def _decoded_nul(m: ParsedMessage) -> bool:
+    """A NUL that decoding made in a mail whose bytes have none: base64 or QP bodies,
+    charsets, RFC 2231 filenames. (RFC 2047 words and address headers lose theirs in
+    ``core.headers``.) The full walk costs a quarter of a parse: only when needed."""
+    texts = [m.text, m.html, m.new_text]
+    for a in m.attachments:
+        texts += (a.filename, a.content_type, a.content_id)
+    if m.bounce is not None:
+        b = m.bounce
+        texts += (b.original_message_id, b.status, b.action, b.diagnostic, *b.failed_recipients)
+    return any("\x00" in t for t in texts)
+
+
+def _without_nul(value: Any) -> Any:
+    """``value`` with U+0000 removed from every string in it (dataclasses, tuples).
+
+    PostgreSQL text cannot hold NUL (SQLite can), so a NUL from raw bytes, an
+    RFC 2047 word, a filename or a body would quarantine the mail on one database
+    and not the other. Text loses it here, at the edge; bytes (the raw mail,
+    attachment data) are kept as sent. Returns ``value`` itself when nothing
+    changed, so a clean mail costs a walk and no copies.
+    """
+    if isinstance(value, str):
+        return value.replace("\x00", "") if "\x00" in value else value
+    if isinstance(value, tuple):
+        cleaned = tuple(_without_nul(item) for item in value)
+        changed = any(new is not old for new, old in zip(cleaned, value, strict=True))
+        return cleaned if changed else value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        changes = {}
+        for f in dataclasses.fields(value):
+            current = getattr(value, f.name)
+            new = _without_nul(current)
+            if new is not current:
+                changes[f.name] = new
+        return dataclasses.replace(value, **changes) if changes else value
+    return value

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 
 from inboxd.core.model import MessageKind, ParseError
-from inboxd.core.parse import parse_message
+from inboxd.core.parse import parse_message, parse_message_slow
 
 
 def mail(headers: str, body: str | bytes = "Hello\n") -> bytes:
@@ -308,7 +308,8 @@ def test_broken_tnef_kept_as_winmail_dat() -> None:
         (b"\r\n\r\n", "empty"),
         (b"\x89PNG\r\n\x1a\n\x00\x00", "no header"),
         (b"just some words, no header\n\nbody", "no header"),
-        (b"Subject: a\x00b\r\n\r\nx", "NUL"),
+        # a binary file behind a header-like first line (one stray NUL is still a mail)
+        (b"Subject: a" + b"\x00\x01" * 40 + b"\r\n\r\nx", "NUL"),
     ],
 )
 def test_hopeless_input_raises_parse_error(raw: bytes, reason: str) -> None:
@@ -351,3 +352,90 @@ def test_deep_nesting_does_not_crash() -> None:
 def test_mbox_from_line_and_leading_newlines() -> None:
     m = parse_message(b"\r\nFrom a@b.c Mon Jan  1 00:00:00 2024\r\nSubject: hi\r\n\r\nbody")
     assert m.subject == "hi"
+
+
+# --- NUL characters (issues 14, 15): PostgreSQL text cannot hold U+0000 ---------------------
+
+
+def _strings(value: object, depth: int = 0) -> list[str]:
+    """Every str inside a parsed value (dataclasses, tuples), bytes left out."""
+    assert depth < 10
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [s for v in value for s in _strings(v, depth + 1)]
+    fields = getattr(value, "__dataclass_fields__", None)
+    if fields is None:
+        return []
+    return [s for name in fields for s in _strings(getattr(value, name), depth + 1)]
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+NAME_B64 = _b64(b"Eve\x00Evil")
+NOW_B64 = _b64(b"\x00now")
+BODY_B64 = _b64(b"see\x00attached")
+FILE_B64 = _b64(b"re\x00port.pdf")
+PDF_B64 = _b64(b"%PDF\x00\x00")
+
+NUL_CASES = {
+    "raw header and body bytes": (
+        b"From: Eve\x00 <eve@ex\x00ample.com>\r\nTo: support@example.com\r\n"
+        b"Subject: hi\x00there\r\nMessage-ID: <n\x001@example.com>\r\n"
+        b"X-Odd: a\x00b\r\n\r\nbody\x00text\r\n"
+    ),
+    "RFC 2047 subject and display name": mail(
+        f"From: =?utf-8?b?{NAME_B64}?= <eve@example.com>\n"
+        "To: support@example.com\n"
+        f"Subject: =?utf-8?q?Invoice=00due?= =?utf-8?b?{NOW_B64}?=\n"
+        "Message-ID: <n2@example.com>\n"
+    ),
+    "RFC 2047 attachment filename and a base64 body": mail(
+        "From: eve@example.com\nTo: support@example.com\nSubject: file\n"
+        "Message-ID: <n3@example.com>\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n',
+        "--b\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"
+        f"{BODY_B64}\n"
+        "--b\nContent-Type: application/pdf\n"
+        f'Content-Disposition: attachment; filename="=?utf-8?b?{FILE_B64}?="\n'
+        f"Content-Transfer-Encoding: base64\n\n{PDF_B64}\n--b--\n",
+    ),
+    "RFC 2231 filename": mail(
+        "From: eve@example.com\nTo: support@example.com\nSubject: rfc2231\n"
+        "Message-ID: <n4@example.com>\nMIME-Version: 1.0\n"
+        'Content-Type: multipart/mixed; boundary="b"\n',
+        "--b\nContent-Type: text/plain; charset=utf-8\n\nhello\n"
+        "--b\nContent-Type: application/octet-stream\n"
+        "Content-Disposition: attachment; filename*=utf-8''a%00b.bin\n\nxx\n--b--\n",
+    ),
+}
+
+
+@pytest.mark.parametrize("raw", NUL_CASES.values(), ids=NUL_CASES.keys())
+def test_no_nul_in_any_text_field(raw: bytes) -> None:
+    for parse in (parse_message, parse_message_slow):
+        m = parse(raw)
+        texts = _strings(m)
+        assert texts, "the walk found nothing"
+        assert not [t for t in texts if "\x00" in t], parse.__name__
+
+
+def test_nul_is_removed_and_the_rest_kept() -> None:
+    m = parse_message(NUL_CASES["raw header and body bytes"])
+    assert m.subject == "hithere"
+    assert m.from_ is not None and m.from_.email == "eve@example.com"
+    assert m.message_id == "n1@example.com"
+    assert m.text.startswith("bodytext")
+    m = parse_message(NUL_CASES["RFC 2047 subject and display name"])
+    assert m.subject == "Invoiceduenow"
+    assert m.from_ is not None and m.from_.name == "EveEvil"
+    m = parse_message(NUL_CASES["RFC 2047 attachment filename and a base64 body"])
+    assert [a.filename for a in m.attachments] == ["report.pdf"]
+    assert m.attachments[0].data == b"%PDF\x00\x00"  # bytes are kept as sent
+    assert m.text.strip() == "seeattached"
+
+
+    m = parse_message(NUL_CASES["RFC 2231 filename"])
+    assert [a.filename for a in m.attachments] == ["ab.bin"]
