@@ -14,7 +14,9 @@ from mailflow_kit import Desk, mail, make_desk
 from servers.smtp import Captured, SmtpServer
 from sqlalchemy import func, select
 
+from inboxd.config import ConfigError, parse_settings
 from inboxd.core.loops import HourlyCaps, held_subject
+from inboxd.daemon.wiring import hourly_caps
 from inboxd.db import slack_queries as sq
 from inboxd.db.tables import Message, Ticket
 from inboxd.flows.notify import AckNotifyReactor
@@ -294,3 +296,22 @@ def test_without_caps_the_pipeline_opens_a_ticket_per_mail(tmp_path: Path) -> No
     for n in range(12):
         desk.deliver(mail(sender=f"s{n}@flood.example", msgid=f"o{n}@flood.example"))
     assert count(desk, Ticket) == 12
+
+
+# --- configuration -------------------------------------------------------------------------
+
+
+def test_helpdesk_keys_become_the_caps(tmp_path: Path) -> None:
+    text = """
+    [helpdesk]
+    ack_per_sender_per_hour = 2
+    ack_per_domain_per_hour = 4
+    ack_per_hour = 50
+    tickets_per_sender_per_hour = 6
+    tickets_per_domain_per_hour = 12
+    """
+    settings = parse_settings(text, tmp_path / "inboxd.toml")
+    assert hourly_caps(settings.helpdesk) == HourlyCaps(2, 4, 50, 6, 12)
+    assert hourly_caps(parse_settings("", tmp_path / "inboxd.toml").helpdesk) == DEFAULTS
+    with pytest.raises(ConfigError, match="tickets_per_domain_per_hour"):
+        parse_settings("[helpdesk]\ntickets_per_domain_per_hour = 0\n", tmp_path / "x.toml")
