@@ -215,11 +215,9 @@ def _print_test(
 
 
 def _sla_text(ruleset: RuleSet, name: str) -> str:
-    from inboxd.core.rules import format_duration
-
     policy = ruleset.sla_policies[name]
     parts = [
-        f"{label} {format_duration(value)}"
+        f"{label} {value}"
         for label, value in (
             ("first response", policy.first_response),
             ("next response", policy.next_response),

@@ -13,7 +13,7 @@ import itertools
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 DAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -30,16 +30,41 @@ _HHMM = re.compile(r"^([01]?\d|2[0-4]):([0-5]\d)$")
 
 @dataclass(frozen=True, slots=True)
 class Calendar:
-    """When a team works. ``hours[0]`` is Monday; local times in ``timezone``."""
+    """When a team works. ``hours[0]`` is Monday; local times in ``timezone``.
+
+    A shift belongs to the date it starts on: an overnight ``22:00-06:00`` is
+    stored as ``(1320, 1800)`` on its first day, a holiday closes the shifts that
+    start on it, and ``special`` gives a date other hours (replacing the weekly
+    ones). ``closures`` cut hours out of whatever is open on that date.
+    """
 
     name: str
     timezone: str
     hours: WeekHours
     holidays: frozenset[date] = frozenset()
+    special: Mapping[date, tuple[Interval, ...]] = field(default_factory=dict)
+    closures: Mapping[date, tuple[Interval, ...]] = field(default_factory=dict)
     zone: Zone = field(default=UTC, compare=False, repr=False)
+
+    @property
+    def always(self) -> bool:
+        """Open around the clock every day: business days are plain days."""
+        full = ((0, MINUTES_PER_DAY),)
+        return (
+            all(day == full for day in self.hours)
+            and not self.holidays
+            and not self.special
+            and not self.closures
+        )
 
 
 ALWAYS_NAME = "24x7"
+# a calendar closed for this long has no open hours: the clock gives up with NoOpenHours
+MAX_CLOSED_DAYS = 3 * 366
+
+
+class NoOpenHours(ValueError):
+    """The calendar is never open (or not for years): no due time exists."""
 
 
 def always_open() -> Calendar:
@@ -52,11 +77,40 @@ def make_calendar(
     tz_name: str,
     hours: Mapping[int, tuple[Interval, ...]],
     holidays: frozenset[date] = frozenset(),
+    special: Mapping[date, tuple[Interval, ...]] | None = None,
+    closures: Mapping[date, tuple[Interval, ...]] | None = None,
 ) -> Calendar:
     """Build a calendar; raises ValueError for an unknown timezone."""
     zone = parse_timezone(tz_name)
     week = tuple(tuple(sorted(hours.get(day, ()))) for day in range(7))
-    return Calendar(name, tz_name, week, holidays, zone)
+    return Calendar(
+        name,
+        tz_name,
+        week,
+        holidays,
+        {d: tuple(sorted(v)) for d, v in (special or {}).items()},
+        {d: tuple(sorted(v)) for d, v in (closures or {}).items() if v},
+        zone,
+    )
+
+
+def week_overlap(week: WeekHours) -> str | None:
+    """Why a week's shifts overlap (an overnight one running into the next day's), or None."""
+    for day in range(7):
+        nxt = (day + 1) % 7
+        for start, end in week[day]:
+            for other_start, _ in week[nxt]:
+                if end > MINUTES_PER_DAY and other_start < end - MINUTES_PER_DAY:
+                    return (
+                        f"{DAYS[day]} {_hhmm(start)}-{_hhmm(end)} runs into "
+                        f"{DAYS[nxt]}'s hours from {_hhmm(other_start)}"
+                    )
+    return None
+
+
+def _hhmm(minute: int) -> str:
+    minute %= MINUTES_PER_DAY
+    return f"{minute // 60:02d}:{minute % 60:02d}"
 
 
 def parse_timezone(tz_name: str) -> ZoneInfo | timezone:
@@ -96,11 +150,17 @@ def parse_range(text: str, *, allow_overnight: bool = False) -> Interval:
     return (start, end)
 
 
-def parse_ranges(text: str) -> tuple[Interval, ...]:
-    """'09:00-12:00, 13:00-17:00' -> two intervals; 'closed' -> none."""
+def parse_ranges(text: str, *, allow_overnight: bool = False) -> tuple[Interval, ...]:
+    """'09:00-12:00, 13:00-17:00' -> two intervals; 'closed' -> none.
+
+    With ``allow_overnight``, '22:00-06:00' ends on the next day: (1320, 1800).
+    """
     if text.strip().lower() in ("closed", "off", ""):
         return ()
-    out = [parse_range(part.strip()) for part in text.split(",")]
+    out = []
+    for part in text.split(","):
+        start, end = parse_range(part.strip(), allow_overnight=allow_overnight)
+        out.append((start, end + MINUTES_PER_DAY if end < start else end))
     out.sort()
     for (_, end), (start, _) in itertools.pairwise(out):
         if start < end:
@@ -155,43 +215,125 @@ def local_minute(zone: ZoneInfo | timezone, now: datetime) -> tuple[date, int, i
     return local.date(), local.weekday(), local.hour * 60 + local.minute
 
 
+def day_shifts(cal: Calendar, day: date) -> tuple[Interval, ...]:
+    """The shifts that start on local date ``day``, in minutes after its midnight
+    (an overnight one ends after 1440), with that day's closures cut out."""
+    if day in cal.special:
+        base = cal.special[day]
+    elif day in cal.holidays:
+        return ()
+    else:
+        base = cal.hours[day.weekday()]
+    if not base or not cal.closures:
+        return base
+    one = timedelta(days=1)
+    cuts = [
+        (a + shift, b + shift)
+        for shift, near in ((-MINUTES_PER_DAY, day - one), (0, day), (MINUTES_PER_DAY, day + one))
+        for a, b in cal.closures.get(near, ())
+    ]
+    return _subtract(base, cuts)
+
+
+def _subtract(spans: tuple[Interval, ...], cuts: list[Interval]) -> tuple[Interval, ...]:
+    out = list(spans)
+    for cut_a, cut_b in cuts:
+        nxt: list[Interval] = []
+        for a, b in out:
+            if cut_b <= a or b <= cut_a:
+                nxt.append((a, b))
+                continue
+            if a < cut_a:
+                nxt.append((a, cut_a))
+            if cut_b < b:
+                nxt.append((cut_b, b))
+        out = nxt
+    return tuple(out)
+
+
+def wall_to_utc(zone: Zone, day: date, minute: int) -> datetime:
+    """Local ``day`` + ``minute`` (may pass midnight) as a UTC instant.
+
+    ``fold=0``: a wall time in a DST gap moves forward by the gap, a repeated
+    one is the earlier instant.
+    """
+    day = day + timedelta(days=minute // MINUTES_PER_DAY)
+    minute %= MINUTES_PER_DAY
+    local = datetime(day.year, day.month, day.day, minute // 60, minute % 60, tzinfo=zone)
+    return local.astimezone(UTC)
+
+
+FAR = datetime(9000, 1, 1, tzinfo=UTC)  # the end of the one window of an always-open calendar
+
+Window = tuple[datetime, datetime]
+
+
+def open_windows(cal: Calendar, start: datetime) -> Iterator[Window]:
+    """Every open window from ``start`` on (aware), as merged UTC pairs in order,
+    the first clipped to ``start``. Endless; raises NoOpenHours after
+    MAX_CLOSED_DAYS without any open time, so no caller can loop forever."""
+    if start.tzinfo is None:
+        raise ValueError("start must be timezone-aware")
+    start = start.astimezone(UTC)
+    if cal.always:
+        yield start, FAR
+        return
+    day = start.astimezone(cal.zone).date() - timedelta(days=1)
+    pending: Window | None = None
+    closed_days = 0
+    while True:
+        shifts = day_shifts(cal, day)
+        closed_days = 0 if shifts else closed_days + 1
+        if closed_days > MAX_CLOSED_DAYS:
+            raise NoOpenHours(
+                f"calendar {cal.name!r} has no open hours for {MAX_CLOSED_DAYS} days "
+                f"after {day - timedelta(days=MAX_CLOSED_DAYS)}"
+            )
+        # sorted again after conversion: a start in a DST gap moves past later ones
+        converted = sorted(
+            (max(wall_to_utc(cal.zone, day, a), start), wall_to_utc(cal.zone, day, b))
+            for a, b in shifts
+        )
+        for lo, hi in converted:
+            if lo >= hi:
+                continue
+            if pending is not None and lo <= pending[1]:
+                pending = (pending[0], max(pending[1], hi))
+                continue
+            if pending is not None:
+                yield pending
+            pending = (lo, hi)
+        # shifts of later days start after this midnight, so a window ending before it is final
+        if pending is not None and pending[1] < wall_to_utc(cal.zone, day, MINUTES_PER_DAY):
+            yield pending
+            pending = None
+        day += timedelta(days=1)
+
+
 def is_business_time(cal: Calendar, now: datetime) -> bool:
     """True when ``now`` (aware) falls inside the calendar's opening hours."""
-    day, weekday, minute = local_minute(cal.zone, now)
-    if day in cal.holidays:
-        return False
-    return any(start <= minute < end for start, end in cal.hours[weekday])
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    today = now.astimezone(cal.zone).date()
+    for day in (today - timedelta(days=1), today):
+        for a, b in day_shifts(cal, day):
+            if wall_to_utc(cal.zone, day, a) <= now < wall_to_utc(cal.zone, day, b):
+                return True
+    return False
 
 
 def business_windows(
     cal: Calendar, start: datetime, end: datetime
 ) -> Iterator[tuple[datetime, datetime]]:
-    """The open windows between ``start`` and ``end`` (aware), as UTC pairs, in order.
-
-    The SLA clock sums these; DST gaps and repeats are handled by converting each
-    local boundary through the zone (a window never ends before it starts).
-    """
+    """The open windows between ``start`` and ``end`` (aware), as UTC pairs, in order."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("start and end must be timezone-aware")
     if end <= start:
         return
-    day = start.astimezone(cal.zone).date() - timedelta(days=1)
-    last = end.astimezone(cal.zone).date() + timedelta(days=1)
-    while day <= last:
-        if day not in cal.holidays:
-            for a, b in cal.hours[day.weekday()]:
-                w_start = _local_to_utc(cal, day, a)
-                w_end = _local_to_utc(cal, day, b)
-                lo, hi = max(w_start, start), min(w_end, end)
-                if lo < hi:
-                    yield lo.astimezone(UTC), hi.astimezone(UTC)
-        day += timedelta(days=1)
-
-
-def _local_to_utc(cal: Calendar, day: date, minute: int) -> datetime:
-    base = datetime.combine(day, time(0), tzinfo=cal.zone)
-    if minute >= MINUTES_PER_DAY:
-        nxt = datetime.combine(day + timedelta(days=1), time(0), tzinfo=cal.zone)
-        return nxt.astimezone(UTC)
-    local = base.replace(hour=minute // 60, minute=minute % 60)
-    return local.astimezone(UTC)
+    try:
+        for a, b in open_windows(cal, start):
+            if a >= end:
+                return
+            yield a, min(b, end)
+    except NoOpenHours:
+        return

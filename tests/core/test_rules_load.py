@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from core.rules_kit import TEAMS, errors, load, ruleset
 
 from inboxd.core.rules import RuleError, load_rules, parse_duration
+from inboxd.core.sla.model import Duration, Recipient, Stage, When
 
 
 def rule(body: str) -> str:
@@ -76,8 +77,17 @@ def test_calendars_and_sla_policies() -> None:
     assert cal.hours[5] == () and cal.hours[6] == ()
     assert "24x7" in rs.calendars
     gold = rs.sla_policies["gold"]
-    assert gold.calendar == "office" and gold.first_response == timedelta(minutes=90)
-    assert gold.resolution == timedelta(days=2) and gold.pause_when == ("pending",)
+    assert gold.calendar == "office" and gold.first_response == Duration(5400, "seconds")
+    assert gold.resolution == Duration(2, "days") and gold.pause_when == ("pending",)
+    # warn_before is a stage: remind the assignee 10 business minutes before each breach
+    assert gold.stages == (
+        Stage(
+            When("before", offset=Duration(600)),
+            "remind",
+            (Recipient("assignee"),),
+            ("first_response", "resolution"),
+        ),
+    )
 
 
 def test_yaml_scalars_stay_strings() -> None:
@@ -179,8 +189,8 @@ def test_rule_error_str_and_order() -> None:
             "expected HH:MM-HH:MM",
         ),
         (
-            "calendars:\n  c:\n    timezone: UTC\n    hours: {mon-fri: 17:00-09:00}\n",
-            "rules/11-t.yaml:4:22: calendar 'c': hours mon-fri: bad time range '17:00-09:00': "
+            "calendars:\n  c:\n    timezone: UTC\n    hours: {mon-fri: 09:00-09:00}\n",
+            "rules/11-t.yaml:4:22: calendar 'c': hours mon-fri: bad time range '09:00-09:00': "
             "end must be after start",
         ),
         (
@@ -407,4 +417,148 @@ def test_overlapping_hours_and_day_given_twice() -> None:
         "rules/10-t.yaml:6:7: calendar 'c': hours for fri given twice",
         "rules/10-t.yaml:7:12: calendar 'c': hours sat: overlapping time ranges in "
         "'09:00-12:00, 11:00-13:00'",
+    ]
+
+
+# -- calendars: overnight shifts, special days; SLA targets keep their unit; stages -------
+
+
+def test_overnight_shifts_special_days_and_closures() -> None:
+    rs = ruleset(
+        """
+        calendars:
+          night:
+            timezone: Europe/Berlin
+            hours:
+              mon-fri: 22:00-06:00
+              sat: 08:00-12:00
+            holidays: [2025-12-25]
+            special_days:
+              2025-12-24: 22:00-02:00
+              2025-12-31: closed
+              2026-01-02: {closed: 00:00-03:00}
+        """,
+        teams=False,
+    )
+    cal = rs.calendars["night"]
+    assert cal.hours[0] == ((1320, 1800),) and cal.hours[5] == ((480, 720),)
+    assert cal.special == {date(2025, 12, 24): ((1320, 1560),), date(2025, 12, 31): ()}
+    assert cal.closures == {date(2026, 1, 2): ((0, 180),)}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "calendars:\n  c:\n    timezone: UTC\n    hours: {sat: closed}\n",
+            "rules/10-t.yaml:2:3: calendar 'c' is never open: give hours for at least one day",
+        ),
+        (
+            "calendars:\n  c:\n    timezone: UTC\n"
+            "    hours: {mon: 22:00-06:00, tue: 05:00-09:00}\n",
+            "rules/10-t.yaml:2:3: calendar 'c': overlapping hours: mon 22:00-06:00 runs into "
+            "tue's hours from 05:00",
+        ),
+        (
+            "calendars:\n  c:\n    timezone: UTC\n    hours: {mon: 09:00-17:00}\n"
+            "    holidays: [2025-12-24]\n    special_days: {2025-12-24: 09:00-12:00}\n",
+            "rules/10-t.yaml:5:16: calendar 'c': 2025-12-24 is both a holiday and a special day",
+        ),
+        (
+            "calendars:\n  c:\n    timezone: UTC\n    hours: {mon: 09:00-17:00}\n"
+            "    special_days: {2025-13-01: closed}\n",
+            "rules/10-t.yaml:5:20: calendar 'c': special_days: bad date '2025-13-01': "
+            "expected YYYY-MM-DD",
+        ),
+        (
+            "calendars:\n  c:\n    timezone: UTC\n    hours: {mon: 09:00-17:00}\n"
+            "    special_days: {2025-12-24: {open: 09:00-12:00}}\n",
+            "rules/10-t.yaml:5:33: unknown special day key 'open' (expected one of: closed, hours)",
+        ),
+        (
+            "sla_policies:\n  s: {resolution: 1d12h}\n",
+            "rules/10-t.yaml:2:19: resolution: bad duration '1d12h': d and w count business "
+            "days and cannot be mixed with h, m or s (write e.g. 1d or 36h)",
+        ),
+        (
+            "sla_policies:\n  s: {resolution: 3d, warn_before: 1d}\n",
+            "rules/10-t.yaml:2:36: warn_before: count back in hours (e.g. 8h), not business days",
+        ),
+        (
+            "sla_policies:\n  s: {resolution: 3d, stages: [warn at 175%]}\n",
+            "rules/10-t.yaml:2:32: SLA policy 's': stage: bad stage time 'warn at 175%': a share "
+            "is 1% to 100% (then: breach + 2h)",
+        ),
+        (
+            "sla_policies:\n  s:\n    resolution: 3d\n    stages:\n"
+            "      - {at: breach, alert: lead, targets: first_response}\n",
+            "rules/10-t.yaml:5:44: SLA policy 's': stage: 'first_response' is not a target of "
+            "this policy (expected one of: resolution)",
+        ),
+        (
+            "sla_policies:\n  s:\n    resolution: 3d\n    stages:\n"
+            "      - {at: breach, alert: boss}\n",
+            "rules/10-t.yaml:5:29: SLA policy 's': stage: bad stage recipient 'boss': expected "
+            "assignee, team, team:NAME, lead, lead:NAME or a Slack channel (#name)",
+        ),
+        (
+            "sla_policies:\n  s:\n    resolution: 3d\n    stages:\n"
+            "      - {at: breach, alert: lead, remind: assignee}\n",
+            "rules/10-t.yaml:5:9: SLA policy 's': stage: say exactly one of remind or alert "
+            "(and to whom)",
+        ),
+        (
+            "sla_policies:\n  s:\n    resolution: 3d\n    stages: [at breach, breach]\n",
+            "rules/10-t.yaml:4:25: SLA policy 's': stage alert@breach of resolution given twice "
+            "(first at line 4)",
+        ),
+        (
+            "sla_policies:\n  s:\n    resolution: 3d\n    stages:\n"
+            "      - {at: breach, alert: team:biling}\n",
+            "rules/10-t.yaml:5:29: unknown team 'biling'",
+        ),
+    ],
+)
+def test_calendar_and_stage_errors(text: str, expected: str) -> None:
+    assert errors(text) == [expected]
+
+
+def test_targets_keep_their_unit_and_stages_parse() -> None:
+    rs = ruleset(
+        """
+        sla_policies:
+          gold:
+            first_response: 4h
+            resolution: 1w
+            stages:
+              - warn at 75%
+              - at breach
+              - {at: breach + 2h, alert: [lead, "#escalations"], targets: resolution}
+              - {at: 90%, remind: [assignee, team:billing]}
+        """
+    )
+    gold = rs.sla_policies["gold"]
+    assert gold.first_response == Duration(14400) and gold.resolution == Duration(7, "days")
+    both = ("first_response", "resolution")
+    assert gold.stages == (
+        Stage(When("percent", 75), "remind", (Recipient("assignee"),), both),
+        Stage(When("breach"), "alert", (Recipient("lead"),), both),
+        Stage(
+            When("breach", offset=Duration(7200)),
+            "alert",
+            (Recipient("lead"), Recipient("slack", "#escalations")),
+            ("resolution",),
+        ),
+        Stage(
+            When("percent", 90),
+            "remind",
+            (Recipient("assignee"), Recipient("team", "billing")),
+            both,
+        ),
+    )
+    assert [s.key for s in gold.stages] == [
+        "remind@75%",
+        "alert@breach",
+        "alert@breach+2h",
+        "remind@90%",
     ]

@@ -9,6 +9,7 @@ all files are read.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from datetime import date
 from typing import Any, cast
 
 import yaml
-from yaml.nodes import Node, ScalarNode, SequenceNode
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from inboxd.core.calendar import (
     ALWAYS_NAME,
@@ -29,6 +30,7 @@ from inboxd.core.calendar import (
     parse_days,
     parse_ranges,
     parse_timezone,
+    week_overlap,
 )
 from inboxd.core.rules import conditions as c
 from inboxd.core.rules import schema as s
@@ -48,6 +50,17 @@ from inboxd.core.rules.model import (
     VipList,
 )
 from inboxd.core.rules.nodes import ID, Items, did_you_mean, kind_of
+from inboxd.core.sla.model import (
+    ACTIONS,
+    TARGET_NAMES,
+    Duration,
+    Recipient,
+    Stage,
+    When,
+    default_stage,
+    parse_recipient,
+    parse_when,
+)
 
 _AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -338,7 +351,9 @@ class _Loader(ClauseParser):
             return None
         tz_name = "UTC"
         hours: dict[int, tuple[Interval, ...]] = {}
-        holidays: set[date] = set()
+        holidays: dict[date, Node] = {}
+        special: dict[date, tuple[Interval, ...]] = {}
+        closures: dict[date, tuple[Interval, ...]] = {}
         seen_tz = False
         ok = True
         for key, _, vnode in self.known(items, s.CALENDAR_KEYS, "calendar key"):
@@ -356,10 +371,12 @@ class _Loader(ClauseParser):
                         self.err(vnode, f"calendar {name!r}: {exc}")
             elif key == "hours":
                 ok = self.hours(name, vnode, hours) and ok
+            elif key == "special_days":
+                ok = self.special_days(name, vnode, special, closures) and ok
             else:
                 for value, item in self.strings(vnode, "holidays"):
                     try:
-                        holidays.add(parse_date(value))
+                        holidays[parse_date(value)] = item
                     except ValueError as exc:
                         ok = False
                         self.err(item, f"calendar {name!r}: {exc}")
@@ -369,7 +386,37 @@ class _Loader(ClauseParser):
         if "hours" not in {k for k, _, _ in items}:
             self.err(knode, f"calendar {name!r}: 'hours' is required (e.g. mon-fri: 09:00-17:00)")
             return None
-        return make_calendar(name, tz_name, hours, frozenset(holidays)) if ok else None
+        for day, item in holidays.items():
+            if day in special or day in closures:
+                self.err(item, f"calendar {name!r}: {day} is both a holiday and a special day")
+                ok = False
+        if not ok:
+            return None
+        week = tuple(hours.get(day, ()) for day in range(7))
+        if not any(week):
+            self.err(knode, f"calendar {name!r} is never open: give hours for at least one day")
+            return None
+        overlap = week_overlap(week)
+        if overlap is not None:
+            self.err(knode, f"calendar {name!r}: overlapping hours: {overlap}")
+            return None
+        return make_calendar(name, tz_name, hours, frozenset(holidays), special, closures)
+
+    def ranges(self, name: str, what: str, node: Node) -> tuple[Interval, ...] | None:
+        """One or more 'HH:MM-HH:MM, ...' values (overnight allowed) or 'closed'."""
+        ranges: list[Interval] = []
+        ok = True
+        for value, item in self.strings(node, what):
+            try:
+                ranges.extend(parse_ranges(value, allow_overnight=True))
+            except ValueError as exc:
+                self.err(item, f"calendar {name!r}: {what}: {exc}")
+                ok = False
+        ranges.sort()
+        if any(b[0] < a[1] for a, b in itertools.pairwise(ranges)):
+            self.err(node, f"calendar {name!r}: {what}: overlapping time ranges")
+            return None
+        return tuple(ranges) if ok else None
 
     def hours(self, name: str, node: Node, out: dict[int, tuple[Interval, ...]]) -> bool:
         ok = True
@@ -380,18 +427,46 @@ class _Loader(ClauseParser):
                 self.err(knode, f"calendar {name!r}: {exc}")
                 ok = False
                 continue
-            ranges: list[Interval] = []
-            for value, item in self.strings(vnode, f"hours {key}"):
-                try:
-                    ranges.extend(parse_ranges(value))
-                except ValueError as exc:
-                    self.err(item, f"calendar {name!r}: hours {key}: {exc}")
-                    ok = False
+            ranges = self.ranges(name, f"hours {key}", vnode)
+            ok = ok and ranges is not None
             for day in sorted(days):
                 if day in out:
                     self.err(knode, f"calendar {name!r}: hours for {DAYS[day]} given twice")
                     ok = False
-                out[day] = tuple(sorted(ranges))
+                out[day] = ranges or ()
+        return ok
+
+    def special_days(
+        self,
+        name: str,
+        node: Node,
+        special: dict[date, tuple[Interval, ...]],
+        closures: dict[date, tuple[Interval, ...]],
+    ) -> bool:
+        """``DATE: HOURS`` (those hours instead of the weekly ones) or
+        ``DATE: {hours: ..., closed: ...}`` (``closed`` cuts hours out of that date)."""
+        ok = True
+        for key, knode, vnode in self.items(node, f"calendar {name!r} special_days") or []:
+            try:
+                day = parse_date(key)
+            except ValueError as exc:
+                self.err(knode, f"calendar {name!r}: special_days: {exc}")
+                ok = False
+                continue
+            what = f"special_days {key}"
+            if not isinstance(vnode, MappingNode):
+                ranges = self.ranges(name, what, vnode)
+                ok = ok and ranges is not None
+                special[day] = ranges or ()
+                continue
+            items = self.items(vnode, f"calendar {name!r} {what}") or []
+            if not items:
+                self.err(vnode, f"calendar {name!r}: {what}: give hours or closed")
+                ok = False
+            for sub, _, snode in self.known(items, s.SPECIAL_DAY_KEYS, "special day key"):
+                ranges = self.ranges(name, f"{what} {sub}", snode)
+                ok = ok and ranges is not None
+                (special if sub == "hours" else closures)[day] = ranges or ()
         return ok
 
     def sla_section(self, node: Node) -> None:
@@ -407,32 +482,135 @@ class _Loader(ClauseParser):
             items = self.items(vnode, f"SLA policy {name!r}")
             if items is None:
                 continue
-            fields: dict[str, Any] = {"calendar": ALWAYS_NAME}
-            for key, _, fnode in self.known(items, s.SLA_KEYS, "SLA key"):
-                if key == "calendar":
-                    cal = self.scalar(fnode, "calendar")
-                    if cal is not None:
-                        fields["calendar"] = cal
-                        self.ref("calendar", cal, fnode)
-                elif key == "pause_when":
-                    pauses = []
-                    for value, item in self.strings(fnode, "pause_when"):
-                        if value not in s.PAUSE_STATUSES:
-                            self.err(
-                                item,
-                                f"unknown status {value!r}{did_you_mean(value, s.PAUSE_STATUSES)}",
-                            )
-                        pauses.append(value)
-                    fields["pause_when"] = tuple(pauses)
-                else:
-                    fields[key] = self.duration(fnode, key)
-            if not any(fields.get(k) for k in ("first_response", "next_response", "resolution")):
-                self.err(
-                    knode,
-                    f"SLA policy {name!r}: set at least one of first_response, "
-                    "next_response, resolution",
-                )
-            self.slas[name] = (SlaPolicy(name=name, **fields), self.where(knode))
+            policy = self.sla_policy(name, knode, items)
+            self.slas[name] = (policy, self.where(knode))
+
+    def sla_policy(self, name: str, knode: Node, items: Items) -> SlaPolicy:
+        fields: dict[str, Any] = {"calendar": ALWAYS_NAME}
+        stages_node: Node | None = None
+        for key, _, fnode in self.known(items, s.SLA_KEYS, "SLA key"):
+            if key == "calendar":
+                cal = self.scalar(fnode, "calendar")
+                if cal is not None:
+                    fields["calendar"] = cal
+                    self.ref("calendar", cal, fnode)
+            elif key == "pause_when":
+                pauses = []
+                for value, item in self.strings(fnode, "pause_when"):
+                    if value not in s.PAUSE_STATUSES:
+                        self.err(
+                            item,
+                            f"unknown status {value!r}{did_you_mean(value, s.PAUSE_STATUSES)}",
+                        )
+                    pauses.append(value)
+                fields["pause_when"] = tuple(pauses)
+            elif key == "stages":
+                stages_node = fnode
+            else:
+                fields[key] = self.target(fnode, key)
+        targets = tuple(t for t in TARGET_NAMES if fields.get(t))
+        if not any(t in fields for t in TARGET_NAMES):
+            self.err(
+                knode,
+                f"SLA policy {name!r}: set at least one of first_response, "
+                "next_response, resolution",
+            )
+        stages: list[Stage] = []
+        warn = fields.get("warn_before")
+        if warn is not None:
+            stages.append(default_stage(When("before", offset=warn), "remind", targets))
+        if stages_node is not None:
+            stages.extend(self.stages(name, stages_node, targets))
+        return SlaPolicy(name=name, stages=tuple(stages), **fields)
+
+    def target(self, node: Node, what: str) -> Duration | None:
+        value = self.scalar(node, what)
+        if value is None:
+            return None
+        try:
+            out = Duration.parse(value)
+        except ValueError as exc:
+            self.err(node, f"{what}: {exc}")
+            return None
+        if what == "warn_before" and out.unit == "days":
+            self.err(node, f"{what}: count back in hours (e.g. 8h), not business days")
+            return None
+        return out
+
+    def stages(self, name: str, node: Node, targets: tuple[str, ...]) -> list[Stage]:
+        if not isinstance(node, SequenceNode) or not node.value:
+            self.err(node, f"SLA policy {name!r}: stages: expected a list, got {kind_of(node)}")
+            return []
+        out: list[Stage] = []
+        keys: dict[tuple[str, str], Node] = {}
+        for item in node.value:
+            stage = self.stage(name, item, targets)
+            if stage is None:
+                continue
+            for target in stage.targets:
+                first = keys.get((target, stage.key))
+                if first is not None:
+                    self.err(
+                        item,
+                        f"SLA policy {name!r}: stage {stage.key} of {target} given twice "
+                        f"(first at line {first.start_mark.line + 1})",
+                    )
+                keys.setdefault((target, stage.key), item)
+            out.append(stage)
+        return out
+
+    def stage(self, policy: str, node: Node, targets: tuple[str, ...]) -> Stage | None:
+        """'warn at 75%' / 'at breach' / 'breach + 2h', or {at, remind | alert, targets}."""
+        what = f"SLA policy {policy!r}: stage"
+        if isinstance(node, ScalarNode):
+            try:
+                when, action = parse_when(self.scalar(node, "stage") or "")
+            except ValueError as exc:
+                self.err(node, f"{what}: {exc}")
+                return None
+            return default_stage(when, action, targets)
+        items = self.items(node, what)
+        if items is None:
+            return None
+        by_key = {k: v for k, _, v in self.known(items, s.STAGE_KEYS, "stage key")}
+        if "at" not in by_key:
+            self.err(node, f"{what}: 'at' is required (e.g. at: 75%, at: breach + 2h)")
+            return None
+        actions = [k for k in ACTIONS if k in by_key]
+        if len(actions) != 1:
+            self.err(node, f"{what}: say exactly one of remind or alert (and to whom)")
+            return None
+        try:
+            when, _ = parse_when(self.scalar(by_key["at"], "at") or "")
+        except ValueError as exc:
+            self.err(by_key["at"], f"{what}: {exc}")
+            return None
+        to: list[Recipient] = []
+        for value, item in self.strings(by_key[actions[0]], actions[0]):
+            try:
+                recipient = parse_recipient(value)
+            except ValueError as exc:
+                self.err(item, f"{what}: {exc}")
+                continue
+            if recipient.name is not None and recipient.kind in ("team", "lead"):
+                self.ref("team", recipient.name, item)
+            to.append(recipient)
+        chosen = targets
+        if "targets" in by_key:
+            chosen = ()
+            for value, item in self.strings(by_key["targets"], "targets"):
+                if value not in targets:
+                    self.err(
+                        item,
+                        f"{what}: {value!r} is not a target of this policy"
+                        f"{did_you_mean(value, targets)}",
+                    )
+                    continue
+                chosen += (value,)
+        if not to or not chosen:
+            return None
+        action = "remind" if actions[0] == "remind" else "alert"
+        return Stage(when, action, tuple(to), chosen)
 
     # -- rules -------------------------------------------------------------
     def rules_section(self, node: Node) -> None:

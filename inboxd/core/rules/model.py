@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from inboxd.core import desk
 from inboxd.core.calendar import Calendar
+from inboxd.core.sla.model import Duration, Stage
 
 if TYPE_CHECKING:
     from inboxd.core.rules.conditions import Condition
@@ -57,15 +58,24 @@ class Team:
 
 @dataclass(frozen=True, slots=True)
 class SlaPolicy:
-    """Budgets counted on ``calendar``; the SLA issue interprets them."""
+    """Targets counted on ``calendar`` (``core.sla.clock`` does the math).
+
+    ``stages`` holds every stage, the one ``warn_before`` stands for included.
+    """
 
     name: str
     calendar: str
-    first_response: timedelta | None = None
-    next_response: timedelta | None = None
-    resolution: timedelta | None = None
-    warn_before: timedelta | None = None
+    first_response: Duration | None = None
+    next_response: Duration | None = None
+    resolution: Duration | None = None
+    warn_before: Duration | None = None
     pause_when: tuple[str, ...] = ()
+    stages: tuple[Stage, ...] = ()
+
+    def targets(self) -> tuple[tuple[str, Duration], ...]:
+        """(name, budget) of every target the policy sets, in TARGET_NAMES order."""
+        out = ((n, getattr(self, n)) for n in ("first_response", "next_response", "resolution"))
+        return tuple((n, d) for n, d in out if d is not None)
 
 
 @dataclass(frozen=True, slots=True)

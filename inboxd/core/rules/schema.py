@@ -14,7 +14,9 @@ TOP_KEYS = ("version", "teams", "agents", "vip", "calendars", "sla_policies", "r
 TEAM_KEYS = ("agents", "lead", "assignment", "description")
 AGENT_KEYS = ("name", "email", "display_name")
 VIP_KEYS = ("addresses", "domains", "files")
-CALENDAR_KEYS = ("timezone", "hours", "holidays")
+CALENDAR_KEYS = ("timezone", "hours", "holidays", "special_days")
+SPECIAL_DAY_KEYS = ("hours", "closed")
+STAGE_KEYS = ("at", "remind", "alert", "targets")
 SLA_KEYS = (
     "calendar",
     "first_response",
@@ -22,6 +24,7 @@ SLA_KEYS = (
     "resolution",
     "warn_before",
     "pause_when",
+    "stages",
 )
 RULE_KEYS = ("name", "description", "on", "when", "then", "enabled")
 HEADER_KEYS = ("name", "exists", "equals", "any", "all", "regex")
@@ -172,6 +175,31 @@ def json_schema() -> dict[str, Any]:
         },
         ["name", "then"],
     )
+    recipients = _one_or_many(
+        {
+            "type": "string",
+            "description": "assignee, team, team:NAME, lead, lead:NAME, #channel, slack:#channel",
+        }
+    )
+    stage = {
+        "anyOf": [
+            {"type": "string", "description": "e.g. 'warn at 75%', 'at breach', 'breach + 2h'"},
+            _obj(
+                {
+                    "at": {
+                        "type": "string",
+                        "description": "75%, breach, breach + 2h, 1h before breach",
+                    },
+                    "remind": {**recipients, "description": "mail people in open hours"},
+                    "alert": {**recipients, "description": "notify at once"},
+                    "targets": _one_or_many(
+                        {"enum": ["first_response", "next_response", "resolution"]}
+                    ),
+                },
+                ["at"],
+            ),
+        ]
+    }
     schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://inboxd.example/schemas/rules-v1.json",
@@ -205,8 +233,19 @@ def json_schema() -> dict[str, Any]:
                         "timezone": string,
                         "hours": {"type": "object", "additionalProperties": globs},
                         "holidays": {"type": "array", "items": {"type": "string"}},
+                        "special_days": {
+                            "type": "object",
+                            "description": "DATE: hours instead of the weekly ones, or "
+                            "{hours, closed} (closed cuts hours out of that date)",
+                            "additionalProperties": {
+                                "anyOf": [
+                                    globs,
+                                    _obj({"hours": globs, "closed": globs}, minProperties=1),
+                                ]
+                            },
+                        },
                     },
-                    ["timezone"],
+                    ["timezone", "hours"],
                 ),
             },
             "sla_policies": {
@@ -219,6 +258,7 @@ def json_schema() -> dict[str, Any]:
                         "resolution": duration,
                         "warn_before": duration,
                         "pause_when": _one_or_many({"enum": list(PAUSE_STATUSES)}),
+                        "stages": {"type": "array", "items": stage, "minItems": 1},
                     }
                 ),
             },

@@ -1,0 +1,168 @@
+"""Business-time math on a calendar, to the second.
+
+Conventions (docs/rules.md states them for admins):
+
+* open windows are half-open ``[open, close)``;
+* the business time elapsed between t1 and t2 is the open time in ``[t1, t2)``
+  (zero when t2 <= t1), less the pauses;
+* the due time of a budget in business seconds is the earliest instant at which
+  the elapsed time reaches it, so it can be a closing time;
+* a budget in business days starts at the first open moment at or after the
+  start, goes to the same local wall time N business days later (a business
+  day is a date with open time), then to the first open moment at or after
+  that; a pause pushes it back by the business time it covered. On a calendar
+  open around the clock (``24x7``) a day is 24 hours.
+
+Every function takes aware datetimes in any zone and returns UTC. Windows are
+walked day by day, and ``NoOpenHours`` ends the walk on a calendar that never
+opens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+from inboxd.core.calendar import (
+    MAX_CLOSED_DAYS,
+    MINUTES_PER_DAY,
+    Calendar,
+    NoOpenHours,
+    Window,
+    day_shifts,
+    open_windows,
+    wall_to_utc,
+)
+from inboxd.core.sla.model import Duration
+
+ZERO = timedelta(0)
+Pauses = Sequence[Window]
+
+__all__ = [
+    "NoOpenHours",
+    "Pauses",
+    "add_business_days",
+    "add_business_time",
+    "budget",
+    "due_at",
+    "elapsed",
+    "merge_spans",
+    "next_open",
+]
+
+
+def merge_spans(spans: Iterable[Window]) -> list[Window]:
+    """Sorted, merged, UTC, empty spans dropped."""
+    out: list[Window] = []
+    for a, b in sorted((a.astimezone(UTC), b.astimezone(UTC)) for a, b in spans):
+        if b <= a:
+            continue
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _counting(cal: Calendar, start: datetime, pauses: Pauses) -> Iterator[Window]:
+    """The open windows from ``start`` on with the pauses cut out."""
+    cuts = merge_spans(pauses)
+    i = 0
+    for a, b in open_windows(cal, start):
+        while i < len(cuts) and cuts[i][1] <= a:
+            i += 1
+        j = i
+        while a < b:
+            if j >= len(cuts) or cuts[j][0] >= b:
+                yield a, b
+                break
+            if cuts[j][0] > a:
+                yield a, cuts[j][0]
+            a = max(a, cuts[j][1])
+            j += 1
+
+
+def elapsed(cal: Calendar, t1: datetime, t2: datetime, pauses: Pauses = ()) -> timedelta:
+    """Business time in ``[t1, t2)`` less the pauses; zero when t2 <= t1."""
+    if t2 <= t1:
+        return ZERO
+    total = ZERO
+    for a, b in _counting(cal, t1, pauses):
+        if a >= t2:
+            break
+        total += min(b, t2) - a
+    return total
+
+
+def add_business_time(
+    cal: Calendar, start: datetime, amount: timedelta, pauses: Pauses = ()
+) -> datetime:
+    """The earliest instant at which ``amount`` of business time has elapsed since
+    ``start`` (``start`` itself for zero)."""
+    if amount <= ZERO:
+        return start.astimezone(UTC)
+    left = amount
+    for a, b in _counting(cal, start, pauses):
+        if b - a >= left:
+            return a + left
+        left -= b - a
+    raise AssertionError("open windows are endless")  # pragma: no cover
+
+
+def next_open(cal: Calendar, at: datetime) -> datetime:
+    """The first open moment at or after ``at``."""
+    for a, _ in open_windows(cal, at):
+        return a
+    raise AssertionError("open windows are endless")  # pragma: no cover
+
+
+def _business_date(cal: Calendar, day: date) -> bool:
+    """Whether local date ``day`` has open time (its own shifts or one from the eve)."""
+    lo = wall_to_utc(cal.zone, day, 0)
+    hi = wall_to_utc(cal.zone, day, MINUTES_PER_DAY)
+    for d in (day - timedelta(days=1), day):
+        for a, b in day_shifts(cal, d):
+            if max(wall_to_utc(cal.zone, d, a), lo) < min(wall_to_utc(cal.zone, d, b), hi):
+                return True
+    return False
+
+
+def add_business_days(cal: Calendar, start: datetime, days: int) -> datetime:
+    """``days`` business days after ``start`` (see the module's conventions)."""
+    if cal.always:
+        return start.astimezone(UTC) + timedelta(days=days)
+    local = next_open(cal, start).astimezone(cal.zone)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
+    counted = closed = 0
+    while counted < days:
+        day = (day + timedelta(days=1)).replace(fold=0)
+        if _business_date(cal, day.date()):
+            counted += 1
+            closed = 0
+        else:
+            closed += 1
+            if closed > MAX_CLOSED_DAYS:
+                raise NoOpenHours(f"calendar {cal.name!r} has no business day after {day.date()}")
+    wall = day.replace(
+        hour=local.hour, minute=local.minute, second=local.second, microsecond=local.microsecond
+    )
+    return next_open(cal, wall.astimezone(UTC))
+
+
+def budget(cal: Calendar, start: datetime, target: Duration) -> timedelta:
+    """The business time a target grants from ``start``: its seconds, or for days the
+    business time from ``start`` to the day-counted due time."""
+    if target.unit == "seconds":
+        return timedelta(seconds=target.amount)
+    return elapsed(cal, start, add_business_days(cal, start, target.amount))
+
+
+def due_at(cal: Calendar, start: datetime, target: Duration, pauses: Pauses = ()) -> datetime:
+    """When ``target`` counted from ``start`` is due, the pauses left out."""
+    if target.unit == "seconds":
+        return add_business_time(cal, start, timedelta(seconds=target.amount), pauses)
+    plain = add_business_days(cal, start, target.amount)
+    if not merge_spans(pauses):
+        return plain
+    reached = add_business_time(cal, start, elapsed(cal, start, plain), pauses)
+    return next_open(cal, reached)
