@@ -112,6 +112,9 @@ class LmtpConfig(_Strict):
 
 
 class SmtpConfig(Secret):
+    # "smtp": a relay; "maildir": files in ``path`` (the demo: read what was sent)
+    transport: Literal["smtp", "maildir"] = "smtp"
+    path: Path = Path("var/sent")
     host: str = "127.0.0.1"
     port: int = 25
     security: Security = "none"
@@ -219,6 +222,10 @@ def _resolve_paths(data: dict[str, object], base: Path) -> None:
     if isinstance(helpdesk, dict) and isinstance(helpdesk.get("secret_file"), str):
         secret = Path(helpdesk["secret_file"])
         helpdesk["secret_file"] = str(secret if secret.is_absolute() else base / secret)
+    smtp = data.get("smtp")
+    if isinstance(smtp, dict) and isinstance(smtp.get("path"), str):
+        maildir = Path(smtp["path"])
+        smtp["path"] = str(maildir if maildir.is_absolute() else base / maildir)
     db = data.get("database")
     if isinstance(db, dict) and isinstance(db.get("url"), str):
         url: str = db["url"]

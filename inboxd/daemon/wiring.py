@@ -20,6 +20,7 @@ from inboxd.config import HelpdeskConfig, Settings
 from inboxd.core.loops import HourlyCaps
 from inboxd.core.rules import RuleSet
 from inboxd.delivery.outbox import OutboxDrain
+from inboxd.delivery.maildir_send import MaildirSender
 from inboxd.delivery.smtp_send import SmtpSender
 from inboxd.flows.agent_reply import AgentReplyInterceptor
 from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
@@ -110,7 +111,9 @@ def build_outbound(
     password = smtp.read_password() if smtp.username else None
     drain = OutboxDrain(
         engine,
-        lambda: SmtpSender(smtp, password),
+        (lambda: MaildirSender(smtp.path))
+        if smtp.transport == "maildir"
+        else (lambda: SmtpSender(smtp, password)),
         retry_for=smtp.retry_for,
         max_per_run=smtp.max_per_run,
         clock=clock,
