@@ -25,6 +25,8 @@ from sqlalchemy import ColumnElement, Connection, RowMapping, Table, func, selec
 from sqlalchemy.engine import CursorResult
 from sqlmodel import Session
 
+from inboxd.db.sql import conn_of
+
 DB = Session | Connection
 
 QUEUED = "queued"
@@ -93,15 +95,23 @@ class RowQueue(Generic[R]):
         }
 
     def claim(self, db: DB, *, now: datetime, lease_until: datetime, limit: int) -> list[R]:
-        """Take up to ``limit`` due rows (queued, or sending with an expired lease), due first."""
+        """Take up to ``limit`` due rows (queued, or sending with an expired lease), due first.
+
+        Each row is taken by a compare-and-set on its status and due time, so two
+        claimers never both get it; on PostgreSQL the candidates are also locked
+        with SKIP LOCKED, so daemons claiming at once take different rows instead
+        of queueing behind each other."""
         t = self.table
         now, lease_until = utc(now), utc(lease_until)
-        due = db.execute(
+        candidates = (
             select(t.c.id, t.c.status, t.c.next_attempt_at)
             .where(t.c.status.in_((QUEUED, SENDING)), t.c.next_attempt_at <= now)
             .order_by(t.c.next_attempt_at, t.c.id)
             .limit(limit)
-        ).all()
+        )
+        if conn_of(db).dialect.name == "postgresql":
+            candidates = candidates.with_for_update(skip_locked=True)
+        due = db.execute(candidates).all()
         claimed: list[int] = []
         for row_id, status, next_at in due:
             result = db.execute(
