@@ -19,8 +19,8 @@ from sqlalchemy.engine import Engine
 from inboxd.config import HelpdeskConfig, Settings
 from inboxd.core.loops import HourlyCaps
 from inboxd.core.rules import RuleSet
-from inboxd.delivery.outbox import OutboxDrain
 from inboxd.delivery.maildir_send import MaildirSender
+from inboxd.delivery.outbox import OutboxDrain
 from inboxd.delivery.smtp_send import SmtpSender
 from inboxd.flows.agent_reply import AgentReplyInterceptor
 from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
