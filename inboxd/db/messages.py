@@ -18,7 +18,7 @@ from sqlalchemy import LargeBinary, bindparam, func, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from inboxd.core.model import ParsedMessage
+from inboxd.core.inbound import Arrival
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.sql import DB, add_rows, conn_of, in_list, in_params, insert_ignore, utc
@@ -144,21 +144,19 @@ def add_thread_keys(
 
 def store_mail(
     db: DB,
+    arrival: Arrival,
     *,
     ticket_id: int,
-    parsed: ParsedMessage,
-    raw: bytes,
-    source_label: str,
-    mailbox: str,
     direction: str,
     matched_by: str,
     reason: str,
-    now: datetime,
     new_text: str | None = None,
     own_was_ref: bool = True,
 ) -> int:
     """Keep the raw bytes, the message row, its attachments and its thread keys;
     returns the message row id. Participants and events are the caller's call."""
+    parsed, raw, now = arrival.parsed, arrival.raw, arrival.now
+    source_label, mailbox = arrival.source.label, arrival.source.mailbox
     conn = conn_of(db)
     put_blob(conn, parsed.raw_sha256, raw)
     sender = parsed.from_

@@ -182,15 +182,11 @@ class AgentReplyInterceptor:
         direction = Direction.OUTBOUND if relay else Direction.NOTE
         row_id = messages.store_mail(
             session,
+            arrival,
             ticket_id=ticket.id,
-            parsed=parsed,
-            raw=arrival.raw,
-            source_label=arrival.source.label,
-            mailbox=arrival.source.mailbox,
             direction=direction.value,
             matched_by="token",
             reason=f"agent reply by {agent.name}",
-            now=now,
             new_text=text,
         )
         actor = ev.agent(agent.name)

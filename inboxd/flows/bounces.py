@@ -180,15 +180,11 @@ class BounceInterceptor:
         reason = f"bounce of <{original}>" if original else "bounce to our return path"
         row_id = messages.store_mail(
             conn,
+            arrival,
             ticket_id=ticket.id,
-            parsed=parsed,
-            raw=arrival.raw,
-            source_label=source.label,
-            mailbox=source.mailbox,
             direction="in",
             matched_by=matched_by,
             reason=reason,
-            now=now,
         )
         received = ev.BounceReceived(
             at=now,

@@ -56,15 +56,11 @@ class SentFolderInterceptor:
             return Outcome("skipped", reason="sent mail that cites no ticket")
         row_id = messages.store_mail(
             session,
+            arrival,
             ticket_id=ticket.id,
-            parsed=parsed,
-            raw=arrival.raw,
-            source_label=source.label,
-            mailbox=source.mailbox,
             direction=Direction.OUTBOUND.value,
             matched_by="header",
             reason=_REASON,
-            now=now,
         )
         sender = parsed.from_.email if parsed.from_ else source.mailbox
         name = parsed.from_.name if parsed.from_ and parsed.from_.name else sender

@@ -427,15 +427,11 @@ class Pipeline:
         parsed = arrival.parsed
         mail.row_id = messages.store_mail(
             mail.db,
+            arrival,
             ticket_id=ticket.id,
-            parsed=parsed,
-            raw=arrival.raw,
-            source_label=arrival.source.label,
-            mailbox=arrival.source.mailbox,
             direction=Direction.INBOUND.value,
             matched_by=match.matched_by.value,
             reason=match.reason,
-            now=arrival.now,
             own_was_ref=mail.own_was_ref,
         )
         if parsed.kind is MessageKind.NORMAL:
