@@ -18,7 +18,7 @@ from sqlalchemy import LargeBinary, bindparam, func, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
-from inboxd.core.inbound import Arrival
+from inboxd.core.inbound import Arrival, Source
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.sql import DB, add_rows, conn_of, in_list, in_params, insert_ignore, utc
@@ -214,17 +214,7 @@ def add_quarantine(db: DB, values: dict[str, Any]) -> int:
     return int(new_id)
 
 
-def quarantine_raw(
-    db: DB,
-    raw: bytes,
-    *,
-    reason: str,
-    source_label: str,
-    mailbox: str,
-    folder: str,
-    uid: int | None,
-    now: datetime,
-) -> int:
+def quarantine_raw(db: DB, raw: bytes, source: Source, *, reason: str, now: datetime) -> int:
     """Keep mail that could not be parsed or placed, with the reason; returns its id."""
     sha = hashlib.sha256(raw).hexdigest()
     put_blob(db, sha, raw)
@@ -233,10 +223,10 @@ def quarantine_raw(
         {
             "raw_sha256": sha,
             "reason": reason[:2000],
-            "source": source_label,
-            "mailbox": mailbox,
-            "folder": folder,
-            "uid": uid,
+            "source": source.label,
+            "mailbox": source.mailbox,
+            "folder": source.folder,
+            "uid": source.uid,
             "received_at": now,
         },
     )

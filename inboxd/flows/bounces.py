@@ -160,16 +160,7 @@ class BounceInterceptor:
         ticket, rows, original, matched_by = self._place(session, parsed)
         if ticket is None:
             reason = "bounce that names no mail of ours"
-            messages.quarantine_raw(
-                conn,
-                arrival.raw,
-                reason=reason,
-                source_label=source.label,
-                mailbox=source.mailbox,
-                folder=source.folder,
-                uid=source.uid,
-                now=now,
-            )
+            messages.quarantine_raw(conn, arrival.raw, source, reason=reason, now=now)
             log.warning("quarantined source=%s reason=%s", source.label, reason)
             return Outcome("quarantined", reason=reason)
         bounce = parsed.bounce

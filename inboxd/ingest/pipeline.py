@@ -194,16 +194,7 @@ class Pipeline:
         self, db: Connection, raw: bytes, source: Source, now: datetime, reason: str
     ) -> Outcome:
         with savepoint(db, "quarantine"):
-            qid = messages.quarantine_raw(
-                db,
-                raw,
-                reason=reason,
-                source_label=source.label,
-                mailbox=source.mailbox,
-                folder=source.folder,
-                uid=source.uid,
-                now=now,
-            )
+            qid = messages.quarantine_raw(db, raw, source, reason=reason, now=now)
         log.warning("quarantined id=%s source=%s reason=%s", qid, source.label, reason[:200])
         return Outcome("quarantined", reason=reason)
 
