@@ -195,3 +195,50 @@ def test_unreadable_rule_file_is_an_error(tmp_path: Path) -> None:
     result = load_dir(tmp_path)
     assert result.ruleset is None
     assert result.errors[0].message.startswith("cannot read:")
+
+
+def test_check_prints_every_policy_in_plain_words_with_an_example_due_time() -> None:
+    result = run("check", str(EXAMPLE), "--example", "2026-03-06T16:00+01:00")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "SLA policy standard: counted on calendar office-eu (Europe/Berlin); " in lines[1]
+    # 4 business hours from Friday 16:00 on 09:00-17:30: 1.5h Friday, 2.5h Monday
+    assert (
+        "  first response within 4 hours of business time: "
+        "from Fri 2026-03-06 16:00 CET due Mon 2026-03-09 11:30 CET" in lines
+    )
+    # 3d is three business days, said so: not 72 hours
+    assert (
+        "  resolution within 3 business days (the same time of day 3 business days later, "
+        "not 72h): from Fri 2026-03-06 16:00 CET due Wed 2026-03-11 16:00 CET" in lines
+    )
+    assert (
+        "  resolution within 8 hours: from Fri 2026-03-06 15:00 UTC due Fri 2026-03-06 "
+        "23:00 UTC" in lines
+    )
+    assert any(line.startswith("  stage: remind assignee (in open hours) at 75%") for line in lines)
+
+
+def test_sla_calc_prints_the_due_time_of_every_target() -> None:
+    from inboxd.cli.sla import sla
+
+    args = ["calc", "--policy", "standard", "--start", "2026-03-06T13:30+01:00"]
+    result = CliRunner().invoke(sla, [*args, "--rules", str(EXAMPLE), "--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.output)
+    due = {t["target"]: t["due"] for t in out["targets"]}
+    # the Friday 13:30 example: 4 business hours are due at Friday's closing time
+    assert due == {
+        "first_response": "2026-03-06T17:30:00+01:00",
+        "resolution": "2026-03-11T13:30:00+01:00",
+    }
+    first = out["targets"][0]
+    assert first["business_seconds"] == 4 * 3600 and first["unit"] == "seconds"
+    assert [s["stage"] for s in first["stages"]] == ["remind@75%", "alert@breach"]
+    assert first["stages"][0]["at"] == "2026-03-06T16:30:00+01:00"
+    text = CliRunner().invoke(sla, [*args, "--rules", str(EXAMPLE)])
+    assert "due 2026-03-06T17:30:00+01:00" in text.output
+    bad = CliRunner().invoke(
+        sla, ["calc", "--policy", "standrd", "--start", "2026-03-06", "--rules", str(EXAMPLE)]
+    )
+    assert bad.exit_code == 2 and "did you mean 'standard'?" in bad.output

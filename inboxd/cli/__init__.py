@@ -284,8 +284,10 @@ def _register_optional() -> None:
     """Sub-command groups living in their own modules."""
     from inboxd.cli.outbound import outbox, templates
     from inboxd.cli.rules import rules
+    from inboxd.cli.sla import sla
 
     main.add_command(rules)
+    main.add_command(sla)
     main.add_command(outbox)
     main.add_command(templates)
 

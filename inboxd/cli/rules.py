@@ -84,13 +84,35 @@ def rules() -> None:
 @rules.command()
 @click.argument("directory", required=False, type=click.Path(path_type=Path))
 @click.option("--templates", type=click.Path(path_type=Path), help="templates dir to check names")
-def check(directory: Path | None, templates: Path | None) -> None:
-    """Validate DIRECTORY (default: the configured rules dir); exit 1 on any error."""
-    from inboxd.core.rules.report import summary
+@click.option(
+    "--example",
+    help="creation time of the example ticket (ISO 8601; default: the coming Friday 16:00 "
+    "in each policy's calendar)",
+)
+def check(directory: Path | None, templates: Path | None, example: str | None) -> None:
+    """Validate DIRECTORY (default: the configured rules dir); exit 1 on any error.
+
+    Then every SLA policy in plain words, with the due time of each target for an
+    example ticket."""
+    from inboxd.core.rules.report import policy_lines, summary
 
     directory = _rules_dir(directory)
     ruleset = _load(directory, _templates_dir(templates))
     click.echo(f"{directory}: OK: {summary(ruleset)}")
+    given = _parse_now(example) if example is not None else None
+    for policy in ruleset.sla_policies.values():
+        cal = ruleset.calendars[policy.calendar]
+        start = given or _coming_friday(cal.zone)
+        click.echo("\n".join(policy_lines(policy, cal, start)))
+
+
+def _coming_friday(zone: Any) -> datetime:
+    """Friday 16:00 local, this week or next: an example that runs into a weekend."""
+    from datetime import timedelta
+
+    today = datetime.now(zone)
+    friday = today + timedelta(days=(4 - today.weekday()) % 7)
+    return friday.replace(hour=16, minute=0, second=0, microsecond=0)
 
 
 @rules.command()

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from inboxd.core.calendar import Calendar
 from inboxd.core.rules.evaluate import format_duration
-from inboxd.core.rules.model import Decision, RuleHit, RuleSet
+from inboxd.core.rules.model import Decision, RuleHit, RuleSet, SlaPolicy
+from inboxd.core.sla import clock
+from inboxd.core.sla.model import TARGET_LABELS
 
 DECISION_FIELDS = (
     "team",
@@ -56,3 +60,31 @@ def summary(ruleset: RuleSet) -> str:
         f"{len(ruleset.sla_policies)} SLA policies, {len(ruleset.calendars)} calendars, "
         f"{ruleset.index.keyword_count} keywords, {ruleset.index.regex_count} regexes"
     )
+
+
+def policy_lines(policy: SlaPolicy, cal: Calendar, start: datetime) -> list[str]:
+    """A policy in plain words, each target with its due time for a ticket created at
+    ``start``, so a ``3d`` never passes for 72 hours unnoticed."""
+    around = cal.always
+    where = "around the clock" if around else f"on calendar {cal.name} ({cal.timezone})"
+    head = f"SLA policy {policy.name}: counted {where}"
+    if policy.pause_when:
+        head += f"; clocks stop while {' or '.join(policy.pause_when)}"
+    out = [head]
+    created = _stamp(start, cal)
+    for name, goal in policy.targets():
+        words = goal.describe(around_the_clock=around)
+        if goal.unit == "days" and not around:
+            words += f" (the same time of day {goal.describe()} later, not {goal.amount * 24}h)"
+        due = clock.due_at(cal, start, goal)
+        out.append(f"  {TARGET_LABELS[name]} within {words}: from {created} due {_stamp(due, cal)}")
+    for stage in policy.stages:
+        who = ", ".join(str(r) for r in stage.to)
+        targets = ", ".join(TARGET_LABELS[t] for t in stage.targets)
+        wait = " (in open hours)" if stage.action == "remind" and not around else ""
+        out.append(f"  stage: {stage.action} {who}{wait} at {stage.when} of {targets}")
+    return out
+
+
+def _stamp(at: datetime, cal: Calendar) -> str:
+    return at.astimezone(cal.zone).strftime("%a %Y-%m-%d %H:%M %Z")

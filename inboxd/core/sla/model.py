@@ -133,7 +133,7 @@ class Stage:
     @property
     def key(self) -> str:
         """Stable name of the stage within its policy: part of the fire-once key."""
-        return f"{self.action}@{str(self.when).replace(' ', '')}"
+        return f"{self.action}@{str(self.when).replace(' + ', '+').replace(' ', '_')}"
 
     def __str__(self) -> str:
         who = ", ".join(str(r) for r in self.to)

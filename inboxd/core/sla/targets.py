@@ -24,13 +24,15 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from inboxd.core.calendar import Calendar
 from inboxd.core.desk import events as ev
-from inboxd.core.rules.model import SlaPolicy
 from inboxd.core.sla import clock
 from inboxd.core.sla.model import Duration, Stage
+
+if TYPE_CHECKING:  # the rule engine is not needed to read a clock (tickets show)
+    from inboxd.core.rules.model import SlaPolicy
 
 State = Literal["idle", "active", "paused", "achieved", "breached", "cancelled"]
 Span = tuple[datetime, datetime | None]  # an end of None: still going on at ``now``
