@@ -10,11 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from inboxd.core.desk import Ticket
 from inboxd.core.model import IngestOutcome, ParsedMessage
-from inboxd.core.rules import Decision, RuleSet
-from inboxd.core.thread import ThreadMatch
+
+if TYPE_CHECKING:  # the CLI's reads import this module; they need no rule engine
+    from inboxd.core.desk import Ticket
+    from inboxd.core.rules import Decision, RuleSet
+    from inboxd.core.thread import ThreadMatch
 
 Outcome = IngestOutcome
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 HEADER_LIMIT = 150  # Block Kit: header plain_text
@@ -215,12 +216,57 @@ def rules_error_message(
     return SlackMessage(text, blocks)
 
 
+def human_duration(delta: timedelta) -> str:
+    """``2 h 5 min``, ``3 d 4 h``, ``45 s``: a span for people, to the minute past an hour."""
+    seconds = max(int(delta.total_seconds()), 0)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{days} d" if days else "", f"{hours} h" if hours else ""]
+    parts.append(f"{minutes} min" if minutes and not days else "")
+    if not (days or hours or minutes):
+        parts.append(f"{secs} s")
+    return " ".join(p for p in parts if p)
+
+
+def sla_message(
+    *,
+    label: str,
+    subject: str,
+    target: str,
+    policy: str,
+    due_at: datetime,
+    now: datetime,
+    assignee: str | None,
+    team: str | None,
+) -> SlackMessage:
+    """An SLA stage in Slack: overdue (at or after the due time) or a warning."""
+    overdue = now >= due_at
+    head = (
+        f"SLA breached: {target} of {label} is {human_duration(now - due_at)} overdue"
+        if overdue
+        else f"SLA warning: {target} of {label} is due in {human_duration(due_at - now)}"
+    )
+    who = f"assignee {assignee}" if assignee else f"team {team}" if team else "unassigned"
+    detail = (
+        f"*{escape(truncate(subject, 200))}*\npolicy `{escape(policy)}`, due"
+        f" {due_at.strftime('%Y-%m-%d %H:%M')} UTC, {escape(who)}"
+    )
+    blocks = [
+        {"type": "header", "text": _plain(truncate(head, 150))},
+        {"type": "section", "text": _mrkdwn(detail)},
+    ]
+    return SlackMessage(escape(head), blocks)
+
+
 __all__ = [
     "FiredRule",
     "SlackMessage",
     "TicketAlert",
     "escape",
     "excerpt",
+    "human_duration",
+    "sla_message",
     "fit",
     "rules_error_message",
     "ticket_alert",

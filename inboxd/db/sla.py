@@ -25,19 +25,26 @@ _S = SlaStage.__table__  # type: ignore[attr-defined]
 
 
 def due_tickets(db: DB, now: datetime, *, limit: int = 500) -> list[int]:
-    """Tickets whose SLA the sweep must look at now, oldest due first.
-
-    On PostgreSQL the rows are locked with SKIP LOCKED, so daemons sweeping at
-    the same moment share the work instead of repeating it."""
+    """Tickets whose SLA the sweep must look at now, oldest due first."""
     stmt = (
         select(_T.c.id)
         .where(_T.c.sla_due_at.is_not(None), _T.c.sla_due_at <= now)
         .order_by(_T.c.sla_due_at)
         .limit(limit)
     )
+    return [int(r[0]) for r in db.execute(stmt)]
+
+
+def take_due(db: DB, ticket_id: int, now: datetime) -> bool:
+    """Whether the ticket is still due and, for this transaction, the caller's.
+
+    On PostgreSQL the row is locked with SKIP LOCKED: daemons sweeping at the
+    same moment share the work instead of doing it twice (the stage gate would
+    keep them from acting twice anyway)."""
+    stmt = select(_T.c.id).where(_T.c.id == ticket_id, _T.c.sla_due_at <= now)
     if conn_of(db).dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
-    return [int(r[0]) for r in db.execute(stmt)]
+    return db.execute(stmt).first() is not None
 
 
 def set_due(db: DB, ticket_id: int, at: datetime | None) -> None:
@@ -94,3 +101,14 @@ def fired_stages(db: DB, ticket_id: int) -> dict[tuple[str, int, str], datetime]
         assert fired is not None
         out[(r.target, int(r.cycle), r.stage)] = fired
     return out
+
+
+def open_tickets_of(db: DB, policies: Iterable[str]) -> list[tuple[int, str]]:
+    """(ticket id, policy) of the open tickets under ``policies``."""
+    names = sorted(set(policies))
+    rows = db.execute(
+        select(_T.c.id, _T.c.sla_policy).where(
+            _T.c.sla_policy.in_(names), _T.c.status.in_([s.value for s in OPEN_STATUSES])
+        )
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]

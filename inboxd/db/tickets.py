@@ -317,13 +317,19 @@ def event_rows(session: Session, ticket_id: int) -> list[Event]:
     )
 
 
-def typed_events(session: Session, ticket_id: int) -> list[ev.Event]:
-    """The ticket's log as typed events (kinds this version does not know are left out)."""
+def typed_events(db: DB, ticket_id: int) -> list[ev.Event]:
+    """The ticket's log as typed events, oldest first (kinds this version does not
+    know are left out): what SLA clocks and reports compute from."""
+    rows = db.execute(
+        sa_select(_EVENT_T.c.kind, _EVENT_T.c.at, _EVENT_T.c.actor, _EVENT_T.c.data)
+        .where(_EVENT_T.c.ticket_id == ticket_id)
+        .order_by(_EVENT_T.c.id)
+    )
     out = []
-    for row in event_rows(session, ticket_id):
-        at = utc(row.at)
-        assert at is not None
-        event = ev.decode(row.kind, at, row.actor, row.data)
+    for kind, at, actor, data in rows:
+        when = utc(at)
+        assert when is not None
+        event = ev.decode(kind, when, actor, data or {})
         if event is not None:
             out.append(event)
     return out

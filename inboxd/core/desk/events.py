@@ -336,3 +336,32 @@ class CapTripped(Event):
     limit: int
     action: str
     message_id: str = ""
+
+
+# --- SLA clocks ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaStageFired(Event):
+    """A stage of an SLA target came (``stage`` is its key within the policy, e.g.
+    ``remind@75%``); ``skipped``: a warning whose breach was already due, recorded
+    so it never fires, nobody told. ``due_at`` is the target's due time, ISO 8601."""
+
+    KIND = "sla_stage"
+    policy: str
+    target: str
+    cycle: int
+    stage: str
+    action: str
+    due_at: str | None = None
+    skipped: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaRecomputed(Event):
+    """The ticket's policy or its calendar changed in the rules: its due times are
+    computed again from its events under the new rules."""
+
+    KIND = "sla_recomputed"
+    policy: str
+    why: str

@@ -1,0 +1,185 @@
+"""The SLA sweep: fire the stages that came, exactly once, and say when to look again.
+
+Each run reads the tickets whose ``sla_due_at`` has come (an index range, so
+its cost follows the due tickets, not the open ones) and handles each in a
+transaction of its own: recompute its clocks from the event log under the
+current rules (``core.sla.targets``), claim every stage whose time came
+(``db.sla.claim_stage``: one insert wins, across restarts and daemons), have
+the flows act on it (reminder mail, breach alert: ``StageActions``, wired by
+the daemon), record an event, and store the ticket's next due instant. A stage
+whose time passed while the daemon was down is caught up once; a warning whose
+breach is already due is recorded as skipped and nobody is told.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import Connection
+from sqlalchemy.engine import Engine
+
+from inboxd.core.calendar import ALWAYS_NAME, Calendar
+from inboxd.core.desk import Ticket
+from inboxd.core.desk import events as ev
+from inboxd.core.rules import RuleSet
+from inboxd.core.rules.model import SlaPolicy
+from inboxd.core.sla import targets
+from inboxd.core.sla.targets import StageTime, TargetClock
+from inboxd.db import sla, tickets
+
+log = logging.getLogger("inboxd.sla")
+
+
+class StageActions(Protocol):
+    """What a fired stage does (mails, Slack), inside the sweep's transaction."""
+
+    def fire(
+        self,
+        conn: Connection,
+        rules: RuleSet,
+        ticket: Ticket,
+        policy: SlaPolicy,
+        stage: StageTime,
+        clock: TargetClock,
+        now: datetime,
+    ) -> None: ...
+
+
+@dataclass
+class SweepReport:
+    due: int = 0
+    fired: int = 0
+    skipped: int = 0
+    errors: int = 0
+
+
+def policy_of(rules: RuleSet | None, name: str | None) -> tuple[SlaPolicy, Calendar] | None:
+    """The policy and its calendar, when the rules still define them."""
+    if rules is None or not name:
+        return None
+    policy = rules.sla_policies.get(name)
+    if policy is None:
+        return None
+    calendar = rules.calendars.get(policy.calendar) or rules.calendars.get(ALWAYS_NAME)
+    return (policy, calendar) if calendar is not None else None
+
+
+class SlaSweep:
+    def __init__(
+        self,
+        engine: Engine,
+        rules: Callable[[], RuleSet | None],
+        actions: StageActions,
+        *,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        batch: int = 500,
+    ) -> None:
+        self.engine = engine
+        self.rules = rules
+        self.actions = actions
+        self.clock = clock
+        self.batch = batch
+
+    def run_once(self) -> SweepReport:
+        now = self.clock()
+        rules = self.rules()  # one rule set for the whole run
+        report = SweepReport()
+        with self.engine.connect() as conn:
+            due = sla.due_tickets(conn, now, limit=self.batch)
+        report.due = len(due)
+        for ticket_id in due:
+            try:
+                with self.engine.begin() as conn:
+                    if sla.take_due(conn, ticket_id, now):
+                        self._sweep(conn, rules, ticket_id, now, report)
+            except Exception:
+                report.errors += 1
+                log.exception("sla sweep failed ticket=%s; it stays due", ticket_id)
+        if report.fired or report.skipped or report.errors:
+            log.info(
+                "sla sweep due=%d fired=%d skipped=%d errors=%d",
+                report.due,
+                report.fired,
+                report.skipped,
+                report.errors,
+            )
+        return report
+
+    def _sweep(
+        self,
+        conn: Connection,
+        rules: RuleSet | None,
+        ticket_id: int,
+        now: datetime,
+        report: SweepReport,
+    ) -> None:
+        ticket = tickets.load(conn, ticket_id)
+        found = policy_of(rules, ticket.sla_policy if ticket else None)
+        if ticket is None or found is None or rules is None:
+            sla.set_due(conn, ticket_id, None)  # no policy (any more): nothing to watch
+            return
+        policy, calendar = found
+        events = tickets.typed_events(conn, ticket_id)
+        fired = {f"{t}:{c}:{s}" for t, c, s in sla.fired_stages(conn, ticket_id)}
+        by_target = {tc.target: tc for tc in targets.clocks(events, policy, calendar, now)}
+        for stage in targets.due_stages(events, policy, calendar, now, fired):
+            if not sla.claim_stage(
+                conn, ticket_id, stage.target, stage.cycle, stage.stage.key, now
+            ):
+                continue  # another daemon (or an earlier run) had it
+            fired.add(stage.key)
+            target = by_target[stage.target]
+            if stage.skip:
+                report.skipped += 1
+            else:
+                self.actions.fire(conn, rules, ticket, policy, stage, target, now)
+                report.fired += 1
+            tickets.record(
+                conn,
+                ticket_id,
+                ev.SlaStageFired(
+                    at=now,
+                    policy=policy.name,
+                    target=stage.target,
+                    cycle=stage.cycle,
+                    stage=stage.stage.key,
+                    action=stage.stage.action,
+                    due_at=target.due_at.isoformat() if target.due_at else None,
+                    skipped=stage.skip,
+                ),
+            )
+        sla.set_due(conn, ticket_id, targets.next_due(events, policy, calendar, now, fired))
+
+
+def recompute_changed(
+    engine: Engine, old: RuleSet | None, new: RuleSet | None, now: datetime
+) -> list[str]:
+    """After a reload: the policies whose targets, stages or calendar changed have
+    their open tickets made due now (the sweep recomputes them from their events),
+    with an event saying why. Returns the names of the changed policies."""
+    if new is None:
+        return []
+    changed: list[str] = []
+    for name, policy in new.sla_policies.items():
+        before = old.sla_policies.get(name) if old is not None else None
+        calendar_changed = old is not None and old.calendars.get(
+            policy.calendar
+        ) != new.calendars.get(policy.calendar)
+        if before is not None and (before != policy or calendar_changed):
+            changed.append(name)
+    if not changed:
+        return []
+    with engine.begin() as conn:
+        ids = sla.open_tickets_of(conn, changed)
+        sla.mark_due(conn, changed, now)
+        for ticket_id, policy_name in ids:
+            why = "the policy or its calendar changed in the rules"
+            tickets.record(conn, ticket_id, ev.SlaRecomputed(at=now, policy=policy_name, why=why))
+    log.info(
+        "sla policies changed=%s tickets=%d: due times recomputed", ",".join(changed), len(ids)
+    )
+    return changed
