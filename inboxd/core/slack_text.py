@@ -265,10 +265,10 @@ __all__ = [
     "TicketAlert",
     "escape",
     "excerpt",
-    "human_duration",
-    "sla_message",
     "fit",
+    "human_duration",
     "rules_error_message",
+    "sla_message",
     "ticket_alert",
     "truncate",
 ]
