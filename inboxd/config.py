@@ -186,6 +186,12 @@ class IngestConfig(_Strict):
     workers: Annotated[int, Field(ge=0, le=32)] | None = None
 
 
+class SlaConfig(_Strict):
+    """How often the SLA sweep looks for due tickets (it reads only those)."""
+
+    sweep_interval: Annotated[float, Field(gt=0)] = 30.0  # seconds
+
+
 class Settings(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     ingest: IngestConfig = IngestConfig()
@@ -196,6 +202,7 @@ class Settings(_Strict):
     rules: DirConfig = DirConfig(dir=Path("rules"))
     templates: DirConfig = DirConfig(dir=Path("templates"))
     slack: SlackConfig = SlackConfig()
+    sla: SlaConfig = SlaConfig()
 
     @model_validator(mode="after")
     def _unique_mailboxes(self) -> Settings:

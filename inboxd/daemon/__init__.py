@@ -20,14 +20,18 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.engine import Engine
 
 from inboxd.config import MailboxConfig, Settings
+from inboxd.core.rules import RuleSet
 from inboxd.core.thread import tag_pattern
 from inboxd.daemon.wiring import Outbound, build_outbound, hourly_caps
 from inboxd.db.engine import ensure_schema, make_engine
+from inboxd.flows.sla_notices import SlaStageActions
 from inboxd.flows.slack_notices import CapAlerts, SlackRuleReactor, rules_error_notice
 from inboxd.ingest.imap import MailboxFetcher
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
 from inboxd.rulesdir import RuleStore
+from inboxd.sched.scheduler import Job, Scheduler
+from inboxd.sched.sla_sweep import SlaSweep, recompute_changed
 from inboxd.sdnotify import Notifier
 from inboxd.signalpipe import SignalPipe
 
@@ -54,6 +58,7 @@ class App:
     slack: SlackDrain | None = None  # None: Slack not configured, `slack:` actions ignored
     # processes that fetch and parse big backlogs; shared by all mailboxes
     workers: IngestWorkers = field(default_factory=lambda: IngestWorkers(0))
+    sla: SlaSweep | None = None  # the SLA sweep the scheduler runs
 
     @classmethod
     def build(
@@ -115,8 +120,19 @@ class App:
         )
         pipeline = Pipeline(engine, ctx)
         workers = IngestWorkers(settings.ingest.workers)
+        actions = SlaStageActions(outbound.flow, tag_format=settings.helpdesk.subject_tag)
+        sweep = SlaSweep(engine, lambda: rules.current, actions, clock=clock)
         return cls(
-            settings, engine, rules, pipeline, secret, outbound, clock, slack=slack, workers=workers
+            settings,
+            engine,
+            rules,
+            pipeline,
+            secret,
+            outbound,
+            clock,
+            slack=slack,
+            workers=workers,
+            sla=sweep,
         )
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
@@ -151,6 +167,7 @@ class Daemon:
         self.notifier = notifier or Notifier.from_env()
         self.threads: list[threading.Thread] = []
         self.controller: InboundController | None = None
+        self.scheduler: Scheduler | None = None
         self._reload_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------
@@ -178,7 +195,21 @@ class Daemon:
             self._spawn("slack", self.app.slack.run)
         if self.app.rules.last_errors:
             self._alert_ops(list(self.app.rules.last_errors), "start")
+        self.scheduler = Scheduler(self._jobs())
+        self.scheduler.start()
         self.notifier.ready(f"{len(settings.mailbox)} mailboxes")
+
+    def _jobs(self) -> list[Job]:
+        """The periodic work: the SLA sweep, and a wake-up for each queue drain so a
+        row whose backoff ended goes out even when nothing new was committed."""
+        jobs = [Job("outbox-wake", self.app.outbound.drain.wake, 30.0)]
+        if self.app.slack is not None:
+            jobs.append(Job("slack-wake", self.app.slack.wake, 30.0))
+        if self.app.sla is not None:
+            jobs.append(
+                Job("sla-sweep", self.app.sla.run_once, self.app.settings.sla.sweep_interval)
+            )
+        return jobs
 
     def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:
         thread = threading.Thread(target=target, args=(self.stop,), name=name, daemon=True)
@@ -217,7 +248,10 @@ class Daemon:
 
     def _reload(self, trigger: str) -> bool:
         self.notifier.reloading()
+        before = self.app.rules.current
         errors = self.app.rules.reload(Path(self.app.settings.rules.dir))
+        if not errors:
+            self._recompute_sla(before)
         for error in errors:
             log.error("rules: %s", error)
         for problem in self.app.outbound.templates.reload():
@@ -236,6 +270,19 @@ class Daemon:
         )
         self.notifier.ready(status)
         return not errors
+
+    def _recompute_sla(self, before: RuleSet | None) -> None:
+        """Policies applied, not frozen: tickets under a changed policy or calendar get
+        their clocks recomputed from their events by the next sweep, run at once."""
+        try:
+            changed = recompute_changed(
+                self.app.engine, before, self.app.rules.current, self.app.clock()
+            )
+        except Exception:
+            log.exception("could not mark the tickets of changed SLA policies")
+            return
+        if changed and self.scheduler is not None:
+            self.scheduler.run_now("sla-sweep")
 
     def _alert_ops(self, errors: list[Any], trigger: str) -> None:
         """Queue one Slack alert per distinct broken rule set, when Slack is configured."""
@@ -272,6 +319,8 @@ class Daemon:
     def shutdown(self) -> None:
         self.notifier.stopping()
         self.stop.set()
+        if self.scheduler is not None:
+            self.scheduler.shutdown(wait=True)
         self.app.outbound.drain.wake()
         if self.app.slack is not None:
             self.app.slack.wake()
