@@ -167,6 +167,30 @@ def quarantine_json(q: Quarantine) -> dict[str, Any]:
     }
 
 
+TICKET_FIELDS = (
+    "id", "subject", "status", "requester", "tags", "priority", "assignee", "team", "vip",
+    "sla_policy", "mailbox", "created_at", "updated_at", "merged_into", "previous_ticket_id",
+)  # fmt: skip
+QUARANTINE_FIELDS = ("id", "reason", "source", "mailbox", "folder", "uid", "received_at", "sha256")
+
+
+def _csv_value(value: Any) -> Any:
+    """A list as its items joined by commas, booleans as in JSON, null as empty."""
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else value
+
+
+def _write_csv(rows: list[dict[str, Any]], fields: list[str]) -> None:
+    import csv
+
+    writer = csv.writer(sys.stdout, lineterminator="\n")
+    writer.writerow(fields)
+    writer.writerows([_csv_value(r[f]) for f in fields] for r in rows)
+
+
 def _read_session(ctx: Context) -> Session:
     """For commands that only look: they never wait for the daemon's write lock."""
     from sqlmodel import Session
@@ -185,9 +209,14 @@ def tickets() -> None:
 @click.option("--status", help="only tickets with this status")
 @click.option("--quarantined", is_flag=True, help="list quarantined mail instead")
 @click.option("--json", "as_json", is_flag=True)
+@click.option("--csv", "as_csv", is_flag=True, help="the --json fields as CSV, for spreadsheets")
 @pass_ctx
-def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: bool) -> None:
+def tickets_list(
+    ctx: Context, status: str | None, quarantined: bool, as_json: bool, as_csv: bool
+) -> None:
     """List tickets (or the quarantine)."""
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
     with _read_session(ctx) as session:
         if quarantined:
             from inboxd.db import messages as message_rows
@@ -195,6 +224,9 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
             held = message_rows.list_quarantine(session)
             if as_json:
                 click.echo(json.dumps([quarantine_json(q) for q in held], indent=2))
+                return
+            if as_csv:
+                _write_csv([quarantine_json(q) for q in held], list(QUARANTINE_FIELDS))
                 return
             for q in held:
                 stamp = q.received_at.isoformat(timespec="seconds")
@@ -205,6 +237,9 @@ def tickets_list(ctx: Context, status: str | None, quarantined: bool, as_json: b
         found = ticket_rows.list_rows(session, status)
         if as_json:
             click.echo(json.dumps([ticket_json(t) for t in found], indent=2))
+            return
+        if as_csv:
+            _write_csv([ticket_json(t) for t in found], list(TICKET_FIELDS))
             return
         for t in found:
             who = t.assignee or t.team or "-"
@@ -283,6 +318,7 @@ def check_config(ctx: Context) -> None:
 def _register_optional() -> None:
     """Sub-command groups living in their own modules."""
     from inboxd.cli.outbound import outbox, templates
+    from inboxd.cli.report import report
     from inboxd.cli.rules import rules
     from inboxd.cli.sla import sla
 
@@ -290,6 +326,7 @@ def _register_optional() -> None:
     main.add_command(sla)
     main.add_command(outbox)
     main.add_command(templates)
+    main.add_command(report)
 
 
 _register_optional()
