@@ -8,6 +8,7 @@ restart) repeats nothing; a first response stops the first-response stages; a
 
 from __future__ import annotations
 
+import json
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -158,3 +159,32 @@ def test_first_response_stops_its_stages_and_pending_pauses_resolution(desk: Des
     assert resolution.state == "active" and resolution.due_at == at(1, 13, 0)
     # the customer's mail started a next-response cycle from 14:00: 3 h + 1 h
     assert state["next_response"].due_at == at(1, 10, 0)
+
+
+def test_tickets_show_explains_each_target(desk: Desk, tmp_path: Path, db_url: str) -> None:
+    from click.testing import CliRunner
+
+    from inboxd.cli import main
+
+    desk.clock.now = at(0, 15, 30)
+    out = desk.deliver(mail())
+    run_at(desk, at(1, 9, 0))  # the reminder fired
+    (tmp_path / "secret").write_text("s")
+    cfg = tmp_path / "inboxd.toml"
+    cfg.write_text(
+        f'[database]\nurl = "{db_url}"\n[helpdesk]\nsecret_file = "secret"\n'
+        f'[rules]\ndir = "{tmp_path / "rules"}"\n[[mailbox]]\nname = "support"\n'
+        'address = "support@help.example"\n'
+    )
+    result = CliRunner().invoke(
+        main, ["--config", str(cfg), "tickets", "show", str(out.ticket_id), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)["sla"]
+    assert report["policy"] == "standard"
+    first = {t["target"]: t for t in report["targets"]}["first_response"]
+    assert first["goal"] == "2h" and first["due_at"] == at(1, 9, 30).isoformat()
+    assert [s["stage"] for s in first["stages"]] == ["remind@75%"]
+    text = CliRunner().invoke(main, ["--config", str(cfg), "tickets", "show", str(out.ticket_id)])
+    assert "SLA standard (calendar office):" in text.output
+    assert "stage remind@75% fired" in text.output

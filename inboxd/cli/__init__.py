@@ -275,6 +275,8 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool, events: bool) -> N
                 {"at": _iso(e.at), "actor": e.actor, "kind": e.kind, "data": e.data}
                 for e in log_rows
             ]
+            if ticket.sla_policy:
+                data["sla"] = _sla(ctx, session, ticket_id, ticket.sla_policy)
             click.echo(json.dumps(data, indent=2))
             return
         click.echo(f"#{ticket.id} [{ticket.status}] {ticket.subject}")
@@ -286,8 +288,23 @@ def tickets_show(ctx: Context, ticket_id: int, as_json: bool, events: bool) -> N
             click.echo(f"\n--- {m.direction} {_iso(m.date)} {m.from_email} ({m.matched_by})")
             click.echo(f"Subject: {m.subject}")
             click.echo(m.shown_text)
+        if ticket.sla_policy:
+            from inboxd.cli.sla_view import sla_lines
+
+            click.echo("")
+            for line in sla_lines(_sla(ctx, session, ticket_id, ticket.sla_policy)):
+                click.echo(line)
         for e in log_rows:
             click.echo(f"{_iso(e.at)} {e.actor} {e.kind} {json.dumps(e.data)}")
+
+
+def _sla(ctx: Context, session: Session, ticket_id: int, policy: str) -> dict[str, Any]:
+    """Only a ticket with a policy loads the rules (a plain show stays light)."""
+    from datetime import UTC, datetime
+
+    from inboxd.cli.sla_view import sla_targets
+
+    return sla_targets(ctx.settings, session, ticket_id, policy, datetime.now(UTC))
 
 
 # --- database -------------------------------------------------------------------------
