@@ -39,9 +39,9 @@ def test_due_tickets_stages_and_policy_changes(db_url: str) -> None:
         sla.set_due(s, ids[1], T0 + timedelta(hours=5))
         sla.set_due(s, ids[2], None)
     with Session(engine) as s, s.begin():
-        assert sla.due_tickets(s, T0) == []
-        assert sla.due_tickets(s, T0 + timedelta(hours=2)) == [ids[0]]
-        assert sla.due_tickets(s, T0 + timedelta(hours=9)) == [ids[0], ids[1]]
+        assert sla.take_due(s, T0) == []
+        assert sla.take_due(s, T0 + timedelta(hours=2)) == [ids[0]]
+        assert sla.take_due(s, T0 + timedelta(hours=9)) == [ids[0], ids[1]]
     with Session(engine) as s, s.begin():
         now = T0 + timedelta(hours=2)
         assert sla.claim_stage(s, ids[0], "first_response", 0, "breach", now)
@@ -56,8 +56,8 @@ def test_due_tickets_stages_and_policy_changes(db_url: str) -> None:
         assert solved is not None
         tickets.save(s, tr.change_status(solved, Status.SOLVED, actor="agent:a", now=T0))
         # solving moved a clock: due, so the sweep closes its clocks out
-        assert sla.due_tickets(s, T0) == [ids[1]]
+        assert sla.take_due(s, T0) == [ids[1]]
         # gold changed: its open tickets are due now (not the one without a policy)
         assert sla.mark_due(s, ["gold"], T0) == 2
-        assert sorted(sla.due_tickets(s, T0)) == sorted(ids[:3])
+        assert sorted(sla.take_due(s, T0)) == sorted(ids[:3])
     engine.dispose()

@@ -9,6 +9,7 @@ message fit for an admin.
 from __future__ import annotations
 
 import difflib
+import functools
 import itertools
 import re
 from collections.abc import Iterator, Mapping
@@ -263,6 +264,14 @@ def wall_to_utc(zone: Zone, day: date, minute: int) -> datetime:
     return local.astimezone(UTC)
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _utc_shifts(zone: Zone, day: date, shifts: tuple[Interval, ...]) -> tuple[Window, ...]:
+    """A day's shifts as UTC instants. Remembered: the SLA sweep and reports walk the
+    same few weeks of the same calendars for every ticket, and the zone arithmetic
+    is the bulk of that walk."""
+    return tuple(sorted((wall_to_utc(zone, day, a), wall_to_utc(zone, day, b)) for a, b in shifts))
+
+
 FAR = datetime(9000, 1, 1, tzinfo=UTC)  # the end of the one window of an always-open calendar
 
 Window = tuple[datetime, datetime]
@@ -290,10 +299,7 @@ def open_windows(cal: Calendar, start: datetime) -> Iterator[Window]:
                 f"after {day - timedelta(days=MAX_CLOSED_DAYS)}"
             )
         # sorted again after conversion: a start in a DST gap moves past later ones
-        converted = sorted(
-            (max(wall_to_utc(cal.zone, day, a), start), wall_to_utc(cal.zone, day, b))
-            for a, b in shifts
-        )
+        converted = sorted((max(lo, start), hi) for lo, hi in _utc_shifts(cal.zone, day, shifts))
         for lo, hi in converted:
             if lo >= hi:
                 continue

@@ -1,6 +1,6 @@
 """The SLA sweep's reads and writes: which tickets are due, and which stages fired.
 
-``ticket.sla_due_at`` is the index the sweep reads (``due_tickets`` is a range
+``ticket.sla_due_at`` is the index the sweep reads (``take_due`` is a range
 scan of ``ix_ticket_sla_due_at``, so its cost follows the number of due
 tickets, not of open ones); ``claim_stage`` is the exactly-once gate: the
 unique key of ``slastage`` lets one insert win, whichever daemon or restart
@@ -9,13 +9,15 @@ tries it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from inboxd.core.desk import OPEN_STATUSES
+from inboxd.db.fastexec import Prepared
 from inboxd.db.row_queue import rowcount
 from inboxd.db.sql import DB, conn_of, utc
 from inboxd.db.tables import SlaStage, Ticket
@@ -24,32 +26,29 @@ _T = Ticket.__table__  # type: ignore[attr-defined]
 _S = SlaStage.__table__  # type: ignore[attr-defined]
 
 
-def due_tickets(db: DB, now: datetime, *, limit: int = 500) -> list[int]:
-    """Tickets whose SLA the sweep must look at now, oldest due first."""
+def take_due(db: DB, now: datetime, *, limit: int = 500) -> list[int]:
+    """The due tickets, oldest due first, taken for this transaction.
+
+    On PostgreSQL the rows are locked with SKIP LOCKED: daemons sweeping at the
+    same moment share the work instead of doing it twice (the stage gate would
+    keep them from acting twice anyway)."""
     stmt = (
         select(_T.c.id)
         .where(_T.c.sla_due_at.is_not(None), _T.c.sla_due_at <= now)
         .order_by(_T.c.sla_due_at)
         .limit(limit)
     )
+    if conn_of(db).dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
     return [int(r[0]) for r in db.execute(stmt)]
 
 
-def take_due(db: DB, ticket_id: int, now: datetime) -> bool:
-    """Whether the ticket is still due and, for this transaction, the caller's.
-
-    On PostgreSQL the row is locked with SKIP LOCKED: daemons sweeping at the
-    same moment share the work instead of doing it twice (the stage gate would
-    keep them from acting twice anyway)."""
-    stmt = select(_T.c.id).where(_T.c.id == ticket_id, _T.c.sla_due_at <= now)
-    if conn_of(db).dialect.name == "postgresql":
-        stmt = stmt.with_for_update(skip_locked=True)
-    return db.execute(stmt).first() is not None
+_SET_DUE = Prepared(lambda _d: _T.update().where(_T.c.id == bindparam("tid")))
 
 
 def set_due(db: DB, ticket_id: int, at: datetime | None) -> None:
     """When the sweep must look again (None: no clock left to watch)."""
-    db.execute(update(_T).where(_T.c.id == ticket_id).values(sla_due_at=at))
+    _SET_DUE.run(conn_of(db), {"sla_due_at": at, "tid": ticket_id})
 
 
 def mark_due(db: DB, policies: Iterable[str], now: datetime) -> int:
@@ -65,7 +64,7 @@ def mark_due(db: DB, policies: Iterable[str], now: datetime) -> int:
     return rowcount(result)
 
 
-def _insert_stage(dialect: str) -> object:
+def _insert_stage(dialect: str) -> Any:
     maker = postgresql.insert if dialect == "postgresql" else sqlite.insert
     return (
         maker(_S)
@@ -74,32 +73,37 @@ def _insert_stage(dialect: str) -> object:
     )
 
 
+_CLAIM = Prepared(_insert_stage)
+
+
 def claim_stage(
     db: DB, ticket_id: int, target: str, cycle: int, stage: str, now: datetime
 ) -> bool:
     """True for the one caller that records this stage first; then it acts on it."""
-    conn = conn_of(db)
-    stmt = _insert_stage(conn.dialect.name)
-    result = conn.execute(
-        stmt,  # type: ignore[call-overload]
-        {"ticket_id": ticket_id, "target": target, "cycle": cycle, "stage": stage, "fired_at": now},
-    )
-    return result.first() is not None  # RETURNING gives no row when the key exists
+    row = {"ticket_id": ticket_id, "target": target, "cycle": cycle, "stage": stage}
+    cursor = _CLAIM.run(conn_of(db), {**row, "fired_at": now})
+    return cursor.fetchone() is not None  # RETURNING gives no row when the key exists
 
 
 def fired_stages(db: DB, ticket_id: int) -> dict[tuple[str, int, str], datetime]:
     """(target, cycle, stage) -> when it fired, for one ticket."""
+    return fired_stages_of(db, [ticket_id]).get(ticket_id, {})
+
+
+def fired_stages_of(
+    db: DB, ticket_ids: Sequence[int]
+) -> dict[int, dict[tuple[str, int, str], datetime]]:
+    """The same for several tickets in one query (the sweep's batch)."""
     rows = db.execute(
-        select(_S.c.target, _S.c.cycle, _S.c.stage, _S.c.fired_at).where(
-            _S.c.ticket_id == bindparam("tid")
-        ),
-        {"tid": ticket_id},
+        select(_S.c.ticket_id, _S.c.target, _S.c.cycle, _S.c.stage, _S.c.fired_at).where(
+            _S.c.ticket_id.in_(list(ticket_ids))
+        )
     )
-    out: dict[tuple[str, int, str], datetime] = {}
+    out: dict[int, dict[tuple[str, int, str], datetime]] = {int(i): {} for i in ticket_ids}
     for r in rows:
         fired = utc(r.fired_at)
         assert fired is not None
-        out[(r.target, int(r.cycle), r.stage)] = fired
+        out[int(r.ticket_id)][(r.target, int(r.cycle), r.stage)] = fired
     return out
 
 

@@ -70,6 +70,19 @@ def load(db: DB, ticket_id: int, *, participants: frozenset[str] | None = None) 
     return _ticket(rows[0], participants)
 
 
+def load_many(db: DB, ticket_ids: Sequence[int]) -> dict[int, Ticket]:
+    """Several tickets in one query, for batch work (the SLA sweep); their
+    ``participants`` are left empty: nothing that reads them loads this way."""
+    if not ticket_ids:
+        return {}
+    rows = db.execute(
+        sa_select(*(_TICKET_T.c[name] for name in _COLUMNS)).where(
+            _TICKET_T.c.id.in_(list(ticket_ids))
+        )
+    )
+    return {int(row[0]): _ticket(tuple(row), frozenset()) for row in rows}
+
+
 def resolve(db: DB, ticket_id: int) -> Ticket | None:
     """The ticket, following merges to the one that survives (bounded)."""
     current = load(db, ticket_id)
@@ -320,16 +333,23 @@ def event_rows(session: Session, ticket_id: int) -> list[Event]:
 def typed_events(db: DB, ticket_id: int) -> list[ev.Event]:
     """The ticket's log as typed events, oldest first (kinds this version does not
     know are left out): what SLA clocks and reports compute from."""
+    return typed_events_of(db, [ticket_id]).get(ticket_id, [])
+
+
+def typed_events_of(db: DB, ticket_ids: Sequence[int]) -> dict[int, list[ev.Event]]:
+    """The logs of several tickets in one query (batch work such as the SLA sweep)."""
     rows = db.execute(
-        sa_select(_EVENT_T.c.kind, _EVENT_T.c.at, _EVENT_T.c.actor, _EVENT_T.c.data)
-        .where(_EVENT_T.c.ticket_id == ticket_id)
+        sa_select(
+            _EVENT_T.c.ticket_id, _EVENT_T.c.kind, _EVENT_T.c.at, _EVENT_T.c.actor, _EVENT_T.c.data
+        )
+        .where(_EVENT_T.c.ticket_id.in_(list(ticket_ids)))
         .order_by(_EVENT_T.c.id)
     )
-    out = []
-    for kind, at, actor, data in rows:
+    out: dict[int, list[ev.Event]] = {int(i): [] for i in ticket_ids}
+    for ticket_id, kind, at, actor, data in rows:
         when = utc(at)
         assert when is not None
         event = ev.decode(kind, when, actor, data or {})
         if event is not None:
-            out.append(event)
+            out[int(ticket_id)].append(event)
     return out

@@ -1,8 +1,9 @@
 """The SLA sweep: fire the stages that came, exactly once, and say when to look again.
 
-Each run reads the tickets whose ``sla_due_at`` has come (an index range, so
-its cost follows the due tickets, not the open ones) and handles each in a
-transaction of its own: recompute its clocks from the event log under the
+Each run takes a batch of the tickets whose ``sla_due_at`` has come (an index
+range, so its cost follows the due tickets, not the open ones), reads them and
+their events in a few queries, and handles each in a savepoint of the batch's
+transaction: recompute its clocks from the event log under the
 current rules (``core.sla.targets``), claim every stage whose time came
 (``db.sla.claim_stage``: one insert wins, across restarts and daemons), have
 the flows act on it (reminder mail, breach alert: ``StageActions``, wired by
@@ -30,6 +31,7 @@ from inboxd.core.rules.model import SlaPolicy
 from inboxd.core.sla import targets
 from inboxd.core.sla.targets import StageTime, TargetClock
 from inboxd.db import sla, tickets
+from inboxd.db.sql import savepoint
 
 log = logging.getLogger("inboxd.sla")
 
@@ -85,20 +87,29 @@ class SlaSweep:
         self.batch = batch
 
     def run_once(self) -> SweepReport:
+        """One batch of due tickets in one transaction, a savepoint each: a ticket
+        that fails is rolled back alone and stays due for the next run."""
         now = self.clock()
         rules = self.rules()  # one rule set for the whole run
         report = SweepReport()
-        with self.engine.connect() as conn:
-            due = sla.due_tickets(conn, now, limit=self.batch)
-        report.due = len(due)
-        for ticket_id in due:
-            try:
-                with self.engine.begin() as conn:
-                    if sla.take_due(conn, ticket_id, now):
-                        self._sweep(conn, rules, ticket_id, now, report)
-            except Exception:
-                report.errors += 1
-                log.exception("sla sweep failed ticket=%s; it stays due", ticket_id)
+        with self.engine.begin() as conn:
+            due = sla.take_due(conn, now, limit=self.batch)
+            report.due = len(due)
+            if due:
+                loaded = tickets.load_many(conn, due)
+                logs = tickets.typed_events_of(conn, due)
+                fired = sla.fired_stages_of(conn, due)
+                for ticket_id in due:
+                    try:
+                        with savepoint(conn, "sla"):
+                            keys = {f"{t}:{c}:{s}" for t, c, s in fired[ticket_id]}
+                            ticket = loaded.get(ticket_id)
+                            self._sweep(
+                                conn, rules, ticket_id, ticket, logs[ticket_id], keys, now, report
+                            )
+                    except Exception:
+                        report.errors += 1
+                        log.exception("sla sweep failed ticket=%s; it stays due", ticket_id)
         if report.fired or report.skipped or report.errors:
             log.info(
                 "sla sweep due=%d fired=%d skipped=%d errors=%d",
@@ -114,19 +125,20 @@ class SlaSweep:
         conn: Connection,
         rules: RuleSet | None,
         ticket_id: int,
+        ticket: Ticket | None,
+        events: list[ev.Event],
+        fired: set[str],
         now: datetime,
         report: SweepReport,
     ) -> None:
-        ticket = tickets.load(conn, ticket_id)
         found = policy_of(rules, ticket.sla_policy if ticket else None)
         if ticket is None or found is None or rules is None:
             sla.set_due(conn, ticket_id, None)  # no policy (any more): nothing to watch
             return
         policy, calendar = found
-        events = tickets.typed_events(conn, ticket_id)
-        fired = {f"{t}:{c}:{s}" for t, c, s in sla.fired_stages(conn, ticket_id)}
-        by_target = {tc.target: tc for tc in targets.clocks(events, policy, calendar, now)}
-        for stage in targets.due_stages(events, policy, calendar, now, fired):
+        computed = targets.clocks(events, policy, calendar, now)
+        by_target = {tc.target: tc for tc in computed}
+        for stage in targets.due_stages(events, policy, calendar, now, fired, computed):
             if not sla.claim_stage(
                 conn, ticket_id, stage.target, stage.cycle, stage.stage.key, now
             ):
@@ -152,7 +164,8 @@ class SlaSweep:
                     skipped=stage.skip,
                 ),
             )
-        sla.set_due(conn, ticket_id, targets.next_due(events, policy, calendar, now, fired))
+        nxt = targets.next_due(events, policy, calendar, now, fired, computed)
+        sla.set_due(conn, ticket_id, nxt)
 
 
 def recompute_changed(

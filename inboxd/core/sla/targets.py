@@ -248,13 +248,15 @@ def due_stages(
     cal: Calendar,
     now: datetime,
     fired: Collection[str] = (),
+    computed: Sequence[TargetClock] | None = None,
 ) -> tuple[StageTime, ...]:
     """Stages to handle at ``now``: not in ``fired`` (their keys) and whose send time
     has come, once each, oldest first. A warning whose breach is already due comes
-    with ``skip`` set: record it, send nothing."""
+    with ``skip`` set: record it, send nothing. ``computed``: ``clocks(...)`` of the
+    same inputs, when the caller has them already."""
     now = now.astimezone(UTC)
     out: list[StageTime] = []
-    for tc in clocks(events, policy, cal, now):
+    for tc in computed if computed is not None else clocks(events, policy, cal, now):
         for st in stage_times(tc, policy, cal):
             if st.key in fired:
                 continue
@@ -276,13 +278,15 @@ def next_due(
     cal: Calendar,
     now: datetime,
     fired: Collection[str] = (),
+    computed: Sequence[TargetClock] | None = None,
 ) -> datetime | None:
     """The ticket's next instant of interest (the sweep's index value): the earliest
     send time of a stage not yet fired (which may be past: catch it up) or a future
-    breach. None when no target runs (all met, paused, idle or cancelled)."""
+    breach. None when no target runs (all met, paused, idle or cancelled).
+    ``computed`` as for :func:`due_stages`."""
     now = now.astimezone(UTC)
     times: list[datetime] = []
-    for tc in clocks(events, policy, cal, now):
+    for tc in computed if computed is not None else clocks(events, policy, cal, now):
         if tc.state == "active" and tc.due_at is not None and tc.due_at > now:
             times.append(tc.due_at)
         for st in stage_times(tc, policy, cal):
