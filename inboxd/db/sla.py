@@ -48,7 +48,16 @@ _SET_DUE = Prepared(lambda _d: _T.update().where(_T.c.id == bindparam("tid")))
 
 def set_due(db: DB, ticket_id: int, at: datetime | None) -> None:
     """When the sweep must look again (None: no clock left to watch)."""
-    _SET_DUE.run(conn_of(db), {"sla_due_at": at, "tid": ticket_id})
+    set_due_many(db, [(ticket_id, at)])
+
+
+def set_due_many(db: DB, items: Sequence[tuple[int, datetime | None]]) -> None:
+    """The same for several tickets in one statement (the sweep's batch)."""
+    rows = [{"sla_due_at": at, "tid": ticket_id} for ticket_id, at in items]
+    if len(rows) == 1:
+        _SET_DUE.run(conn_of(db), rows[0])
+    elif rows:
+        _SET_DUE.run_many(conn_of(db), rows)
 
 
 def mark_due(db: DB, policies: Iterable[str], now: datetime) -> int:

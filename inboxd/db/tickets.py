@@ -156,9 +156,14 @@ def save(db: DB, change: Change) -> None:
 
 def record(db: DB, ticket_id: int, *events: ev.Event) -> None:
     """Append events to the ticket's log (rows are never updated or deleted)."""
+    record_many(db, [(ticket_id, e) for e in events])
+
+
+def record_many(db: DB, items: Sequence[tuple[int, ev.Event]]) -> None:
+    """Append events to several tickets' logs in one statement (batch work)."""
     rows = [
         {"ticket_id": ticket_id, "at": e.at, "actor": e.actor, "kind": e.kind, "data": e.data()}
-        for e in events
+        for ticket_id, e in items
     ]
     if len(rows) == 1:
         _INSERT_EVENT.run(conn_of(db), rows[0])

@@ -87,8 +87,10 @@ class SlaSweep:
         self.batch = batch
 
     def run_once(self) -> SweepReport:
-        """One batch of due tickets in one transaction, a savepoint each: a ticket
-        that fails is rolled back alone and stays due for the next run."""
+        """One batch of due tickets in one transaction. A ticket whose stages fail
+        is rolled back alone (a savepoint around its claims and actions) and stays
+        due for the next run; the events and due times of the batch are written
+        together at the end."""
         now = self.clock()
         rules = self.rules()  # one rule set for the whole run
         report = SweepReport()
@@ -96,20 +98,7 @@ class SlaSweep:
             due = sla.take_due(conn, now, limit=self.batch)
             report.due = len(due)
             if due:
-                loaded = tickets.load_many(conn, due)
-                logs = tickets.typed_events_of(conn, due)
-                fired = sla.fired_stages_of(conn, due)
-                for ticket_id in due:
-                    try:
-                        with savepoint(conn, "sla"):
-                            keys = {f"{t}:{c}:{s}" for t, c, s in fired[ticket_id]}
-                            ticket = loaded.get(ticket_id)
-                            self._sweep(
-                                conn, rules, ticket_id, ticket, logs[ticket_id], keys, now, report
-                            )
-                    except Exception:
-                        report.errors += 1
-                        log.exception("sla sweep failed ticket=%s; it stays due", ticket_id)
+                self._batch(conn, rules, due, now, report)
         if report.fired or report.skipped or report.errors:
             log.info(
                 "sla sweep due=%d fired=%d skipped=%d errors=%d",
@@ -120,52 +109,85 @@ class SlaSweep:
             )
         return report
 
+    def _batch(
+        self,
+        conn: Connection,
+        rules: RuleSet | None,
+        due: list[int],
+        now: datetime,
+        report: SweepReport,
+    ) -> None:
+        loaded = tickets.load_many(conn, due)
+        logs = tickets.typed_events_of(conn, due)
+        fired = sla.fired_stages_of(conn, due)
+        events: list[tuple[int, ev.Event]] = []
+        next_due: list[tuple[int, datetime | None]] = []
+        for ticket_id in due:
+            keys = {f"{t}:{c}:{s}" for t, c, s in fired[ticket_id]}
+            try:
+                done = self._sweep(conn, rules, loaded.get(ticket_id), logs[ticket_id], keys, now)
+            except Exception:
+                report.errors += 1
+                log.exception("sla sweep failed ticket=%s; it stays due", ticket_id)
+                continue
+            report.fired += sum(1 for e in done.events if not e.skipped)
+            report.skipped += sum(1 for e in done.events if e.skipped)
+            events += [(ticket_id, e) for e in done.events]
+            next_due.append((ticket_id, done.next_due))
+        tickets.record_many(conn, events)
+        sla.set_due_many(conn, next_due)
+
     def _sweep(
         self,
         conn: Connection,
         rules: RuleSet | None,
-        ticket_id: int,
         ticket: Ticket | None,
         events: list[ev.Event],
         fired: set[str],
         now: datetime,
-        report: SweepReport,
-    ) -> None:
+    ) -> _Swept:
+        """One ticket: its stages that came, claimed and carried out, and its next due
+        time. Pure but for the stage claims and the actions, which a savepoint
+        wraps, so a failing action takes its claims back with it."""
         found = policy_of(rules, ticket.sla_policy if ticket else None)
         if ticket is None or found is None or rules is None:
-            sla.set_due(conn, ticket_id, None)  # no policy (any more): nothing to watch
-            return
+            return _Swept((), None)  # no policy (any more): nothing to watch
         policy, calendar = found
         computed = targets.clocks(events, policy, calendar, now)
         by_target = {tc.target: tc for tc in computed}
-        for stage in targets.due_stages(events, policy, calendar, now, fired, computed):
-            if not sla.claim_stage(
-                conn, ticket_id, stage.target, stage.cycle, stage.stage.key, now
-            ):
-                continue  # another daemon (or an earlier run) had it
-            fired.add(stage.key)
-            target = by_target[stage.target]
-            if stage.skip:
-                report.skipped += 1
-            else:
-                self.actions.fire(conn, rules, ticket, policy, stage, target, now)
-                report.fired += 1
-            tickets.record(
-                conn,
-                ticket_id,
-                ev.SlaStageFired(
-                    at=now,
-                    policy=policy.name,
-                    target=stage.target,
-                    cycle=stage.cycle,
-                    stage=stage.stage.key,
-                    action=stage.stage.action,
-                    due_at=target.due_at.isoformat() if target.due_at else None,
-                    skipped=stage.skip,
-                ),
-            )
+        stages = targets.due_stages(events, policy, calendar, now, fired, computed)
+        out: list[ev.SlaStageFired] = []
+        if stages:
+            with savepoint(conn, "sla"):
+                for stage in stages:
+                    if not sla.claim_stage(
+                        conn, ticket.id, stage.target, stage.cycle, stage.stage.key, now
+                    ):
+                        continue  # another daemon (or an earlier run) had it
+                    fired.add(stage.key)
+                    target = by_target[stage.target]
+                    if not stage.skip:
+                        self.actions.fire(conn, rules, ticket, policy, stage, target, now)
+                    out.append(
+                        ev.SlaStageFired(
+                            at=now,
+                            policy=policy.name,
+                            target=stage.target,
+                            cycle=stage.cycle,
+                            stage=stage.stage.key,
+                            action=stage.stage.action,
+                            due_at=target.due_at.isoformat() if target.due_at else None,
+                            skipped=stage.skip,
+                        )
+                    )
         nxt = targets.next_due(events, policy, calendar, now, fired, computed)
-        sla.set_due(conn, ticket_id, nxt)
+        return _Swept(tuple(out), nxt)
+
+
+@dataclass(frozen=True, slots=True)
+class _Swept:
+    events: tuple[ev.SlaStageFired, ...]
+    next_due: datetime | None
 
 
 def recompute_changed(
