@@ -138,10 +138,10 @@ class HelpdeskConfig(_Strict):
     # domain and in all; new tickets per sender and per sender domain (above the
     # cap a mail joins the sender's newest open ticket, else a held ticket)
     ack_per_sender_per_hour: Annotated[int, Field(ge=0)] = 3
-    ack_per_domain_per_hour: Annotated[int, Field(ge=0)] = 10
-    ack_per_hour: Annotated[int, Field(ge=0)] = 200
-    tickets_per_sender_per_hour: Annotated[int, Field(ge=1)] = 10
-    tickets_per_domain_per_hour: Annotated[int, Field(ge=1)] = 30
+    ack_per_domain_per_hour: Annotated[int, Field(ge=0)] = 50
+    ack_per_hour: Annotated[int, Field(ge=0)] = 500
+    tickets_per_sender_per_hour: Annotated[int, Field(ge=0)] = 20
+    tickets_per_domain_per_hour: Annotated[int, Field(ge=0)] = 0  # 0: off
     # authserv-ids of our own receiving servers whose Authentication-Results are
     # trusted; when set, agent commands also need DKIM or DMARC pass for the agent
     trusted_authserv_ids: list[str] = []

@@ -125,7 +125,12 @@ def test_read_commands_load_the_database_but_not_the_daemon(
 ) -> None:
     stdout, modules = probe(tmp_path, "--config", str(desk), *args)
     assert "Printer broken" in stdout
-    assert loaded(DAEMON_ONLY, modules) == []
+    rules = ("inboxd.core.rules", "inboxd.rulesdir")
+    if args[1] == "show":  # under an SLA policy: the rules explain its clocks
+        assert '"sla": {' in stdout
+        assert set(loaded(DAEMON_ONLY, modules)) <= set(rules)
+    else:
+        assert loaded(DAEMON_ONLY, modules) == []
 
 
 def test_check_config_loads_no_database(desk: Path, tmp_path: Path) -> None:

@@ -141,13 +141,16 @@ def ack_may_quote(msg: ParsedMessage, recipient: Address) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class HourlyCaps:
-    """Limits per rolling hour (``[helpdesk]`` keys of the same names + ``_per_hour``)."""
+    """Limits per rolling hour (``[helpdesk]`` keys of the same names + ``_per_hour``);
+    0 turns a cap off."""
 
     ack_per_sender: int = 3
-    ack_per_domain: int = 10
-    ack_global: int = 200
-    tickets_per_sender: int = 10
-    tickets_per_domain: int = 30
+    ack_per_domain: int = 50
+    ack_global: int = 500
+    tickets_per_sender: int = 20
+    # off unless set: one domain is often many real customers (a large company, a
+    # freemail provider), and a backlog of theirs must open one ticket each
+    tickets_per_domain: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,7 @@ class CapTrip:
 
 def _first_trip(checks: Iterable[tuple[str, str, int, int]]) -> CapTrip | None:
     for cap, key, count, limit in checks:
-        if count >= limit:
+        if limit and count >= limit:  # 0: that cap is off
             return CapTrip(cap, key, count, limit)
     return None
 

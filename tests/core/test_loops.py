@@ -224,9 +224,12 @@ def test_ack_cap_names_the_most_specific_cap(
     assert (trip.cap if trip else None, trip.key if trip else None) == (cap, key)
 
 
-def test_a_cap_of_zero_stops_everything() -> None:
-    trip = ack_cap(BOT, AckCounts(0, 0, 0), HourlyCaps(ack_global=0))
-    assert trip is not None and trip.reason.startswith("hourly cap reached (0 of 0")
+def test_a_cap_of_zero_is_off() -> None:
+    off = HourlyCaps(ack_per_sender=0, ack_per_domain=0, ack_global=0)
+    assert ack_cap(BOT, AckCounts(10**6, 10**6, 10**6), off) is None
+    assert ticket_cap(BOT, by_sender=10**6, by_domain=10**6, caps=HourlyCaps(0, 0, 0, 0, 0)) is None
+    trip = ack_cap(BOT, AckCounts(0, 0, 1), HourlyCaps(ack_global=1))
+    assert trip is not None and trip.reason.startswith("hourly cap reached (1 of 1")
 
 
 def test_ticket_cap_by_sender_then_by_domain() -> None:
