@@ -10,11 +10,12 @@ tickets in the period, not the tickets in the database.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import String, select, type_coerce
 
 from inboxd.core.desk import events as ev
 from inboxd.core.reports.compute import ReportBuilder
@@ -66,22 +67,38 @@ def _info(row: Any) -> TicketInfo:
 
 
 def active_ticket_ids(db: DB, since: datetime) -> list[int]:
-    """Tickets with any event at or after ``since``, by id."""
-    stmt = select(_E.c.ticket_id).where(_E.c.at >= since).distinct()
-    return sorted(int(r[0]) for r in conn_of(db).execute(stmt))
+    """Tickets with any event at or after ``since``, by id.
+
+    Deduplicated here: with DISTINCT, SQLite may walk ``ix_event_ticket_id`` whole
+    (rows come out sorted by ticket) instead of the range of ``ix_event_at_ticket``."""
+    stmt = select(_E.c.ticket_id).where(_E.c.at >= since)
+    return sorted({int(r[0]) for r in conn_of(db).execute(stmt)})
+
+
+def _instant(value: Any) -> datetime:
+    """A stored time read raw: SQLite gives text, PostgreSQL a datetime."""
+    when = utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+    assert when is not None
+    return when
 
 
 def _events(db: DB, ids: Sequence[int], end: datetime) -> dict[int, list[ev.Event]]:
+    # read raw (no per-row type processing: the bulk of a report's read) and decode here
     stmt = (
-        select(_E.c.ticket_id, _E.c.at, _E.c.actor, _E.c.kind, _E.c.data)
+        select(
+            _E.c.ticket_id,
+            type_coerce(_E.c.at, String),
+            _E.c.actor,
+            _E.c.kind,
+            type_coerce(_E.c.data, String),
+        )
         .where(_E.c.ticket_id.in_(ids), _E.c.at < end, _E.c.kind.in_(KINDS))
         .order_by(_E.c.ticket_id, _E.c.id)
     )
     out: dict[int, list[ev.Event]] = {}
     for tid, at, actor, kind, data in conn_of(db).execute(stmt):
-        when = utc(at)
-        assert when is not None
-        event = ev.decode(kind, when, actor, data)
+        payload = json.loads(data) if isinstance(data, str) else data
+        event = ev.decode(kind, _instant(at), actor, payload)
         if event is not None:
             out.setdefault(int(tid), []).append(event)
     return out

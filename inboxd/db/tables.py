@@ -167,6 +167,9 @@ class MailboxState(SQLModel, table=True):
 class Event(SQLModel, table=True):
     """The append-only ticket log: who did what, when, and why."""
 
+    # reports find the tickets with events since a period began as a range of it
+    __table_args__ = (Index("ix_event_at_ticket", "at", "ticket_id"),)
+
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int = Field(foreign_key="ticket.id", index=True)
     at: datetime

@@ -121,3 +121,26 @@ def test_age_buckets_are_half_open() -> None:
     assert age_bucket(timedelta(hours=23)) == "<1d"
     assert age_bucket(timedelta(days=1)) == "1-3d"
     assert age_bucket(timedelta(days=30)) == ">=30d"
+
+
+def test_open_time_listing_agrees_with_the_sla_clock() -> None:
+    """The report's prefix sums give what ``clock.elapsed`` walks, DST and holidays included."""
+    import random
+
+    from inboxd.core.calendar import make_calendar
+    from inboxd.core.reports.business import OpenTime
+    from inboxd.core.sla import clock
+
+    cal = make_calendar(
+        "office",
+        "Europe/Berlin",
+        {d: ((540, 720), (780, 1050)) for d in range(5)} | {5: ((1320, 1800),)},
+        holidays=frozenset({datetime(2026, 4, 3).date()}),
+    )
+    listing = OpenTime(cal)
+    rnd = random.Random(11)
+    base = datetime(2026, 3, 20, tzinfo=UTC)
+    for _ in range(300):
+        a = base + timedelta(minutes=rnd.randrange(0, 60 * 24 * 400))
+        b = a + timedelta(minutes=rnd.randrange(-60, 60 * 24 * 20))
+        assert listing.between(a, b) == clock.elapsed(cal, a, b).total_seconds(), (a, b)
