@@ -15,6 +15,7 @@ Actors are strings: ``system``, ``customer:EMAIL``, ``agent:NAME``,
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,16 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@functools.cache
+def _payload_keys(kind: str) -> tuple[tuple[str, str], ...]:
+    """(field name, stored key) of a kind's payload; reports decode millions of rows."""
+    return tuple(
+        (f.name, f.name.rstrip("_"))
+        for f in dataclasses.fields(EVENT_KINDS[kind])
+        if f.name not in ("at", "actor")
+    )
+
+
 def decode(kind: str, at: datetime, actor: str, data: Mapping[str, Any]) -> Event | None:
     """The typed event of a stored row; None for a kind this version does not know.
 
@@ -84,12 +95,10 @@ def decode(kind: str, at: datetime, actor: str, data: Mapping[str, Any]) -> Even
     if cls is None:
         return None
     values: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):
-        key = f.name.rstrip("_")
-        if f.name in ("at", "actor") or key not in data:
-            continue
-        value = data[key]
-        values[f.name] = tuple(value) if isinstance(value, list) else value
+    for name, key in _payload_keys(kind):
+        if key in data:
+            value = data[key]
+            values[name] = tuple(value) if isinstance(value, list) else value
     try:
         return cls(at=at, actor=actor, **values)
     except TypeError:  # a required field missing from an old row
@@ -365,3 +374,20 @@ class SlaRecomputed(Event):
     KIND = "sla_recomputed"
     policy: str
     why: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaSnoozed(Event):
+    """Someone held the ticket's SLA stages (reminders, escalations) until ``until``
+    (ISO 8601); the stages that come meanwhile fire when it ends."""
+
+    KIND = "sla_snoozed"
+    until: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SlaAcknowledged(Event):
+    """Someone took charge of the breaches at ``at``: further stages of a target that
+    breached by then are recorded as skipped; a later breach alerts again."""
+
+    KIND = "sla_acknowledged"
