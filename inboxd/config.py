@@ -178,6 +178,17 @@ class SlackConfig(_Strict):
     token_file: Path | None = None
     base_url: str | None = None  # for tests: a local stand-in of the Web API
     ops_channel: str | None = None
+    # seconds a Slack call is retried; how often living roots are compared with their tickets
+    retry_for: Annotated[float, Field(gt=0)] = 86400.0
+    sync_interval: Annotated[float, Field(gt=0)] = 30.0
+    # the app-level token (xapp-...) of Socket Mode: buttons on the living messages
+    app_token_env: str | None = None
+    app_token_file: Path | None = None
+
+    @property
+    def interactive(self) -> bool:
+        """Socket Mode is configured: roots carry buttons and a listener runs."""
+        return bool(self.app_token_env or self.app_token_file)
 
 
 class IngestConfig(_Strict):

@@ -65,11 +65,14 @@ def test_rule_slack_action_posts_once(
     app.pipeline.ingest(VIP_MAIL, Source("lmtp", "support"))  # duplicate: no second post
     report = app.slack.run_once()
     posts = [r for r in slack_api.requests if r.method == "chat.postMessage"]
-    assert len(posts) == 1 and report is not None
-    assert posts[0].body["channel"] == "#support-vip"
+    # the ticket's living root, then the alert in its thread
+    assert len(posts) == 2 and report is not None
+    assert [p.body["channel"] for p in posts] == ["#support-vip"] * 2
+    assert "thread_ts" not in posts[0].body and posts[1].body["thread_ts"]
     assert "Rockets exploding" in posts[0].body["text"]
+    assert "Rockets exploding" in posts[1].body["text"]
     assert app.slack.run_once() is not None
-    assert len([r for r in slack_api.requests if r.method == "chat.postMessage"]) == 1
+    assert len([r for r in slack_api.requests if r.method == "chat.postMessage"]) == 2
 
 
 def test_broken_rules_edit_alerts_ops_once_and_keeps_old_rules(

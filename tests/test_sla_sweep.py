@@ -85,8 +85,10 @@ def sla_mails(desk: Desk) -> list[tuple[str, str]]:
 
 
 def slack_rows(desk: Desk) -> list[str]:
+    """The Slack calls queued, as ``channel call`` (an alert: the ticket's root, a reply)."""
     with Session(desk.engine) as s:
-        return [n.channel for n in s.exec(select(SlackNotice).order_by(col(SlackNotice.id)))]
+        rows = s.exec(select(SlackNotice).order_by(col(SlackNotice.id)))
+        return [f"{n.channel} {n.call}" for n in rows]
 
 
 def run_at(desk: Desk, when: datetime, runner: SlaSweep | None = None) -> None:
@@ -114,7 +116,7 @@ def test_warning_inside_open_hours_then_breach_once_each_across_a_restart(desk: 
         ("sla_reminder", "alice@help.example"),
         ("sla_breach", "bob@help.example"),
     ]
-    assert slack_rows(desk) == ["#sla"]
+    assert slack_rows(desk) == ["#sla root", "#sla reply"]
     with Session(desk.engine) as s:
         fired = [e for e in tickets.typed_events(s, out.ticket_id) if e.kind == "sla_stage"]
     assert [(e.target, e.stage) for e in fired] == [  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from sqlmodel import Session
 from inboxd.config import ConfigError, SlackConfig
 from inboxd.core.rules import RuleError
 from inboxd.db import slack_queries as sq
-from inboxd.db import tickets
+from inboxd.db import slack_threads, tickets
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.tables import Event
 from inboxd.delivery.slack import SlackDrain, make_slack_client
@@ -183,9 +183,17 @@ def test_reactor_queues_one_notice_per_channel_and_dedupes(
     tid = outcome.ticket_id
 
     with engine.connect() as conn:
-        rows = sq.list_rows(conn, ticket_id=tid)
+        every = sq.list_rows(conn, ticket_id=tid)
+    # each channel: the ticket's living root, then the alert as a reply in its thread
+    assert sorted((r["channel"], r["call"]) for r in every) == [
+        ("#billing", "reply"),
+        ("#billing", "root"),
+        ("#support-leads", "reply"),
+        ("#support-leads", "root"),
+    ]
+    rows = [r for r in every if r["call"] == sq.REPLY]
     by_channel = {r["channel"]: r for r in rows}
-    # two rules name #billing: still one post there; one to #support-leads
+    # two rules name #billing: still one alert there; one to #support-leads
     assert sorted(by_channel) == ["#billing", "#support-leads"]
     assert len(rows) == 2
     assert by_channel["#billing"]["dedupe_key"] == rule_dedupe_key(
@@ -200,7 +208,7 @@ def test_reactor_queues_one_notice_per_channel_and_dedupes(
     with Session(engine) as session, session.begin():
         SlackRuleReactor().on_stored(session, recorder.seen[0])
     with engine.connect() as conn:
-        assert len(sq.list_rows(conn, ticket_id=tid)) == 2
+        assert len(sq.list_rows(conn, ticket_id=tid)) == 4
     events = [e for e in ticket_events(engine, tid) if e.kind == "slack_queued"]
     assert sorted(e.data["channel"] for e in events) == ["#billing", "#support-leads"]
 
@@ -208,7 +216,7 @@ def test_reactor_queues_one_notice_per_channel_and_dedupes(
     again = pipe.ingest(raw_mail("Urgent refund please", body), Source("lmtp", "support"))
     assert again.status == "duplicate"
     with engine.connect() as conn:
-        assert len(sq.list_rows(conn)) == 2
+        assert len(sq.list_rows(conn)) == 4
 
 
 def test_reactor_ignores_mail_without_slack_action(
@@ -240,13 +248,25 @@ def test_drain_posts_text_and_blocks_to_the_channel(
     drain = drain_for(engine, api, clock, monkeypatch)
 
     report = drain.run_once()
-    assert (report.claimed, report.sent, report.failed) == (2, 2, 0)
+    assert (report.claimed, report.sent, report.failed) == (4, 4, 0)
     posts = api.posts()
-    assert sorted(p.body["channel"] for p in posts) == ["#billing", "#support-leads"]
-    post = next(p for p in posts if p.body["channel"] == "#billing")
+    roots = [p for p in posts if "thread_ts" not in p.body]
+    replies = [p for p in posts if "thread_ts" in p.body]
+    assert sorted(p.body["channel"] for p in roots) == ["#billing", "#support-leads"]
+    assert sorted(p.body["channel"] for p in replies) == ["#billing", "#support-leads"]
+    post = next(p for p in replies if p.body["channel"] == "#billing")
+    root = next(p for p in roots if p.body["channel"] == "#billing")
+    with engine.connect() as conn:
+        thread = slack_threads.find(conn, outcome.ticket_id, "#billing")
+    assert thread is not None and thread.ts and post.body["thread_ts"] == thread.ts
+    assert posts.index(root) < posts.index(post)  # the root first, the alert in its thread
     assert post.headers["authorization"] == f"Bearer {TOKEN}"
     with engine.connect() as conn:
-        stored = next(r for r in sq.list_rows(conn) if r["channel"] == "#billing")
+        stored = next(
+            r
+            for r in sq.list_rows(conn)
+            if r["channel"] == "#billing" and r["call"] == sq.REPLY
+        )
     assert post.body["text"] == stored["text"]
     blocks = post.body["blocks"]
     assert isinstance(blocks, list) and blocks[0]["type"] == "header"
@@ -259,7 +279,7 @@ def test_drain_posts_text_and_blocks_to_the_channel(
 
     # nothing left: a second round posts nothing
     assert drain.run_once().claimed == 0
-    assert len(api.posts()) == 2
+    assert len(api.posts()) == 4
 
 
 def test_rate_limited_then_posted(
@@ -316,11 +336,13 @@ def test_permanent_error_marks_failed_with_event(
     drain = drain_for(engine, api, clock, monkeypatch)
 
     report = drain.run_once()
-    assert (report.claimed, report.failed, report.sent) == (1, 1, 0)
+    # the root fails for good; its thread's reply fails with it, quietly (reported once)
+    assert (report.claimed, report.failed, report.sent) == (2, 2, 0)
     with engine.connect() as conn:
-        (stored,) = sq.list_rows(conn)
+        reply, stored = sq.list_rows(conn)
     events = [e for e in ticket_events(engine, outcome.ticket_id) if e.kind == "slack_failed"]
     assert stored["status"] == sq.FAILED and stored["last_error"] == "channel_not_found"
+    assert reply["status"] == sq.FAILED and "thread gone" in str(reply["last_error"])
     assert [e.data["channel"] for e in events] == ["#billing"]
 
     clock.advance(days=2)  # a failed row is never retried on its own

@@ -26,12 +26,14 @@ from inboxd.daemon.wiring import Outbound, build_outbound, hourly_caps
 from inboxd.db.engine import ensure_schema, make_engine
 from inboxd.flows.sla_notices import SlaStageActions
 from inboxd.flows.slack_notices import CapAlerts, SlackRuleReactor, rules_error_notice
+from inboxd.flows.slack_threads import LivingMessages
 from inboxd.ingest.imap import MailboxFetcher
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
 from inboxd.rulesdir import RuleStore
 from inboxd.sched.scheduler import Job, Scheduler
 from inboxd.sched.sla_sweep import SlaSweep, recompute_changed
+from inboxd.sched.slack_roots import RootSync
 from inboxd.sdnotify import Notifier
 from inboxd.signalpipe import SignalPipe
 
@@ -59,6 +61,8 @@ class App:
     # processes that fetch and parse big backlogs; shared by all mailboxes
     workers: IngestWorkers = field(default_factory=lambda: IngestWorkers(0))
     sla: SlaSweep | None = None  # the SLA sweep the scheduler runs
+    living: LivingMessages = field(default_factory=LivingMessages)  # Slack roots and threads
+    roots: RootSync | None = None  # keeps the living Slack roots up to date (Slack on)
 
     @classmethod
     def build(
@@ -81,7 +85,8 @@ class App:
 
             client = make_slack_client(settings.slack)
             if client is not None:
-                slack = SlackDrain(engine, lambda: client, retry_for=86400, clock=clock)
+                retry_for = settings.slack.retry_for
+                slack = SlackDrain(engine, lambda: client, retry_for=retry_for, clock=clock)
         ops = settings.slack.ops_channel
         on_cap = CapAlerts(ops) if slack is not None and ops else None
         caps = hourly_caps(settings.helpdesk)
@@ -100,9 +105,15 @@ class App:
             log.error("templates: %s", problem)
         reactors: tuple[Reactor, ...] = outbound.reactors
         on_commit: tuple[Callable[[], None], ...] = (outbound.drain.wake,)
+        tag_format = settings.helpdesk.subject_tag
+        living = LivingMessages(tag_format=tag_format, buttons=settings.slack.interactive)
+        roots = None
         if slack is not None:
-            reactors += (SlackRuleReactor(tag_format=settings.helpdesk.subject_tag),)
+            reactors += (SlackRuleReactor(tag_format=tag_format, living=living),)
             on_commit += (slack.wake,)
+            roots = RootSync(
+                engine, lambda: rules.current, living.refresh, clock=clock, on_queued=slack.wake
+            )
         ctx = IngestContext(
             secret=secret,
             support_addresses=settings.support_addresses,
@@ -120,7 +131,7 @@ class App:
         )
         pipeline = Pipeline(engine, ctx)
         workers = IngestWorkers(settings.ingest.workers)
-        actions = SlaStageActions(outbound.flow, tag_format=settings.helpdesk.subject_tag)
+        actions = SlaStageActions(outbound.flow, tag_format=tag_format, living=living)
         sweep = SlaSweep(engine, lambda: rules.current, actions, clock=clock)
         return cls(
             settings,
@@ -133,6 +144,8 @@ class App:
             slack=slack,
             workers=workers,
             sla=sweep,
+            living=living,
+            roots=roots,
         )
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
@@ -209,6 +222,9 @@ class Daemon:
             jobs.append(
                 Job("sla-sweep", self.app.sla.run_once, self.app.settings.sla.sweep_interval)
             )
+        if self.app.roots is not None:
+            every = self.app.settings.slack.sync_interval
+            jobs.append(Job("slack-roots", self.app.roots.run_once, every, first_in=5.0))
         return jobs
 
     def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:

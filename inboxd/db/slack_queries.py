@@ -27,6 +27,10 @@ DB = rq.DB
 _T = SlackNotice.__table__  # type: ignore[attr-defined]
 
 QUEUED, SENDING, SENT, FAILED = rq.QUEUED, rq.SENDING, rq.SENT, rq.FAILED
+# The Slack call a row stands for (``call``): a message of its own, a ticket's
+# living root message, a reply in its thread, a chat.update of the root.
+POST, ROOT, REPLY, UPDATE = "post", "root", "reply", "update"
+CALLS = (POST, ROOT, REPLY, UPDATE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +45,9 @@ class SlackPost:
     dedupe_key: str | None
     attempts: int  # including the attempt this claim is for
     created_at: datetime
+    call: str = POST
+    thread_id: int | None = None
+    digest: str = ""
 
 
 QUEUE = rq.RowQueue(_T, SlackPost, blocks=lambda value: tuple(value or ()))
@@ -64,14 +71,24 @@ def enqueue(
     ticket_id: int | None = None,
     dedupe_key: str | None = None,
     not_before: datetime | None = None,
+    call: str = POST,
+    thread_id: int | None = None,
+    digest: str = "",
 ) -> int | None:
-    """Queue one post; returns the new row id, or None when ``dedupe_key`` was queued before."""
+    """Queue one call; returns the new row id, or None when ``dedupe_key`` was queued before.
+
+    ``root``, ``reply`` and ``update`` rows name their ``thread_id``; root and update
+    rows carry the ``digest`` of the state their blocks show."""
+    assert call in CALLS, call
     values: dict[str, Any] = {
         "ticket_id": ticket_id,
         "channel": channel,
         "text": text,
         "blocks": list(blocks),
         "dedupe_key": dedupe_key,
+        "call": call,
+        "thread_id": thread_id,
+        "digest": digest,
         **QUEUE.fresh(now=now, not_before=not_before),
     }
     if dedupe_key is None:  # NULLs never conflict: a plain insert
@@ -95,5 +112,5 @@ def list_rows(
 ) -> list[dict[str, Any]]:
     """Newest first, without the blocks (for a CLI listing and tests)."""
     where = [_T.c.ticket_id == ticket_id] if ticket_id is not None else []
-    columns = ("ticket_id", "channel", "text", "dedupe_key")
+    columns = ("ticket_id", "channel", "text", "dedupe_key", "call", "thread_id")
     return QUEUE.listing(db, columns, status=status, limit=limit, where=where)

@@ -232,6 +232,31 @@ class SlackNotice(SQLModel, table=True):
     last_error: str = ""
     created_at: datetime
     sent_at: datetime | None = None
+    # which Slack call: post (a message of its own), root (a ticket's living
+    # message), reply (into its thread), update (chat.update of the root)
+    call: str = "post"
+    thread_id: int | None = Field(default=None, index=True)  # slackthread.id (no FK: may go)
+    digest: str = ""  # root / update: the state the blocks show
+
+
+class SlackThread(SQLModel, table=True):
+    """A ticket's living message in one channel: where it is and what state it shows.
+
+    ``ts`` is NULL until the root is posted; ``digest`` is the state last posted,
+    so the root sync updates only roots whose ticket changed since."""
+
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "channel", name="uq_slack_thread_ticket_channel"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    channel: str  # as configured (a name such as #billing, or an id)
+    channel_id: str = ""  # the id Slack answered with (chat.update needs it)
+    ts: str | None = None
+    digest: str = ""
+    created_at: datetime
+    updated_at: datetime
 
 
 class SlaStage(SQLModel, table=True):

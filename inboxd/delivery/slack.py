@@ -4,8 +4,12 @@ Claim, lease, one post at a time, each result committed before the next, and
 recovery are ``delivery.drain``'s. A crash between Slack's ``ok`` and our
 commit posts that one notice again; nothing else can double-post.
 
+Each row is one Web API call (``call``): a message of its own, a ticket's
+living root message, a reply in its thread, or a chat.update of the root
+(``SlackDeliverer``).
+
 Results:
-- ``ok``: ``sent`` (the message ``ts`` is logged).
+- ``ok``: ``sent`` (the message ``ts`` is logged; a root's is recorded).
 - HTTP 429: slack_sdk's ``RateLimitErrorRetryHandler`` (attached by
   ``make_slack_client``) sleeps Retry-After and retries in place, as long as
   Retry-After is short (``max_rate_limit_wait``); a longer one comes back as an
@@ -24,7 +28,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Unpack
 
 from slack_sdk import WebClient
@@ -39,8 +43,9 @@ from sqlalchemy.engine import Engine
 from inboxd.config import ConfigError, SlackConfig
 from inboxd.core.desk import events as ev
 from inboxd.db import slack_queries as q
+from inboxd.db import slack_threads as threads
 from inboxd.db import tickets
-from inboxd.delivery.drain import Deliverer, Delivery, Drain, Options
+from inboxd.delivery.drain import Deliverer, Delivery, Drain, Options, Record
 
 log = logging.getLogger("inboxd.slack")
 
@@ -172,36 +177,92 @@ def make_slack_client(
 ClientFactory = Callable[[], WebClient]
 
 
-def post(client: WebClient, notice: q.SlackPost) -> Delivery:
-    """One chat.postMessage, its outcome classified; never raises."""
+def _error_of(exc: SlackApiError) -> tuple[str, int]:
+    response = exc.response
+    if response is None:
+        return "", 0
+    return str(response.get("error") or ""), response.status_code
+
+
+def classify(exc: Exception) -> Delivery:
+    """A failed Web API call as the drain sees it: rate limit, permanent or temporary."""
+    if not isinstance(exc, SlackApiError):  # network down, timeout, bad JSON from a proxy
+        return Delivery("temporary", f"{type(exc).__name__}: {exc}")
+    error, status = _error_of(exc)
+    if status == 429 or error == "ratelimited":
+        wait = _retry_after(exc.response.headers if exc.response is not None else None)
+        return Delivery("temporary", f"rate limited (429) {error}".strip(), retry_after=wait)
+    if error in PERMANENT_ERRORS:
+        return Delivery("permanent", error)
+    return Delivery("temporary", f"HTTP {status} {error or exc}".strip())
+
+
+def post(
+    client: WebClient,
+    notice: q.SlackPost,
+    *,
+    channel: str | None = None,
+    thread_ts: str | None = None,
+    record: Callable[[str, str], Record] | None = None,
+) -> Delivery:
+    """One chat.postMessage, its outcome classified; never raises. ``record`` makes
+    the settle hook from the (channel id, ts) Slack answered with."""
     blocks = list(notice.blocks) or None
     try:
-        response = client.chat_postMessage(channel=notice.channel, text=notice.text, blocks=blocks)
-        return Delivery("ok", f"ts={response.get('ts') or ''}")
+        response = client.chat_postMessage(
+            channel=channel or notice.channel, text=notice.text, blocks=blocks, thread_ts=thread_ts
+        )
     except SlackApiError as exc:
-        error = str(exc.response.get("error") or "") if exc.response is not None else ""
-        status = exc.response.status_code if exc.response is not None else 0
-        if status == 429 or error == "ratelimited":
-            wait = _retry_after(exc.response.headers if exc.response is not None else None)
-            return Delivery("temporary", f"rate limited (429) {error}".strip(), retry_after=wait)
+        error, _status = _error_of(exc)
         if error in BLOCK_ERRORS and blocks:
             log.warning("slack blocks rejected id=%s error=%s: posting text only", notice.id, error)
-            fallback = post(client, replace(notice, blocks=()))
+            fallback = post(
+                client,
+                replace(notice, blocks=()),
+                channel=channel,
+                thread_ts=thread_ts,
+                record=record,
+            )
             if fallback.ok:
                 return replace(fallback, note=f"blocks rejected: {error}")
             return fallback
-        if error in PERMANENT_ERRORS:
-            return Delivery("permanent", error)
-        return Delivery("temporary", f"HTTP {status} {error or exc}".strip())
-    except Exception as exc:  # network down, timeout, bad JSON from a proxy ...
-        return Delivery("temporary", f"{type(exc).__name__}: {exc}")
+        return classify(exc)
+    except Exception as exc:
+        return classify(exc)
+    ts = str(response.get("ts") or "")
+    hook = record(str(response.get("channel") or ""), ts) if record is not None else None
+    return Delivery("ok", f"ts={ts}", record=hook)
+
+
+# A root, reply or update whose thread is gone (its root failed for good): the row
+# fails quietly, the failure was reported once with the root's.
+THREAD_GONE = "thread gone: its root message could not be posted"
+WAIT_FOR_ROOT = 5.0  # seconds a reply or update waits for its root to be posted
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class SlackDeliverer(Deliverer[q.SlackPost]):
-    """Posts notices with the client ``client_factory`` makes on first use."""
+    """Makes each row's Slack call with the client ``client_factory`` makes on first use.
 
-    def __init__(self, client_factory: ClientFactory) -> None:
+    ``post`` rows are messages of their own. A ``root`` is a ticket's living
+    message: its channel id and ts are recorded in the settle transaction. A
+    ``reply`` goes into the root's thread, an ``update`` is a chat.update of the
+    root; both wait while the root is not posted yet. A root that was deleted in
+    Slack (``message_not_found``) is posted again by the update.
+    """
+
+    def __init__(
+        self,
+        client_factory: ClientFactory,
+        engine: Engine | None = None,
+        clock: Callable[[], datetime] = _utcnow,
+    ) -> None:
         self.client_factory = client_factory
+        self.engine = engine
+        self.clock = clock
         self._client: WebClient | None = None
 
     def client(self) -> WebClient:
@@ -210,12 +271,64 @@ class SlackDeliverer(Deliverer[q.SlackPost]):
         return self._client
 
     def deliver(self, row: q.SlackPost) -> Delivery:
-        return post(self.client(), row)
+        if row.call == q.POST or row.thread_id is None or self.engine is None:
+            return post(self.client(), row)
+        with self.engine.connect() as conn:
+            thread = threads.get(conn, row.thread_id)
+            root_due = threads.root_due(conn, row.thread_id) if thread and not thread.ts else None
+        if thread is None:
+            return Delivery("permanent", THREAD_GONE)
+        if row.call == q.ROOT:
+            if thread.ts:  # posted, and committed, by an earlier delivery
+                return Delivery("ok", f"root already posted ts={thread.ts}")
+            return post(self.client(), row, record=self._posted(thread, row.digest))
+        if not thread.ts:  # try again just after the root's next attempt
+            wait = WAIT_FOR_ROOT
+            if root_due is not None:
+                wait = max((root_due - self.clock()).total_seconds(), 0.0) + 1.0
+            return Delivery("temporary", "waiting for the root message", retry_after=wait)
+        if row.call == q.REPLY:
+            return post(self.client(), row, channel=thread.target, thread_ts=thread.ts)
+        return self._update(row, thread)
+
+    def _posted(self, thread: threads.Thread, digest: str) -> Callable[[str, str], Record]:
+        def hook(channel_id: str, ts: str) -> Record:
+            def record(conn: Connection, now: datetime) -> None:
+                threads.posted(
+                    conn, thread.id, channel_id=channel_id, ts=ts, digest=digest, now=now
+                )
+
+            return record
+
+        return hook
+
+    def _update(self, row: q.SlackPost, thread: threads.Thread) -> Delivery:
+        assert thread.ts is not None
+        try:
+            self.client().chat_update(
+                channel=thread.target, ts=thread.ts, text=row.text, blocks=list(row.blocks)
+            )
+        except SlackApiError as exc:
+            if _error_of(exc)[0] != "message_not_found":
+                return classify(exc)
+            log.info("slack root deleted ticket=%s: posting it again", row.ticket_id)
+            again = post(
+                self.client(), row, channel=thread.channel, record=self._posted(thread, row.digest)
+            )
+            return replace(again, note="root was deleted: posted again") if again.ok else again
+        except Exception as exc:
+            return classify(exc)
+        hook = self._posted(thread, row.digest)(thread.channel_id, thread.ts)
+        return Delivery("ok", f"updated ts={thread.ts}", record=hook)
 
     def describe(self, row: q.SlackPost) -> str:
-        return f"channel={row.channel} ticket={row.ticket_id}"
+        return f"call={row.call} channel={row.channel} ticket={row.ticket_id}"
 
     def failed(self, conn: Connection, row: q.SlackPost, reason: str, now: datetime) -> None:
+        if reason == THREAD_GONE:
+            return
+        if row.call in (q.ROOT, q.UPDATE) and row.thread_id is not None:
+            threads.drop(conn, row.thread_id)  # the next alert tries a new root
         if row.ticket_id is not None:
             failed = ev.SlackFailed(at=now, notice=row.id, channel=row.channel, reason=reason)
             tickets.record(conn, row.ticket_id, failed)
@@ -234,16 +347,18 @@ class SlackDrain(Drain[q.SlackPost]):
     ) -> None:
         options.setdefault("max_per_run", 50)
         options.setdefault("lease", timedelta(minutes=5))
-        deliverer = SlackDeliverer(client_factory)
+        deliverer = SlackDeliverer(client_factory, engine, options.get("clock", _utcnow))
         super().__init__(engine, q.QUEUE, deliverer, name="slack", retry_for=retry_for, **options)
 
 
 __all__ = [
     "BLOCK_ERRORS",
     "PERMANENT_ERRORS",
+    "THREAD_GONE",
     "ShortRateLimitRetryHandler",
     "SlackDeliverer",
     "SlackDrain",
+    "classify",
     "make_slack_client",
     "post",
     "read_token",

@@ -4,7 +4,8 @@ The sweep (``inboxd.sched.sla_sweep``) decides that a stage came and claims it
 once; this carries it out inside the sweep's transaction, only writing rows
 (outbox mail, Slack notices). Recipients by the stage's ``to``: ``assignee``
 (the team when nobody is assigned), ``team`` and ``lead`` (of the ticket's
-team, or of the team the stage names), ``slack:CHANNEL``. A reminder's mail is
+team, or of the team the stage names), ``slack:CHANNEL`` (into the ticket's living
+thread there, ``flows.slack_threads``). A reminder's mail is
 ``sla_reminder``; an alert's is ``sla_breach``.
 """
 
@@ -22,9 +23,9 @@ from inboxd.core.rules.model import Agent, SlaPolicy
 from inboxd.core.sla.model import Recipient
 from inboxd.core.sla.targets import StageTime, TargetClock
 from inboxd.core.slack_text import human_duration, sla_message
-from inboxd.db import slack_queries as sq
 from inboxd.flows.mailflow import Flow, FlowView, person
 from inboxd.flows.render import TemplateError
+from inboxd.flows.slack_threads import LivingMessages
 
 log = logging.getLogger("inboxd.sla")
 
@@ -57,9 +58,12 @@ def people_for(rules: RuleSet, ticket: Ticket, to: Recipient) -> list[Agent]:
 class SlaStageActions:
     """The daemon hands this to the sweep (``sched.sla_sweep.StageActions``)."""
 
-    def __init__(self, flow: Flow, *, tag_format: str = "[#{id}]") -> None:
+    def __init__(
+        self, flow: Flow, *, tag_format: str = "[#{id}]", living: LivingMessages | None = None
+    ) -> None:
         self.flow = flow
         self.tag_format = tag_format
+        self.living = living or LivingMessages(tag_format=tag_format)
 
     def fire(
         self,
@@ -76,7 +80,7 @@ class SlaStageActions:
         agents: dict[str, Agent] = {}
         for to in stage.stage.to:
             if to.kind == "slack" and to.name:
-                self._slack(conn, ticket, policy, stage, due, to.name, now)
+                self._slack(conn, rules, ticket, policy, stage, due, to.name, now)
             for agent in people_for(rules, ticket, to):
                 agents.setdefault(agent.email, agent)
         for agent in agents.values():
@@ -111,6 +115,7 @@ class SlaStageActions:
     def _slack(
         self,
         conn: Connection,
+        rules: RuleSet,
         ticket: Ticket,
         policy: SlaPolicy,
         stage: StageTime,
@@ -128,12 +133,5 @@ class SlaStageActions:
             assignee=ticket.assignee,
             team=ticket.team,
         )
-        sq.enqueue(
-            conn,
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            now=now,
-            ticket_id=ticket.id,
-            dedupe_key=f"sla:{ticket.id}:{stage.key}",
-        )
+        key = f"sla:{ticket.id}:{stage.key}"
+        self.living.alert(conn, rules, ticket, channel, message, now, dedupe_key=key)

@@ -1,5 +1,6 @@
-"""Queue Slack posts: the ``slack:`` rule action, and the ops alerts (a rejected rules
-reload, an hourly loop cap that tripped).
+"""Queue Slack posts: the ``slack:`` rule action (into the ticket's living thread), and
+the ops alerts (a rejected rules reload, an hourly loop cap that tripped), which are
+messages of their own.
 
 Both only write ``slack_notice`` rows (in the caller's transaction); the
 ``SlackDrain`` posts them. Each row carries a ``dedupe_key``, so queueing the
@@ -36,6 +37,7 @@ from inboxd.core.slack_text import (
 from inboxd.db import slack_queries as sq
 from inboxd.db import tickets
 from inboxd.flows.mailflow import connection
+from inboxd.flows.slack_threads import LivingMessages
 
 log = logging.getLogger("inboxd.slack")
 
@@ -51,15 +53,19 @@ def _fired_for(decision: Decision, channel: str) -> tuple[FiredRule, ...]:
 
 
 class SlackRuleReactor:
-    """Pipeline reactor: one notice per channel a matching rule named (``Decision.slack``).
+    """Pipeline reactor: one alert per channel a matching rule named (``Decision.slack``),
+    in the ticket's thread there (``LivingMessages``: the first one posts the root).
 
     Runs after the rules were applied, so the alert shows the ticket as routed
     (team, assignee, priority). Machine mail posts too: a ``slack:`` rule on
     monitoring alerts is exactly what an admin may want.
     """
 
-    def __init__(self, *, tag_format: str = "[#{id}]") -> None:
+    def __init__(
+        self, *, tag_format: str = "[#{id}]", living: LivingMessages | None = None
+    ) -> None:
         self.tag_format = tag_format
+        self.living = living or LivingMessages(tag_format=tag_format)
 
     def on_stored(self, session: Session, mail: StoredMail) -> None:
         decision = mail.decision
@@ -94,13 +100,13 @@ class SlackRuleReactor:
             ticket_label=self.tag_format.replace("{id}", str(mail.ticket_id)),
         )
         message = ticket_alert(alert)
-        row_id = sq.enqueue(
+        row_id = self.living.alert(
             conn,
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            now=mail.now,
-            ticket_id=mail.ticket_id,
+            mail.rules,
+            ticket,
+            channel,
+            message,
+            mail.now,
             dedupe_key=rule_dedupe_key(mail.ticket_id, mail.message_row_id, channel),
         )
         if row_id is None:

@@ -1,0 +1,189 @@
+"""One living Slack message per ticket and channel: a root that shows the ticket as it
+is now, and the alerts about it in its thread.
+
+``alert`` is how every alert about one ticket is queued (rule ``slack:``
+actions, SLA stages): the first in a channel makes the thread and queues its
+root, each queues a thread reply. ``refresh`` queues a ``chat.update`` for
+every root whose ticket now shows something else than what was last posted
+(compared by digest); the root sync job (``sched.slack_roots``) calls it for
+the candidates, the Slack buttons for the ticket they changed. Only rows are
+written, in the caller's transaction; the Slack drain makes the calls.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection
+
+from inboxd.core.calendar import ALWAYS_NAME
+from inboxd.core.desk import Ticket
+from inboxd.core.desk import events as ev
+from inboxd.core.rules import RuleSet
+from inboxd.core.sla import holds
+from inboxd.core.sla.targets import clocks
+from inboxd.core.slack_text import SlackMessage
+from inboxd.core.slack_ticket import SlaLine, TicketCard, digest, root_message, sla_line
+from inboxd.db import slack_queries as sq
+from inboxd.db import slack_threads as threads
+from inboxd.db import tickets
+
+log = logging.getLogger("inboxd.slack")
+
+
+def sla_of(
+    rules: RuleSet | None, ticket: Ticket, events: Sequence[ev.Event], now: datetime
+) -> SlaLine:
+    """The ticket's SLA line from its event log, when the rules still define its policy."""
+    if rules is None or not ticket.sla_policy:
+        return SlaLine()
+    policy = rules.sla_policies.get(ticket.sla_policy)
+    if policy is None:
+        return SlaLine()
+    calendar = rules.calendars.get(policy.calendar) or rules.calendars.get(ALWAYS_NAME)
+    if calendar is None:
+        return SlaLine()
+    computed = clocks(events, policy, calendar, now)
+    return sla_line(
+        computed,
+        snoozed_until=holds.snoozed_until(events, now),
+        acknowledged=any(holds.acknowledged(events, c) for c in computed),
+    )
+
+
+class LivingMessages:
+    """Queues roots, thread replies and root updates. ``buttons``: Socket Mode is on."""
+
+    def __init__(self, *, tag_format: str = "[#{id}]", buttons: bool = False) -> None:
+        self.tag_format = tag_format
+        self.buttons = buttons
+
+    def label(self, ticket_id: int) -> str:
+        return self.tag_format.replace("{id}", str(ticket_id))
+
+    def root(
+        self,
+        ticket: Ticket,
+        sla: SlaLine,
+        last_mail: str,
+    ) -> SlackMessage:
+        card = TicketCard(
+            ticket_id=ticket.id,
+            label=self.label(ticket.id),
+            subject=ticket.subject,
+            requester=ticket.requester,
+            requester_name=ticket.requester_name,
+            status=str(ticket.status),
+            priority=ticket.priority,
+            vip=ticket.vip,
+            tags=ticket.tags,
+            team=ticket.team,
+            assignee=ticket.assignee,
+            sla=sla,
+            last_mail=last_mail,
+            merged_into=ticket.merged_into,
+            buttons=self.buttons,
+        )
+        return root_message(card)
+
+    def root_now(
+        self, conn: Connection, rules: RuleSet | None, ticket: Ticket, now: datetime
+    ) -> SlackMessage:
+        """The root as the ticket is in this transaction."""
+        events = tickets.typed_events(conn, ticket.id) if ticket.sla_policy else []
+        text = threads.last_customer_texts(conn, [ticket.id]).get(ticket.id, "")
+        return self.root(ticket, sla_of(rules, ticket, events, now), text)
+
+    def alert(
+        self,
+        conn: Connection,
+        rules: RuleSet | None,
+        ticket: Ticket,
+        channel: str,
+        message: SlackMessage,
+        now: datetime,
+        *,
+        dedupe_key: str,
+    ) -> int | None:
+        """Queue an alert about ``ticket`` into its thread in ``channel`` (made, with its
+        root, by the first alert); None when this alert was queued before."""
+        if sq.find_id(conn, dedupe_key) is not None:
+            return None
+        thread, made = threads.ensure(conn, ticket.id, channel, now)
+        if made:
+            root = self.root_now(conn, rules, ticket, now)
+            sq.enqueue(
+                conn,
+                channel=channel,
+                text=root.text,
+                blocks=root.blocks,
+                now=now,
+                ticket_id=ticket.id,
+                call=sq.ROOT,
+                thread_id=thread.id,
+                digest=digest(root),
+            )
+        return sq.enqueue(
+            conn,
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            now=now,
+            ticket_id=ticket.id,
+            dedupe_key=dedupe_key,
+            call=sq.REPLY,
+            thread_id=thread.id,
+        )
+
+    def refresh(
+        self,
+        conn: Connection,
+        rules: RuleSet | None,
+        found: Sequence[threads.Thread],
+        now: datetime,
+    ) -> int:
+        """Queue an update for each posted root that no longer shows its ticket; returns
+        how many. A root with an update still on its way waits for the next round."""
+        busy = threads.with_pending_update(conn, [t.id for t in found])
+        todo = [t for t in found if t.ts and t.id not in busy]
+        ids = sorted({t.ticket_id for t in todo})
+        loaded = tickets.load_many(conn, ids)
+        with_policy = [i for i in ids if i in loaded and loaded[i].sla_policy]
+        logs = tickets.typed_events_of(conn, with_policy) if with_policy else {}
+        texts = threads.last_customer_texts(conn, ids)
+        queued = 0
+        for thread in todo:
+            ticket = loaded.get(thread.ticket_id)
+            if ticket is None:
+                continue
+            sla = sla_of(rules, ticket, logs.get(ticket.id, []), now)
+            message = self.root(ticket, sla, texts.get(ticket.id, ""))
+            state = digest(message)
+            if state == thread.digest:
+                continue
+            sq.enqueue(
+                conn,
+                channel=thread.channel,
+                text=message.text,
+                blocks=message.blocks,
+                now=now,
+                ticket_id=ticket.id,
+                call=sq.UPDATE,
+                thread_id=thread.id,
+                digest=state,
+            )
+            queued += 1
+        if queued:
+            log.info("slack root updates queued=%d", queued)
+        return queued
+
+    def refresh_ticket(
+        self, conn: Connection, rules: RuleSet | None, ticket_id: int, now: datetime
+    ) -> int:
+        """Queue the updates of one ticket's roots (after a button changed it)."""
+        return self.refresh(conn, rules, threads.of_tickets(conn, [ticket_id]), now)
+
+
+__all__ = ["LivingMessages", "sla_of"]
