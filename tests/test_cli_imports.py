@@ -144,8 +144,11 @@ def test_every_command_is_still_registered() -> None:
     assert sorted(main.commands) == [
         "check-config",
         "db",
+        "export",
+        "forget",
         "import",
         "outbox",
+        "purge",
         "report",
         "rules",
         "run",

@@ -334,6 +334,7 @@ def check_config(ctx: Context) -> None:
 
 def _register_optional() -> None:
     """Sub-command groups living in their own modules."""
+    from inboxd.cli.data import export, forget, purge
     from inboxd.cli.outbound import outbox, templates
     from inboxd.cli.report import report
     from inboxd.cli.rules import rules
@@ -344,6 +345,9 @@ def _register_optional() -> None:
     main.add_command(outbox)
     main.add_command(templates)
     main.add_command(report)
+    main.add_command(export)
+    main.add_command(purge)
+    main.add_command(forget)
 
 
 _register_optional()

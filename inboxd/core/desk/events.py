@@ -391,3 +391,34 @@ class SlaAcknowledged(Event):
     breached by then are recorded as skipped; a later breach alerts again."""
 
     KIND = "sla_acknowledged"
+
+
+# --- data protection ----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Forgotten(Event):
+    """A person asked to be forgotten: their mail bodies, attachments and addresses on
+    this ticket are gone (pseudonymised, so counts and reports stay right). The event
+    names neither the person nor the pseudonym."""
+
+    KIND = "forgotten"
+    messages: int  # mails of theirs whose content was removed
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SenderJoined(Event):
+    """A sender new to the ticket joined it by reference (``matched_by``): kept as a
+    ``pending`` participant, not a recipient of replies until an agent accepts them."""
+
+    KIND = "sender_joined"
+    email: str
+    matched_by: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ParticipantAccepted(Event):
+    """An agent made ``email`` a recipient of the ticket's replies (``#cc``)."""
+
+    KIND = "participant_accepted"
+    email: str
