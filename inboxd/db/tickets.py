@@ -151,6 +151,9 @@ def save(db: DB, change: Change) -> None:
     added = change.after.participants - change.before.participants
     if added:
         add_participants(db, change.ticket_id, [Person(e, "", "customer") for e in sorted(added)])
+    for event in change.events:
+        if isinstance(event, ev.ParticipantAccepted):
+            accept_participant(db, change.ticket_id, event.email)
     record(db, change.ticket_id, *change.events)
 
 
@@ -177,7 +180,12 @@ def record_many(db: DB, items: Sequence[tuple[int, ev.Event]]) -> None:
 class Person(NamedTuple):
     email: str
     name: str
-    role: str  # requester | customer
+    # requester | customer (both receive replies) | pending (joined by reference,
+    # not a recipient until an agent accepts them) | agent
+    role: str
+
+
+RECIPIENT_ROLES = ("requester", "customer")
 
 
 def add_participants(db: DB, ticket_id: int, people: Iterable[Person]) -> None:
@@ -191,13 +199,36 @@ def add_participants(db: DB, ticket_id: int, people: Iterable[Person]) -> None:
 
 
 def customer_participants(db: DB, ticket_id: int) -> list[Person]:
-    """The requester and customer-side participants, oldest first."""
+    """The requester and customer-side participants (the recipients), oldest first."""
     rows = db.execute(
         sa_select(_PART_T.c.email, _PART_T.c.name, _PART_T.c.role)
-        .where(_PART_T.c.ticket_id == ticket_id, _PART_T.c.role.in_(("requester", "customer")))
+        .where(_PART_T.c.ticket_id == ticket_id, _PART_T.c.role.in_(RECIPIENT_ROLES))
         .order_by(_PART_T.c.id)
     ).all()
     return [Person(r.email, r.name, r.role) for r in rows]
+
+
+def participant_roles(db: DB, ticket_id: int) -> dict[str, str]:
+    """Every address on the ticket -> its role (who may add recipients, who is pending)."""
+    rows = db.execute(
+        sa_select(_PART_T.c.email, _PART_T.c.role).where(_PART_T.c.ticket_id == ticket_id)
+    ).all()
+    return {str(r.email): str(r.role) for r in rows}
+
+
+def accept_participant(db: DB, ticket_id: int, email: str) -> None:
+    """An agent's ``#cc``: ``email`` receives the ticket's replies from now on (a pending
+    participant becomes a customer; a new address is added as one)."""
+    add_participants(db, ticket_id, [Person(email, "", "customer")])
+    db.execute(
+        update(_PART_T)
+        .where(
+            _PART_T.c.ticket_id == ticket_id,
+            _PART_T.c.email == email,
+            _PART_T.c.role.notin_(RECIPIENT_ROLES),
+        )
+        .values(role="customer")
+    )
 
 
 def copy_customers(db: DB, source_id: int, target_id: int) -> None:

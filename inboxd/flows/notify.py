@@ -201,6 +201,11 @@ class AckNotifyReactor:
         if sum(a.size for a in attachments) > self.flow.config.max_notify_attachment_bytes:
             attachments = ()
         customer = parsed.from_.name or sender if parsed.from_ else "customer"
+        joined = None
+        if not mail.new_ticket and sender:
+            role = tickets.participant_roles(connection(session), ticket.id).get(sender)
+            if role == "pending":  # the agents decide whether a stranger hears back
+                joined = {"email": sender, "name": parsed.from_.name if parsed.from_ else ""}
         queue_notifications(
             view,
             session,
@@ -214,6 +219,7 @@ class AckNotifyReactor:
             attachments=attachments,
             thread=thread(),
             now=mail.now,
+            joined=joined,
         )
 
 

@@ -425,12 +425,16 @@ class Pipeline:
             reason=match.reason,
             own_was_ref=mail.own_was_ref,
         )
+        joined: list[ev.Event] = []
         if parsed.kind is MessageKind.NORMAL:
             # only the people the ticket does not know yet: most replies add nobody
-            people = self._people(parsed, new_ticket=mail.new_ticket)
-            tickets.add_participants(
-                mail.db, ticket.id, [p for p in people if p.email not in ticket.participants]
-            )
+            people = [p for p in self._people(mail) if p.email not in ticket.participants]
+            tickets.add_participants(mail.db, ticket.id, people)
+            joined = [
+                ev.SenderJoined(at=arrival.now, email=p.email, matched_by=match.matched_by.value)
+                for p in people[:1]
+                if p.role == "pending" and parsed.from_ and p.email == parsed.from_.email
+            ]
         stored = ev.MessageStored(
             at=arrival.now,
             actor=mail.actor,
@@ -438,7 +442,7 @@ class Pipeline:
             kind_=parsed.kind.value,
             matched_by=match.matched_by.value,
         )
-        tickets.record(mail.db, ticket.id, stored)
+        tickets.record(mail.db, ticket.id, *joined, stored)
         return None
 
     def react(self, mail: _Mail) -> Outcome | None:
@@ -461,17 +465,38 @@ class Pipeline:
 
     # --- helpers ------------------------------------------------------------------
 
-    def _people(self, parsed: ParsedMessage, *, new_ticket: bool) -> list[tickets.Person]:
-        ours = self.ctx.support_addresses
+    def _people(self, mail: _Mail) -> list[tickets.Person]:
+        """Who the mail puts on the ticket, and as what. Only the requester and the
+        addresses a customer or an agent put in To/Cc receive replies: a sender new to
+        the ticket (who found it by citing its mail or a return-path token) and the
+        addresses they copy are ``pending`` until an agent accepts them (``#cc``)."""
+        parsed, ticket = mail.arrival.parsed, mail.ticket
+        assert ticket is not None
         sender = parsed.from_
-        role = "requester" if new_ticket else "customer"
-        people = [tickets.Person(sender.email, sender.name, role)] if sender else []
+        rules = mail.arrival.rules
+        if mail.new_ticket:
+            sender_role, trusted = "requester", True
+        elif sender is not None and rules is not None and rules.agent_by_email(sender.email):
+            sender_role, trusted = "agent", True
+        else:
+            role = tickets.participant_roles(mail.db, ticket.id).get(
+                sender.email if sender else ""
+            )
+            trusted = role in tickets.RECIPIENT_ROLES
+            sender_role = role if role is not None else "pending"
+        people = [tickets.Person(sender.email, sender.name, sender_role)] if sender else []
+        cc_role = "customer" if trusted else "pending"
         people += [
-            tickets.Person(a.email, a.name, "customer")
+            tickets.Person(a.email, a.name, cc_role)
             for a in parsed.recipients
-            if a.email not in ours
+            if not self._ours(a.email)
         ]
         return people
+
+    def _ours(self, address: str) -> bool:
+        """A support address, also with a ``+TOKEN`` (our reply and return-path addresses)."""
+        local, _, domain = address.lower().rpartition("@")
+        return f"{local.split('+', 1)[0]}@{domain}" in self.ctx.support_addresses
 
     def _pick_agent(self, db: Connection, ruleset: RuleSet | None, team_name: str) -> str | None:
         team = ruleset.teams.get(team_name) if ruleset is not None else None
