@@ -320,14 +320,19 @@ def open_ticket_counts(db: DB, agents: Sequence[str]) -> dict[str, int]:
 
 
 def round_robin_next(db: DB, team: str, agents: Sequence[str]) -> str | None:
-    """The agent after the team's last pick, advancing the cursor in this transaction."""
+    """The agent after the team's last pick, advancing the cursor in this transaction.
+
+    The cursor row is created first and then read locked (FOR UPDATE on
+    PostgreSQL; SQLite's write lock already serialises writers), so two daemons
+    assigning at once never hand two tickets to the same slot."""
     if not agents:
         return None
-    last = db.execute(
-        select(AssignmentCursor.last_agent).where(AssignmentCursor.team == team)
-    ).scalar_one_or_none()
+    insert_ignore(db, AssignmentCursor, [{"team": team, "last_agent": ""}])
+    read = select(AssignmentCursor.last_agent).where(AssignmentCursor.team == team)
+    if conn_of(db).dialect.name == "postgresql":
+        read = read.with_for_update()
+    last = db.execute(read).scalar_one_or_none()
     nxt = agents[(agents.index(last) + 1) % len(agents)] if last in agents else agents[0]
-    insert_ignore(db, AssignmentCursor, [{"team": team, "last_agent": nxt}])
     db.execute(
         update(AssignmentCursor).where(col(AssignmentCursor.team) == team).values(last_agent=nxt)
     )
