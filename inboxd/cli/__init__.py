@@ -63,10 +63,19 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.group()
 @click.option("--config", "-c", envvar="INBOXD_CONFIG", help="TOML config (default inboxd.toml)")
 @click.option("--verbose", "-v", is_flag=True, help="debug logging")
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="INBOXD_LOG_FORMAT",
+    help="text for a terminal, json: one object per line",
+)
 @click.pass_context
-def main(click_ctx: click.Context, config: str | None, verbose: bool) -> None:
+def main(click_ctx: click.Context, config: str | None, verbose: bool, log_format: str) -> None:
     """inboxd: email-first shared-inbox helpdesk."""
-    setup_logging(logging.DEBUG if verbose else logging.INFO)
+    setup_logging(
+        logging.DEBUG if verbose else logging.INFO, "json" if log_format == "json" else "text"
+    )
     click_ctx.obj = Context(config, verbose)
 
 
