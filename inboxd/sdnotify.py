@@ -42,5 +42,16 @@ class Notifier:
     def stopping(self) -> None:
         self.send("STOPPING=1")
 
-    def watchdog(self) -> None:
-        self.send("WATCHDOG=1")
+    def watchdog(self, status: str = "") -> None:
+        """The main loop is alive; ``status`` refreshes the one-line STATUS= too."""
+        self.send("WATCHDOG=1", *([f"STATUS={status}"] if status else []))
+
+    @staticmethod
+    def watchdog_interval() -> float | None:
+        """Seconds between WATCHDOG=1 pings: half of systemd's ``WatchdogSec=``
+        (``$WATCHDOG_USEC``), None when no watchdog watches this process."""
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        pid = os.environ.get("WATCHDOG_PID", "")
+        if not usec.isdigit() or int(usec) <= 0 or (pid and pid != str(os.getpid())):
+            return None
+        return int(usec) / 2_000_000

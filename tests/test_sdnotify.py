@@ -83,7 +83,9 @@ def test_abstract_namespace_address() -> None:
         assert sock.recv(100) == b"READY=1"
 
 
-def start_daemon(tmp_path: Path, notify_path: str) -> subprocess.Popen[bytes]:
+def start_daemon(
+    tmp_path: Path, notify_path: str, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """The real ``python -m inboxd run`` on LMTP only; its log goes to daemon.log."""
     (tmp_path / "secret").write_text("sd-notify-test\n")
     (tmp_path / "rules").mkdir()
@@ -104,7 +106,7 @@ address = "support@help.example"
     with open(tmp_path / "daemon.log", "wb") as err:
         return subprocess.Popen(
             [sys.executable, "-m", "inboxd", "--config", str(cfg), "run"],
-            env={**os.environ, "NOTIFY_SOCKET": notify_path},
+            env={**os.environ, "NOTIFY_SOCKET": notify_path, **(extra_env or {})},
             stdin=subprocess.DEVNULL,
             stdout=err,
             stderr=err,
@@ -127,6 +129,26 @@ def test_daemon_notifies_ready_reloading_and_stopping(
         proc.send_signal(signal.SIGTERM)
         assert receive(sock, "STOPPING")[-1] == {"STOPPING": "1"}
         assert proc.wait(timeout=10) == 0, (tmp_path / "daemon.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_daemon_pings_the_watchdog_from_its_main_loop(
+    notify_socket: tuple[socket.socket, str], tmp_path: Path
+) -> None:
+    """With WatchdogSec= (here 1 s), WATCHDOG=1 comes every half period with a STATUS."""
+    sock, path = notify_socket
+    proc = start_daemon(tmp_path, path, {"WATCHDOG_USEC": "1000000"})
+    try:
+        receive(sock, "READY")
+        pings = [receive(sock, "WATCHDOG")[-1] for _ in range(3)]
+        assert all(p["WATCHDOG"] == "1" and "mailboxes" in p["STATUS"] for p in pings), pings
+        assert "rules gen" in pings[-1]["STATUS"]
+        proc.send_signal(signal.SIGTERM)
+        receive(sock, "STOPPING")
+        assert proc.wait(timeout=10) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -170,6 +192,7 @@ def test_unit_file_matches_the_daemon() -> None:
     unit.read_string(UNIT.read_text())
     service = unit["Service"]
     assert service["Type"] == "notify"
+    assert service["WatchdogSec"]  # the daemon pings from its main loop (tested above)
     assert service["ExecReload"] == "/bin/kill -HUP $MAINPID"
     for key in ("ExecStartPre", "ExecStart"):
         argv = shlex.split(service[key])[1:]

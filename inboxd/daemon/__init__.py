@@ -39,6 +39,7 @@ from inboxd.signalpipe import SignalPipe
 
 if TYPE_CHECKING:  # imported where used: one-shot commands need neither (0.4 s of start-up)
     from inboxd.delivery.slack import SlackDrain
+    from inboxd.delivery.socket_mode import SocketModeListener
     from inboxd.ingest.lmtp import InboundController
 
 log = logging.getLogger("inboxd.daemon")
@@ -63,6 +64,7 @@ class App:
     sla: SlaSweep | None = None  # the SLA sweep the scheduler runs
     living: LivingMessages = field(default_factory=LivingMessages)  # Slack roots and threads
     roots: RootSync | None = None  # keeps the living Slack roots up to date (Slack on)
+    socket: SocketModeListener | None = None  # Slack buttons (Socket Mode configured)
 
     @classmethod
     def build(
@@ -114,6 +116,18 @@ class App:
             roots = RootSync(
                 engine, lambda: rules.current, living.refresh, clock=clock, on_queued=slack.wake
             )
+        socket = None
+        if slack is not None and settings.slack.interactive:
+            from inboxd.delivery.slack import make_slack_client
+            from inboxd.delivery.socket_mode import SocketModeListener, read_app_token
+            from inboxd.flows.slack_buttons import ButtonHandler
+
+            app_token, web = read_app_token(settings.slack), make_slack_client(settings.slack)
+            if app_token is not None and web is not None:
+                buttons = ButtonHandler(
+                    engine, lambda: rules.current, living, clock=clock, on_change=slack.wake
+                )
+                socket = SocketModeListener(app_token, web, buttons)
         ctx = IngestContext(
             secret=secret,
             support_addresses=settings.support_addresses,
@@ -146,6 +160,7 @@ class App:
             sla=sweep,
             living=living,
             roots=roots,
+            socket=socket,
         )
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
@@ -206,6 +221,8 @@ class Daemon:
         self._spawn("outbox", self.app.outbound.drain.run)
         if self.app.slack is not None:
             self._spawn("slack", self.app.slack.run)
+        if self.app.socket is not None:
+            self._spawn("slack-socket", self.app.socket.run)
         if self.app.rules.last_errors:
             self._alert_ops(list(self.app.rules.last_errors), "start")
         self.scheduler = Scheduler(self._jobs())
@@ -238,13 +255,25 @@ class Daemon:
         Signals arrive through a :class:`SignalPipe`, never through a handler
         that takes a lock (see that module for the hang this avoids)."""
         signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
+        watchdog = self.notifier.watchdog_interval()
         try:
             self.start()
             while not self.stop.is_set():
-                self.on_signals(signals.wait(timeout=60.0))
+                self.on_signals(signals.wait(timeout=min(watchdog or 60.0, 60.0)))
+                # from the main loop itself: a loop that hangs stops the pings and
+                # systemd (WatchdogSec=) restarts the daemon
+                self.notifier.watchdog(self.status_line())
             self.shutdown()  # still catching: a second SIGTERM must not cut it short
         finally:
             signals.close()
+
+    def status_line(self) -> str:
+        """systemd's one-line STATUS=: what runs and what waits."""
+        alive = sum(1 for t in self.threads if t.is_alive())
+        rules = f"rules gen {self.app.rules.generation}"
+        if self.app.rules.last_errors:
+            rules += f" ({len(self.app.rules.last_errors)} errors, last good kept)"
+        return f"{len(self.app.settings.mailbox)} mailboxes, {alive} threads, {rules}"
 
     def on_signals(self, caught: list[signal.Signals]) -> None:
         """Act on the signals caught together: a stop wins over a reload, and a
