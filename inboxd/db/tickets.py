@@ -232,9 +232,11 @@ def accept_participant(db: DB, ticket_id: int, email: str) -> None:
 
 
 def copy_customers(db: DB, source_id: int, target_id: int) -> None:
-    """A merge: the merged ticket's customers take part in the target (as customers)."""
+    """A merge: the merged ticket's customers are kept on the target as ``pending``, on
+    record but not recipients of the target's replies until an agent's ``#cc`` (a merge
+    joins threads, not audiences)."""
     people = customer_participants(db, source_id)
-    add_participants(db, target_id, [Person(p.email, p.name, "customer") for p in people])
+    add_participants(db, target_id, [Person(p.email, p.name, "pending") for p in people])
 
 
 # --- tickets as a whole -------------------------------------------------------------

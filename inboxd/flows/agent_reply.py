@@ -174,6 +174,8 @@ class AgentReplyInterceptor:
         ticket = tickets.resolve(session, token.ticket_id)
         if ticket is None:
             return None
+        if ticket.id != token.ticket_id:
+            return self._merged_token(session, view, arrival, token, ticket, agent)
         commands = parse_commands(parsed.new_text)
         ctx = self._context(session, view, commands, ev.agent(agent.name), now)
         errors = list(commands.errors) or run.check(ctx, ticket, commands.commands)
@@ -204,7 +206,9 @@ class AgentReplyInterceptor:
             ticket = change.after
             self._to_agent(session, view, OutboundKind.NOTE_ACK, ticket, agent, parsed, now)
         elif relay:
-            ticket = self._relay(session, view, ticket, agent, commands, text, parsed, row_id, now)
+            ticket = self._relay(
+                session, view, ticket, before, agent, commands, text, parsed, row_id, now
+            )
         elif results:
             # commands only, nothing for the customer: confirm what was done
             self._command_result(session, view, ticket, agent, results, [], parsed, now)
@@ -213,6 +217,42 @@ class AgentReplyInterceptor:
             # (a relayed answer opens a new ticket)
             notify_new_owner(view, session, before, ticket, agent, now)
         return self._handled(ticket, row_id, agent, "agent reply")
+
+    def _merged_token(
+        self,
+        session: Session,
+        view: FlowView,
+        arrival: Arrival,
+        token: TicketToken,
+        survivor: Ticket,
+        agent: Agent,
+    ) -> Outcome:
+        """A reply to a notification of a ticket merged away: it runs no command and
+        relays nothing (the token was made for a ticket and an audience that are gone);
+        kept as a note on the surviving ticket, with the reason, and the agent is told."""
+        parsed, now = arrival.parsed, arrival.now
+        reason = (
+            f"ticket #{token.ticket_id} was merged into #{survivor.id}: its reply address "
+            f"no longer acts; answer from a notification of #{survivor.id}"
+        )
+        row_id = messages.store_mail(
+            session,
+            arrival,
+            ticket_id=survivor.id,
+            direction=Direction.NOTE.value,
+            matched_by="token",
+            reason=f"agent reply by {agent.name} to merged ticket #{token.ticket_id}",
+            new_text=parsed.new_text,
+        )
+        refused = ev.AgentTokenRefused(
+            at=now, reason=reason, sender=agent.email, cited=self._cited(parsed)
+        )
+        tickets.record(session, survivor.id, refused)
+        log.warning(
+            "agent token of merged ticket=%s agent=%s: %s", token.ticket_id, agent.name, reason
+        )
+        self._command_result(session, view, survivor, agent, [], [reason], parsed, now)
+        return self._handled(survivor, row_id, agent, "merged token")
 
     def _context(
         self,
@@ -264,6 +304,7 @@ class AgentReplyInterceptor:
         session: Session,
         view: FlowView,
         ticket: Ticket,
+        answered: Ticket,
         agent: Agent,
         commands: CommandParse,
         text: str,
@@ -271,10 +312,13 @@ class AgentReplyInterceptor:
         row_id: int,
         now: datetime,
     ) -> Ticket:
-        """Send the agent's text to the ticket's customers; the ticket after it."""
+        """Send the agent's text on ``ticket`` to the customers of ``answered``, the
+        ticket whose notification the agent answered (the same one, unless this mail
+        merged it into ``ticket``: recipients stay per original requester), threaded
+        under their last mail; the ticket after it."""
         actor = ev.agent(agent.name)
         canned = commands.first("canned")
-        people = self._customers(session, view, ticket.id)
+        people = self._customers(session, view, answered.id)
         if not people:
             skipped = ev.RelaySkipped(
                 at=now, actor=actor, reason="no customer address on the ticket"
@@ -294,7 +338,7 @@ class AgentReplyInterceptor:
             )
             body = prefix.rstrip("\n") + ("\n\n" + text if text else "")
         rendered = view.render("reply", ticket, text=body, agent=agent_ctx, customer=customer)
-        thread = self.flow.thread_info(session, ticket)
+        thread = self.flow.thread_info(session, answered)
         try:
             message_id = view.to_customer(
                 session,
