@@ -259,6 +259,19 @@ class SlackThread(SQLModel, table=True):
     updated_at: datetime
 
 
+class SlackAction(SQLModel, table=True):
+    """A Slack button press that was handled: the unique ``key`` (user, action and its
+    timestamp) lets one daemon act on it, however often Slack delivers it."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    envelope_id: str = ""
+    ticket_id: int | None = None
+    action: str
+    user_id: str
+    handled_at: datetime
+
+
 class SlaStage(SQLModel, table=True):
     """A stage of an SLA target that fired: the unique key makes it fire exactly once
     per ticket, target, clock cycle and stage, across restarts and daemons."""

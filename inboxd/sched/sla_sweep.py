@@ -9,14 +9,16 @@ current rules (``core.sla.targets``), claim every stage whose time came
 the flows act on it (reminder mail, breach alert: ``StageActions``, wired by
 the daemon), record an event, and store the ticket's next due instant. A stage
 whose time passed while the daemon was down is caught up once; a warning whose
-breach is already due is recorded as skipped and nobody is told.
+breach is already due is recorded as skipped and nobody is told. People can
+hold the stages (``core.sla.holds``): a snooze delays them until it ends, an
+acknowledged breach skips the rest of its stages.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -28,7 +30,7 @@ from inboxd.core.desk import Ticket
 from inboxd.core.desk import events as ev
 from inboxd.core.rules import RuleSet
 from inboxd.core.rules.model import SlaPolicy
-from inboxd.core.sla import targets
+from inboxd.core.sla import holds, targets
 from inboxd.core.sla.targets import StageTime, TargetClock
 from inboxd.db import sla, tickets
 from inboxd.db.sql import savepoint
@@ -156,6 +158,15 @@ class SlaSweep:
         computed = targets.clocks(events, policy, calendar, now)
         by_target = {tc.target: tc for tc in computed}
         stages = targets.due_stages(events, policy, calendar, now, fired, computed)
+        held = holds.snoozed_until(events, now)  # a Slack "Snooze 1h": look again then
+        if held is not None and stages:
+            later = targets.next_due(events, policy, calendar, now, fired, computed)
+            return _Swept((), max(later, held) if later is not None else held)
+        # an acknowledged breach: its further stages are recorded as skipped, nobody told
+        stages = tuple(
+            replace(st, skip=True) if holds.acknowledged(events, by_target[st.target]) else st
+            for st in stages
+        )
         out: list[ev.SlaStageFired] = []
         if stages:
             with savepoint(conn, "sla"):

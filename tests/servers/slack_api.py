@@ -7,13 +7,15 @@ answers ``{"ok": true, "ts": ...}`` unless a scripted reply is queued:
 or ``Reply.error("channel_not_found")``. Scripted replies are used in order,
 one per request. ``stop()`` closes the port (the client then gets connection
 refused); ``SlackApiServer(port=old_port).start()`` brings it back on the same
-address.
+address. ``server.answer(method, make)`` answers one method with a function of
+the request body (GET requests are recorded with their query as the body).
 """
 
 from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -48,6 +50,10 @@ class Request:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
+    def do_GET(self) -> None:  # users.info and other reads send their arguments in the URL
+        path, _, query = self.path.partition("?")
+        self._answer(path, {k: v[0] for k, v in parse_qs(query).items()})
+
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length).decode("utf-8")
@@ -56,7 +62,10 @@ class _Handler(BaseHTTPRequestHandler):
             body: dict[str, Any] = json.loads(raw or "{}")
         else:
             body = {k: v[0] for k, v in parse_qs(raw).items()}
-        method = self.path.rsplit("/", 1)[-1]
+        self._answer(self.path.partition("?")[0], body)
+
+    def _answer(self, path: str, body: dict[str, Any]) -> None:
+        method = path.rsplit("/", 1)[-1]
         reply = self.server.owner.next_reply(method, body)
         self.server.owner.record(
             Request(
@@ -90,6 +99,7 @@ class SlackApiServer:
         self._port = port
         self._lock = threading.Lock()
         self._script: list[Reply] = []
+        self._answers: dict[str, Callable[[dict[str, Any]], Reply]] = {}
         self._requests: list[Request] = []
         self._counter = 0
         self._server: _Server | None = None
@@ -137,10 +147,21 @@ class SlackApiServer:
         with self._lock:
             self._script.extend(replies)
 
+    def answer(self, method: str, make: Callable[[dict[str, Any]], Reply]) -> None:
+        """Answer every ``method`` request with ``make(body)`` (scripted replies still
+        come first): e.g. ``users.info`` with a profile, ``apps.connections.open`` with
+        a websocket URL."""
+        with self._lock:
+            self._answers[method] = make
+
     def next_reply(self, method: str, body: dict[str, Any]) -> Reply:
         with self._lock:
             if self._script:
                 return self._script.pop(0)
+            make = self._answers.get(method)
+        if make is not None:
+            return make(body)
+        with self._lock:
             self._counter += 1
             ts = f"1700000000.{self._counter:06d}"
         return Reply(200, {"ok": True, "channel": body.get("channel", ""), "ts": ts})

@@ -266,3 +266,20 @@ def apply_rules(
     if status and status != after.status and may_transition(after.status, status):
         change = change.then(change_status(after, status, actor=ev.SYSTEM, now=now, why="rule"))
     return change
+
+
+# --- SLA holds (Slack buttons) -------------------------------------------------------
+
+
+def snooze_stages(ticket: Ticket, until: datetime, *, actor: str, now: datetime) -> Change:
+    """Hold the ticket's SLA stages until ``until`` (``core.sla.holds``)."""
+    if ticket.status == Status.MERGED:
+        raise TransitionError("a merged ticket has no SLA stages to snooze")
+    return record(ticket, ev.SlaSnoozed(at=now, actor=actor, until=until.isoformat()))
+
+
+def acknowledge_breach(ticket: Ticket, *, actor: str, now: datetime) -> Change:
+    """Someone took charge of the ticket's breaches: their further stages are skipped."""
+    if ticket.status == Status.MERGED:
+        raise TransitionError("a merged ticket has no SLA stages to acknowledge")
+    return record(ticket, ev.SlaAcknowledged(at=now, actor=actor))
