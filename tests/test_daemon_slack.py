@@ -24,7 +24,9 @@ def slack_api() -> Iterator[SlackApiServer]:
         yield server
 
 
-def build_app(tmp_path: Path, slack: SlackApiServer, monkeypatch: pytest.MonkeyPatch) -> App:
+def build_app(
+    tmp_path: Path, slack: SlackApiServer, monkeypatch: pytest.MonkeyPatch, extra: str = ""
+) -> App:
     shutil.copytree(REPO / "rules", tmp_path / "rules")
     (tmp_path / "secret").write_text("slack-wiring\n")
     monkeypatch.setenv("INBOXD_TEST_SLACK_TOKEN", "xoxb-test")
@@ -42,6 +44,7 @@ enabled = false
 token_env = "INBOXD_TEST_SLACK_TOKEN"
 base_url = "{slack.base_url}"
 ops_channel = "#ops"
+{extra}
 [[mailbox]]
 name = "support"
 address = "support@help.example"
@@ -95,3 +98,21 @@ def test_broken_rules_edit_alerts_ops_once_and_keeps_old_rules(
     assert "50-broken.yaml:3" in str(posts[0].body["blocks"])
     # mail keeps flowing under the old rules
     assert app.pipeline.ingest(VIP_MAIL, Source("lmtp", "support")).status == "stored"
+
+
+def test_socket_mode_wired_only_with_an_app_token(
+    tmp_path: Path, slack_api: SlackApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = build_app(tmp_path, slack_api, monkeypatch)
+    assert app.socket is None and app.roots is not None and not app.living.buttons
+    jobs = [j.name for j in Daemon(app, notifier=Notifier(None))._jobs()]
+    assert "slack-roots" in jobs
+    app.close()
+
+    monkeypatch.setenv("INBOXD_TEST_SLACK_APP_TOKEN", "xapp-test")
+    (tmp_path / "b").mkdir()
+    extra = 'app_token_env = "INBOXD_TEST_SLACK_APP_TOKEN"'
+    interactive = build_app(tmp_path / "b", slack_api, monkeypatch, extra)
+    assert interactive.socket is not None and interactive.living.buttons
+    assert interactive.socket.app_token == "xapp-test"
+    interactive.close()
