@@ -197,6 +197,25 @@ class IngestConfig(_Strict):
     workers: Annotated[int, Field(ge=0, le=32)] | None = None
 
 
+class MetricsConfig(_Strict):
+    """The Prometheus endpoint (/metrics, /healthz, /readyz); empty ``listen``: off."""
+
+    listen: str = ""
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if value and (not sep or not port.isdigit()):
+            raise ValueError("must be HOST:PORT (or empty: off)")
+        return value
+
+
 class SlaConfig(_Strict):
     """How often the SLA sweep looks for due tickets (it reads only those)."""
 
@@ -214,6 +233,7 @@ class Settings(_Strict):
     templates: DirConfig = DirConfig(dir=Path("templates"))
     slack: SlackConfig = SlackConfig()
     sla: SlaConfig = SlaConfig()
+    metrics: MetricsConfig = MetricsConfig()
 
     @model_validator(mode="after")
     def _unique_mailboxes(self) -> Settings:

@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # imported where used: one-shot commands need neither (0.4 s 
     from inboxd.delivery.slack import SlackDrain
     from inboxd.delivery.socket_mode import SocketModeListener
     from inboxd.ingest.lmtp import InboundController
+    from inboxd.metrics import MetricsServer
 
 log = logging.getLogger("inboxd.daemon")
 
@@ -196,6 +197,7 @@ class Daemon:
         self.threads: list[threading.Thread] = []
         self.controller: InboundController | None = None
         self.scheduler: Scheduler | None = None
+        self.metrics: MetricsServer | None = None
         self._reload_lock = threading.Lock()
 
     # --- lifecycle -----------------------------------------------------------------
@@ -227,7 +229,55 @@ class Daemon:
             self._alert_ops(list(self.app.rules.last_errors), "start")
         self.scheduler = Scheduler(self._jobs())
         self.scheduler.start()
+        self._start_metrics()
         self.notifier.ready(f"{len(settings.mailbox)} mailboxes")
+
+    def _start_metrics(self) -> None:
+        """/metrics, /healthz and /readyz, when ``[metrics] listen`` names an address."""
+        config = self.app.settings.metrics
+        if not config.listen:
+            return
+        from inboxd.metrics import REGISTRY, MetricsServer, QueueCollector
+
+        host, port = config.host_port
+        self.metrics = MetricsServer(host, port, self._readiness()).start()
+        self.metrics.collector = QueueCollector(self._queue_rows)
+        REGISTRY.register(self.metrics.collector)
+        log.info("metrics listening addr=%s:%d", host, self.metrics.server_port)
+
+    def _queue_rows(self) -> list[tuple[str, str, int, float]]:
+        from inboxd.db import outbox_queries, slack_queries
+
+        now = self.app.clock()
+        rows: list[tuple[str, str, int, float]] = []
+        with self.app.engine.connect() as conn:
+            for queue, found in (
+                ("outbox", outbox_queries.QUEUE.waiting(conn, "kind")),
+                ("slack", slack_queries.QUEUE.waiting(conn)),
+            ):
+                rows += [(queue, k, n, (now - oldest).total_seconds()) for k, n, oldest in found]
+        return rows
+
+    def _readiness(self) -> dict[str, Callable[[], str | None]]:
+        from sqlalchemy import text
+
+        from inboxd.metrics import HEALTH
+
+        imap = [box.name for box in self.app.settings.mailbox if box.uses_imap]
+
+        def database() -> str | None:
+            with self.app.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+            return None
+
+        def rules() -> str | None:
+            return None if self.app.rules.current is not None else "no rule set loaded"
+
+        def mailboxes() -> str | None:
+            down = HEALTH.not_connected(imap)
+            return f"not connected: {', '.join(down)}" if down else None
+
+        return {"database": database, "rules": rules, "mailboxes": mailboxes}
 
     def _jobs(self) -> list[Job]:
         """The periodic work: the SLA sweep, and a wake-up for each queue drain so a
@@ -366,6 +416,8 @@ class Daemon:
         self.stop.set()
         if self.scheduler is not None:
             self.scheduler.shutdown(wait=True)
+        if self.metrics is not None:
+            self.metrics.stop()
         self.app.outbound.drain.wake()
         if self.app.slack is not None:
             self.app.slack.wake()

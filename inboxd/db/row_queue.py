@@ -192,6 +192,25 @@ class RowQueue(Generic[R]):
             stmt = stmt.where(t.c.status == status)
         return [dict(r) for r in db.execute(stmt.limit(limit)).mappings().all()]
 
+    def waiting(self, db: DB, kind_column: str | None = None) -> list[tuple[str, int, datetime]]:
+        """(kind, rows waiting, the oldest one's creation) of rows not sent or failed yet;
+        one kind ``""`` when the queue has no kind column."""
+        t = self.table
+        kind = t.c[kind_column] if kind_column else None
+        columns = [kind] if kind is not None else []
+        stmt = (
+            select(*columns, func.count(), func.min(t.c.created_at))
+            .where(t.c.status.in_((QUEUED, SENDING)))
+        )
+        if kind is not None:
+            stmt = stmt.group_by(kind)
+        out = []
+        for row in db.execute(stmt).all():
+            name, count, oldest = (row[0], row[1], row[2]) if kind is not None else ("", *row)
+            if count:
+                out.append((str(name), int(count), utc(oldest)))
+        return out
+
     def counts(self, db: DB) -> dict[str, int]:
         """Rows per status."""
         t = self.table

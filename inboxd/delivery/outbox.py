@@ -35,6 +35,7 @@ from inboxd.db import outbox_queries as q
 from inboxd.db import tickets
 from inboxd.delivery.drain import Deliverer, Delivery, Drain, DrainReport, Options
 from inboxd.delivery.smtp_send import SendResult
+from inboxd.metrics import DELIVERIES_FAILED
 
 
 class Sender(Protocol):
@@ -118,6 +119,7 @@ class SmtpDeliverer(Deliverer[q.OutboxMail]):
         self._tell(conn, mail, now, refused, detail)
 
     def failed(self, conn: Connection, row: q.OutboxMail, reason: str, now: datetime) -> None:
+        DELIVERIES_FAILED.labels(row.kind).inc()
         failed = ev.DeliveryFailed(
             at=now, outbox=row.id, message_id=row.message_id, kind_=row.kind, reason=reason
         )
