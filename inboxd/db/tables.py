@@ -199,7 +199,12 @@ class Outbox(SQLModel, table=True):
     counts by it through an index instead of scanning the JSON ``rcpts``.
     """
 
-    __table_args__ = (Index("ix_outbox_rcpt_kind_created", "rcpt_key", "kind", "created_at"),)
+    __table_args__ = (
+        Index("ix_outbox_rcpt_kind_created", "rcpt_key", "kind", "created_at"),
+        # the global and per-domain hourly ack caps count through these as ranges
+        Index("ix_outbox_kind_created", "kind", "created_at"),
+        Index("ix_outbox_domain_kind_created", "rcpt_domain", "kind", "created_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     ticket_id: int | None = Field(default=None, foreign_key="ticket.id", index=True)
@@ -208,6 +213,7 @@ class Outbox(SQLModel, table=True):
     mail_from: str
     rcpts: list[str] = _json_list()
     rcpt_key: str = ""
+    rcpt_domain: str = ""  # the domain of rcpt_key
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
     status: str = Field(default="queued", index=True)  # queued | sending | sent | failed
     attempts: int = 0
