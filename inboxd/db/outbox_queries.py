@@ -125,12 +125,6 @@ _COUNT_KIND_DOMAIN = PreparedQuery(
 )
 
 
-def like_escape(text: str) -> str:
-    """``text`` as a literal inside a LIKE pattern (escape character ``!``: a
-    backslash means different things to SQLite and PostgreSQL string literals)."""
-    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
-
-
 def count_kind(db: DB, *, kind: str, since: datetime, domain: str = "") -> int:
     """Mails of ``kind`` queued since ``since``, to any address at ``domain`` (their
     first recipient) when given, else to anyone: the domain and global ack caps.
