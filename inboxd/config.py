@@ -28,6 +28,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def read_secret(env: str | None, file: Path | None, key: str) -> str | None:
+    """A token or password from the environment variable ``env`` or the file ``file``
+    (stripped); None when neither is set. Errors name the config key, never the value."""
+    if env:
+        value = os.environ.get(env, "").strip()
+        if not value:
+            raise ConfigError(f"{key}_env: environment variable {env} is not set")
+        return value
+    if file:
+        try:
+            value = file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{key}_file: {exc}") from exc
+        if not value:
+            raise ConfigError(f"{key}_file: {file} is empty")
+        return value
+    return None
+
+
+def _host_port(listen: str) -> tuple[str, int]:
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _check_listen(value: str, *, optional: bool = False) -> str:
+    _, sep, port = value.rpartition(":")
+    if (value or not optional) and (not sep or not port.isdigit()):
+        raise ValueError("must be HOST:PORT" + (" (or empty: off)" if optional else ""))
+    return value
+
+
 class Secret(_Strict):
     """Where a password comes from. Its value is never stored in Settings."""
 
@@ -99,16 +130,12 @@ class LmtpConfig(_Strict):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        return _host_port(self.listen)
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        _, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit():
-            raise ValueError("must be HOST:PORT")
-        return value
+        return _check_listen(value)
 
 
 class SmtpConfig(Secret):
@@ -204,16 +231,12 @@ class MetricsConfig(_Strict):
 
     @property
     def host_port(self) -> tuple[str, int]:
-        host, _, port = self.listen.rpartition(":")
-        return host.strip("[]") or "127.0.0.1", int(port)
+        return _host_port(self.listen)
 
     @field_validator("listen")
     @classmethod
     def _listen(cls, value: str) -> str:
-        _, sep, port = value.rpartition(":")
-        if value and (not sep or not port.isdigit()):
-            raise ValueError("must be HOST:PORT (or empty: off)")
-        return value
+        return _check_listen(value, optional=True)
 
 
 class SlaConfig(_Strict):

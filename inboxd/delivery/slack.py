@@ -25,7 +25,6 @@ Results:
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -40,7 +39,7 @@ from slack_sdk.http_retry.state import RetryState
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
 
-from inboxd.config import ConfigError, SlackConfig
+from inboxd.config import SlackConfig, read_secret
 from inboxd.core.desk import events as ev
 from inboxd.db import slack_queries as q
 from inboxd.db import slack_threads as threads
@@ -125,22 +124,7 @@ def _retry_after(headers: Any) -> float | None:
 
 def read_token(config: SlackConfig) -> str | None:
     """The bot token, or None when Slack is not configured at all."""
-    if config.token_env:
-        value = os.environ.get(config.token_env, "").strip()
-        if not value:
-            raise ConfigError(
-                f"slack.token_env: environment variable {config.token_env} is not set"
-            )
-        return value
-    if config.token_file:
-        try:
-            value = config.token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"slack.token_file: {exc}") from exc
-        if not value:
-            raise ConfigError(f"slack.token_file: {config.token_file} is empty")
-        return value
-    return None
+    return read_secret(config.token_env, config.token_file, "slack.token")
 
 
 def make_slack_client(

@@ -13,7 +13,6 @@ here directly, not queued: they matter only in the seconds after the press.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +24,7 @@ from slack_sdk.socket_mode.client import BaseSocketModeClient
 from slack_sdk.socket_mode.request import SocketModeRequest
 from slack_sdk.socket_mode.response import SocketModeResponse
 
-from inboxd.config import ConfigError, SlackConfig
+from inboxd.config import SlackConfig, read_secret
 from inboxd.core.slack_actions import ButtonPress, ButtonReply, presses
 
 log = logging.getLogger("inboxd.slack")
@@ -36,22 +35,7 @@ FAILED = "inboxd could not do that just now (an internal error was logged); noth
 
 def read_app_token(config: SlackConfig) -> str | None:
     """The app-level token (xapp-...), or None when Socket Mode is not configured."""
-    if config.app_token_env:
-        value = os.environ.get(config.app_token_env, "").strip()
-        if not value:
-            raise ConfigError(
-                f"slack.app_token_env: environment variable {config.app_token_env} is not set"
-            )
-        return value
-    if config.app_token_file:
-        try:
-            value = config.app_token_file.read_text(encoding="utf-8").strip()
-        except OSError as exc:
-            raise ConfigError(f"slack.app_token_file: {exc}") from exc
-        if not value:
-            raise ConfigError(f"slack.app_token_file: {config.app_token_file} is empty")
-        return value
-    return None
+    return read_secret(config.app_token_env, config.app_token_file, "slack.app_token")
 
 
 class SocketModeListener:

@@ -199,6 +199,19 @@ class AgentReplied(Event):
     via: str | None = None  # "sent_folder" when the agent answered outside inboxd
     sent_at: str | None = None  # the Sent mail's Date, ISO 8601
 
+    @property
+    def counted_at(self) -> datetime:
+        """When the reply counts for clocks and reports: a reply found in the Sent
+        folder counts from its Date when that is earlier than our finding it."""
+        if self.sent_at:
+            try:
+                sent = datetime.fromisoformat(self.sent_at)
+            except ValueError:
+                return self.at
+            if sent.tzinfo is not None and sent < self.at:
+                return sent
+        return self.at
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NoteAdded(Event):

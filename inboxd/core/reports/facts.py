@@ -60,19 +60,6 @@ class TicketFacts:
         return found[-1] if found else None
 
 
-def reply_time(event: ev.AgentReplied) -> datetime:
-    """A reply found in the Sent folder counts from its Date when that is earlier
-    (as the SLA clocks count it)."""
-    if event.sent_at:
-        try:
-            sent = datetime.fromisoformat(event.sent_at)
-        except ValueError:
-            return event.at
-        if sent.tzinfo is not None and sent < event.at:
-            return sent
-    return event.at
-
-
 def _customer_comment(event: ev.Event) -> bool:
     return (
         isinstance(event, ev.MessageStored)
@@ -107,7 +94,7 @@ def ticket_facts(events: Sequence[ev.Event]) -> TicketFacts:
             elif fr_stop is not None and not (waits and waits[-1][1] is None):
                 waits.append([event.at, None])
         elif isinstance(event, ev.AgentReplied):
-            at = max(reply_time(event), created)
+            at = max(event.counted_at, created)
             replies.append(at)
             if fr_start is not None and fr_stop is None:
                 fr_stop = max(at, fr_start)

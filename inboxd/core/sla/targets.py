@@ -93,18 +93,6 @@ class _Timeline:
     merged: datetime | None = None
 
 
-def _reply_time(event: ev.AgentReplied) -> datetime:
-    """A Sent-folder reply counts from its Date when that is earlier than our finding it."""
-    if event.sent_at:
-        try:
-            sent = datetime.fromisoformat(event.sent_at)
-        except ValueError:
-            return event.at
-        if sent.tzinfo is not None and sent < event.at:
-            return sent
-    return event.at
-
-
 def _timeline(events: Sequence[ev.Event], policy: SlaPolicy, now: datetime) -> _Timeline:
     line = _Timeline()
     status = "new"
@@ -124,7 +112,7 @@ def _timeline(events: Sequence[ev.Event], policy: SlaPolicy, now: datetime) -> _
             if not waiting and (line.first_reply is not None or policy.first_response is None):
                 line.cycles.append([at, None])
         elif isinstance(event, ev.AgentReplied):
-            when = max(_reply_time(event), line.created or event.at)
+            when = max(event.counted_at, line.created or event.at)
             if line.first_reply is None:
                 line.first_reply = when
             if line.cycles and line.cycles[-1][1] is None:
