@@ -309,7 +309,9 @@ def parse_msgid_list(value: str | None) -> list[str]:
     """Every Message-ID token in an In-Reply-To / References value, in order.
 
     Tolerates missing brackets, commas and junk between ids (Outlook and
-    some web mailers produce all of those).
+    some web mailers produce all of those). Linear in the value's length: a
+    flood of ids (200,000 in one References) is deduplicated through a dict,
+    not a scan of the list so far; callers trim what they keep.
     """
     if not value:
         return []
@@ -317,12 +319,12 @@ def parse_msgid_list(value: str | None) -> list[str]:
     found = [m.group(1) for m in _MSGID_BRACKETED.finditer(value)]
     if not found:
         found = _MSGID_BARE.findall(value)
-    out: list[str] = []
+    out: dict[str, None] = {}
     for token in found:
         token = token.strip()
-        if token and len(token) <= 998 and token not in out:
-            out.append(token)
-    return out
+        if token and len(token) <= 998:
+            out.setdefault(token)
+    return list(out)
 
 
 def _plausible_id(token: str) -> bool:

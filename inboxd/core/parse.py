@@ -50,7 +50,7 @@ MAX_PARTS = 2000
 MAX_DEPTH = 40
 MAX_HEADERS = 2000
 MAX_HEADER_VALUE = 64 * 1024
-MAX_REFERENCES = 50
+MAX_REFERENCES = 100  # References kept: the root and the last 100, as mail clients trim
 SYNTH_DOMAIN = "inboxd.invalid"
 # A stray NUL or two in a header is a broken client (kept, the NULs dropped); more
 # is a binary file, not a mail.
@@ -640,10 +640,10 @@ def _result(
     synthesized = not message_id
     if synthesized:
         message_id = _synth_message_id(from_raw, date_raw, subject_raw, norm_body)
-    in_reply_to = tuple(parse_msgid_list(first("in-reply-to")))
+    in_reply_to = tuple(parse_msgid_list(first("in-reply-to"))[:MAX_REFERENCES])
     references = parse_msgid_list(" ".join(by_name.get("references", [])))
-    if len(references) > MAX_REFERENCES:
-        references = references[-MAX_REFERENCES:]
+    if len(references) > MAX_REFERENCES + 1:  # the thread root, then the newest
+        references = [references[0], *references[-MAX_REFERENCES:]]
 
     flags = auto_flags(headers, from_)
     x_failed = _first(list(headers), "x-failed-recipients")

@@ -15,7 +15,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -98,11 +98,18 @@ class Pipeline:
     # --- entry points ---------------------------------------------------------
 
     def ingest(self, raw: bytes, source: Source) -> Outcome:
-        """Store one mail in its own transaction (LMTP, CLI import)."""
+        """Store one mail in its own transaction (LMTP, CLI import). The mail is parsed
+        before the transaction opens: on SQLite that is BEGIN IMMEDIATE, the write
+        lock every other delivery waits for (IMAP batches come parsed by the workers
+        or the prefetch the same way)."""
+        parsed = self._parse(raw)
         with Session(self.engine) as session, session.begin():
-            outcome = self.ingest_in(session, raw, source)
+            outcome = self.ingest_in(session, raw, source, parsed)
         self._committed()
         return outcome
+
+    def _parse(self, raw: bytes) -> ParsedMessage | ParseFailure:
+        return parse_outcome(raw, max_bytes=self.ctx.max_bytes)
 
     def _committed(self) -> None:
         for callback in self.ctx.on_commit:
@@ -118,6 +125,10 @@ class Pipeline:
     ) -> None:
         if not mails:
             return
+        # parsed outside the write lock (a worker's batch comes parsed already)
+        mails = [
+            m if m.parsed is not None else replace(m, parsed=self._parse(m.raw)) for m in mails
+        ]
         with Session(self.engine) as session, session.begin():
             stored = mailboxes.get_checkpoint(session, mailbox, folder)
             if stored and stored[0] != uidvalidity:

@@ -108,12 +108,12 @@ def test_message_id_without_brackets_kept_exact() -> None:
     assert not m.message_id_synthesized
 
 
-def test_references_tolerate_junk_and_cap_at_50() -> None:
-    refs = " ".join(f"<r{i}@x>" for i in range(80))
-    m = parse_message(mail(f"From: a@b.c\nReferences: {refs}\nIn-Reply-To: r79@x (junk)"))
-    assert len(m.references) == 50
-    assert m.references[0] == "r30@x" and m.references[-1] == "r79@x"
-    assert m.in_reply_to == ("r79@x",)
+def test_references_tolerate_junk_and_keep_the_root_and_the_last_100() -> None:
+    refs = " ".join(f"<r{i}@x>" for i in range(150))
+    m = parse_message(mail(f"From: a@b.c\nReferences: {refs}\nIn-Reply-To: r149@x (junk)"))
+    assert len(m.references) == 101
+    assert m.references[:2] == ("r0@x", "r50@x") and m.references[-1] == "r149@x"
+    assert m.in_reply_to == ("r149@x",)
     m2 = parse_message(mail("From: a@b.c\nReferences: <a@x>,<b@x>, c@x\n  <d@x>"))
     assert m2.references == ("a@x", "b@x", "d@x")
 
