@@ -17,6 +17,7 @@ from inboxd.core.rules import schema as s
 from inboxd.core.rules.model import PRIORITIES, STATUSES
 from inboxd.core.rules.nodes import NodeReader, did_you_mean, kind_of
 from inboxd.core.rules.textindex import FIELDS, compile_regex, fold_keyword
+from inboxd.core.sentiment import DEFAULT_THRESHOLD
 
 _TAG = re.compile(r"^[^\s,]+$")
 
@@ -259,6 +260,42 @@ class ClauseParser(NodeReader):
         if days != frozenset(range(7)):
             spec += " on " + ",".join(DAYS[d] for d in sorted(days))
         return c.TimeOfDay(tuple(ranges), days, tz_name, zone, spec)
+
+    def cond_sentiment(self, node: Node, _: Node) -> c.Condition | None:
+        label_node: Node = node
+        threshold = DEFAULT_THRESHOLD
+        if isinstance(node, MappingNode):
+            items = self.known(
+                self.items(node, "sentiment") or [], s.SENTIMENT_KEYS, "sentiment key"
+            )
+            by_key = {k: v for k, _, v in items}
+            if "is" not in by_key:
+                self.err(node, "sentiment: 'is' is required (e.g. is: negative)")
+                return None
+            label_node = by_key["is"]
+            if "threshold" in by_key:
+                raw = self.scalar(by_key["threshold"], "sentiment threshold")
+                try:
+                    threshold = float(raw or "")
+                except ValueError:
+                    threshold = -1.0
+                if not 0.0 < threshold <= 1.0:
+                    self.err(
+                        by_key["threshold"],
+                        f"sentiment: threshold {raw!r} must be a number above 0 and at most 1",
+                    )
+                    return None
+        label = self.scalar(label_node, "sentiment")
+        if label is None:
+            return None
+        label = label.lower()
+        if label not in s.SENTIMENTS:
+            self.err(
+                label_node,
+                f"sentiment: unknown value {label!r}{did_you_mean(label, s.SENTIMENTS)}",
+            )
+            return None
+        return c.SentimentIs(label, threshold)
 
     # -- actions -------------------------------------------------------------
     def actions(self, node: Node) -> tuple[dict[str, Any], Node | None]:

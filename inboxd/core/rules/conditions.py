@@ -22,6 +22,7 @@ from inboxd.core.calendar import DAYS, Calendar, Interval, Zone, is_business_tim
 from inboxd.core.model import ParsedMessage
 from inboxd.core.rules.model import RuleContext
 from inboxd.core.rules.textindex import TextIndex, find_word, fold
+from inboxd.core.sentiment import NEGATIVE, POSITIVE, UNKNOWN, Sentiment, score
 
 
 @dataclass(slots=True)
@@ -34,10 +35,17 @@ class Env:
     index: TextIndex
     calendars: Mapping[str, Calendar]
     vip_reason: str | None = None
+    sentiment: Sentiment | None = None  # scored on the first rule that asks
 
     @property
     def body(self) -> str:
         return rule_body(self.msg, self.ctx)
+
+    def mood(self) -> Sentiment:
+        """The new text's sentiment, scored once per mail and only when a rule asks."""
+        if self.sentiment is None:
+            self.sentiment = score(self.msg.new_text or self.msg.text)
+        return self.sentiment
 
 
 def rule_body(msg: ParsedMessage, ctx: RuleContext) -> str:
@@ -421,3 +429,34 @@ class TimeOfDay(Condition):
 
     def describe(self) -> str:
         return f"time within {self.spec}"
+
+
+@dataclass(frozen=True, slots=True)
+class SentimentIs(Condition):
+    """The new text's sentiment: ``negative`` at VADER compound <= -threshold,
+    ``positive`` at >= threshold, ``unknown`` for text it cannot score (never
+    negative: a mail in German is not an angry one)."""
+
+    label: str  # negative | positive | unknown
+    threshold: float
+
+    def test(self, env: Env) -> bool:
+        found = env.mood()
+        if self.label == UNKNOWN or found.score is None:
+            return self.label == UNKNOWN and found.score is None
+        if self.label == NEGATIVE:
+            return found.score <= -self.threshold
+        return self.label == POSITIVE and found.score >= self.threshold
+
+    def explain(self, env: Env) -> list[str]:
+        found = env.mood()
+        if found.score is None:
+            return [found.describe()]
+        bound = -self.threshold if self.label == NEGATIVE else self.threshold
+        op = "<=" if self.label == NEGATIVE else ">="
+        return [f"sentiment {self.label}: score {found.score:+.2f} {op} {bound:+.2f}"]
+
+    def describe(self) -> str:
+        if self.label == UNKNOWN:
+            return "sentiment unknown"
+        return f"sentiment {self.label} (threshold {self.threshold:.2f})"

@@ -30,6 +30,8 @@ RULE_KEYS = ("name", "description", "on", "when", "then", "enabled")
 HEADER_KEYS = ("name", "exists", "equals", "any", "all", "regex")
 TEXT_KEYS = ("any", "all", "regex")
 TIME_KEYS = ("between", "days", "timezone")
+SENTIMENT_KEYS = ("is", "threshold")
+SENTIMENTS = ("negative", "positive", "unknown")
 PAUSE_STATUSES: tuple[str, ...] = tuple(
     s.value for s in (Status.NEW, Status.OPEN, Status.PENDING, Status.SOLVED)
 )
@@ -53,6 +55,8 @@ CONDITIONS: dict[str, str] = {
     "vip": "sender on a VIP list, ticket already VIP, or marked VIP by an earlier rule",
     "business_hours": "name of a calendar: true inside its opening hours",
     "time": "'HH:MM-HH:MM' or {between, days, timezone}; overnight ranges allowed",
+    "sentiment": "negative | positive | unknown, or {is, threshold}: the mail's new text "
+    "scored by VADER (English only; other text is unknown, never negative)",
 }
 
 # action key -> short help
@@ -122,6 +126,19 @@ def json_schema() -> dict[str, Any]:
             _obj({"between": globs, "days": string, "timezone": string}, ["between"]),
         ]
     }
+    sentiment_label = {"enum": list(SENTIMENTS)}
+    sentiment = {
+        "anyOf": [
+            sentiment_label,
+            _obj(
+                {
+                    "is": sentiment_label,
+                    "threshold": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                },
+                ["is"],
+            ),
+        ]
+    }
     cond_props: dict[str, Any] = {
         "all": {"type": "array", "items": cond_ref, "minItems": 1},
         "any": {"type": "array", "items": cond_ref, "minItems": 1},
@@ -140,6 +157,7 @@ def json_schema() -> dict[str, Any]:
         "vip": boolean,
         "business_hours": string,
         "time": time,
+        "sentiment": sentiment,
     }
     assert set(cond_props) == set(CONDITIONS)
     for key, help_text in CONDITIONS.items():
