@@ -96,6 +96,8 @@ class MailboxConfig(Secret):
     idle: bool = True
     poll_interval: float = 60.0
     batch_size: Annotated[int, Field(ge=1, le=5000)] = 200
+    # bytes (by RFC822.SIZE) per FETCH batch: 20 x 45 MB mails were 2.8 GB of memory
+    batch_bytes: Annotated[int, Field(ge=1)] = 64 * 1024 * 1024
     imap_timeout: float = 60.0
 
     @field_validator("address")
@@ -245,6 +247,16 @@ class SlaConfig(_Strict):
     sweep_interval: Annotated[float, Field(gt=0)] = 30.0  # seconds
 
 
+class CsatConfig(_Strict):
+    """Satisfaction surveys: one per solved ticket, ``delay`` seconds after its solve."""
+
+    enabled: bool = False
+    delay: Annotated[float, Field(ge=0)] = 86400.0  # seconds after the (latest) solve
+    interval: Annotated[float, Field(gt=0)] = 300.0  # how often the survey job looks
+    # what a bad rating does: "reopen" the solved ticket, "alert_lead" mails the team lead
+    on_bad: list[Literal["reopen", "alert_lead"]] = ["alert_lead"]
+
+
 class Settings(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     ingest: IngestConfig = IngestConfig()
@@ -257,6 +269,7 @@ class Settings(_Strict):
     slack: SlackConfig = SlackConfig()
     sla: SlaConfig = SlaConfig()
     metrics: MetricsConfig = MetricsConfig()
+    csat: CsatConfig = CsatConfig()
 
     @model_validator(mode="after")
     def _unique_mailboxes(self) -> Settings:

@@ -28,6 +28,7 @@ from inboxd.delivery.outbox import OutboxDrain
 from inboxd.delivery.smtp_send import SmtpSender
 from inboxd.flows.agent_reply import AgentReplyInterceptor
 from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
+from inboxd.flows.csat import SurveyInterceptor, Surveys
 from inboxd.flows.mailflow import Flow, FlowConfig
 from inboxd.flows.notify import AckNotifyReactor
 from inboxd.flows.render import TemplateRenderer
@@ -149,6 +150,7 @@ def make_desk(
     sent_folders: dict[str, str] | None = None,
     templates: Path = TEMPLATES,
     url: str = "",
+    reopen_on_bad: bool = False,
 ) -> Desk:
     """``url``: the database (a fresh SQLite file in ``tmp_path`` when empty)."""
     engine = make_engine(url or f"sqlite:///{tmp_path / 'desk.db'}")
@@ -183,6 +185,7 @@ def make_desk(
         interceptors=(
             SentFolderInterceptor(flow),
             BounceInterceptor(flow),
+            SurveyInterceptor(Surveys(flow, reopen_on_bad=reopen_on_bad)),
             AgentReplyInterceptor(flow),
         ),
     )

@@ -10,6 +10,7 @@ from inboxd.daemon.wiring import TemplateStore, build_outbound
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.flows.agent_reply import AgentReplyInterceptor
 from inboxd.flows.bounces import BounceInterceptor
+from inboxd.flows.csat import SurveyInterceptor
 from inboxd.flows.render import SAMPLE_CONTEXT
 from inboxd.flows.sent_folder import SentFolderInterceptor
 
@@ -39,6 +40,7 @@ sent_folder = "Sent"
     assert [type(i) for i in out.interceptors] == [
         SentFolderInterceptor,
         BounceInterceptor,
+        SurveyInterceptor,
         AgentReplyInterceptor,
     ]
     assert out.flow.config.sent_folders == {"support": "Sent"}

@@ -49,10 +49,14 @@ class OutboundKind(enum.StrEnum):
     SLA_REMINDER = "sla_reminder"
     SLA_BREACH = "sla_breach"
     BOUNCE_ALERT = "bounce_alert"  # "your mail to X bounced", to the agent
+    CSAT = "csat"  # the one-question satisfaction survey, to the customer
+    CSAT_ALERT = "csat_alert"  # "a customer rated bad", to the team lead
+    DIGEST = "digest"  # the weekly figures of a team, to its lead
 
 
 AUTO_REPLIED = "auto-replied"
 AUTO_GENERATED = "auto-generated"
+
 
 class Audience(enum.StrEnum):
     CUSTOMER = "customer"
@@ -92,6 +96,9 @@ KINDS: Mapping[OutboundKind, MailKind] = {
     OutboundKind.SLA_REMINDER: MailKind("sla_reminder", _AGENT, AUTO_GENERATED, True, True),
     OutboundKind.SLA_BREACH: MailKind("sla_breach", _AGENT, AUTO_GENERATED, True, True),
     OutboundKind.BOUNCE_ALERT: MailKind("bounce_alert", _AGENT, AUTO_GENERATED, False, False),
+    OutboundKind.CSAT: MailKind("csat", _CUSTOMER, AUTO_GENERATED, False, False),
+    OutboundKind.CSAT_ALERT: MailKind("csat_alert", _AGENT, AUTO_GENERATED, False, False),
+    OutboundKind.DIGEST: MailKind("digest", _AGENT, AUTO_GENERATED, False, False),
 }
 
 

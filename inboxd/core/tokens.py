@@ -135,3 +135,30 @@ def citation_refusal(
     names = ", ".join(f"#{t}" for t in cited)
     plural = "s" if len(cited) > 1 else ""
     return f"cites our mail of ticket{plural} {names} only, not of #{ticket_id}"
+
+
+_SURVEY_RE = re.compile(rf"^(\d{{1,12}})-(\d{{1,12}})-([a-z2-7]{{{_SIG_LEN}}})$")
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyToken:
+    ticket_id: int
+    survey_id: int
+
+
+def make_survey_token(secret: bytes, ticket_id: int, survey_id: int) -> str:
+    """Token of a satisfaction survey (``support+csat.TOKEN.good@``): binds the ticket
+    and the survey, signed apart from reply tokens so neither passes for the other."""
+    return f"{ticket_id}-{survey_id}-{_sign(secret, f'csat:{ticket_id}:{survey_id}')}"
+
+
+def verify_survey_token(secret: bytes, token: str) -> SurveyToken | None:
+    """The ticket and survey a survey token names, or None when forged or malformed."""
+    match = _SURVEY_RE.match(token.lower())
+    if not match:
+        return None
+    ticket_id, survey_id = int(match.group(1)), int(match.group(2))
+    expected = _sign(secret, f"csat:{ticket_id}:{survey_id}")
+    if not hmac.compare_digest(expected, match.group(3)):
+        return None
+    return SurveyToken(ticket_id, survey_id)

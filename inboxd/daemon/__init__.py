@@ -31,6 +31,7 @@ from inboxd.ingest.imap import MailboxFetcher
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
 from inboxd.rulesdir import RuleStore
+from inboxd.sched.csat_surveys import SurveyJob
 from inboxd.sched.scheduler import Job, Scheduler
 from inboxd.sched.sla_sweep import SlaSweep, recompute_changed
 from inboxd.sched.slack_roots import RootSync
@@ -66,6 +67,7 @@ class App:
     living: LivingMessages = field(default_factory=LivingMessages)  # Slack roots and threads
     roots: RootSync | None = None  # keeps the living Slack roots up to date (Slack on)
     socket: SocketModeListener | None = None  # Slack buttons (Socket Mode configured)
+    surveys: SurveyJob | None = None  # satisfaction surveys ([csat] enabled)
 
     @classmethod
     def build(
@@ -148,6 +150,11 @@ class App:
         workers = IngestWorkers(settings.ingest.workers)
         actions = SlaStageActions(outbound.flow, tag_format=tag_format, living=living)
         sweep = SlaSweep(engine, lambda: rules.current, actions, clock=clock)
+        surveys = None
+        if settings.csat.enabled:
+            delay = timedelta(seconds=settings.csat.delay)
+            sender = outbound.surveys
+            surveys = SurveyJob(engine, lambda: rules.current, sender, delay=delay, clock=clock)
         return cls(
             settings,
             engine,
@@ -162,6 +169,7 @@ class App:
             living=living,
             roots=roots,
             socket=socket,
+            surveys=surveys,
         )
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
@@ -292,6 +300,9 @@ class Daemon:
         if self.app.roots is not None:
             every = self.app.settings.slack.sync_interval
             jobs.append(Job("slack-roots", self.app.roots.run_once, every, first_in=5.0))
+        if self.app.surveys is not None:
+            every = self.app.settings.csat.interval
+            jobs.append(Job("csat-surveys", self.app.surveys.run_once, every, first_in=10.0))
         return jobs
 
     def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:

@@ -24,6 +24,7 @@ from inboxd.delivery.outbox import OutboxDrain
 from inboxd.delivery.smtp_send import SmtpSender
 from inboxd.flows.agent_reply import AgentReplyInterceptor
 from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
+from inboxd.flows.csat import SurveyInterceptor, Surveys
 from inboxd.flows.mailflow import Flow, FlowConfig
 from inboxd.flows.notify import AckNotifyReactor, CapAlert
 from inboxd.flows.render import TemplateRenderer
@@ -75,8 +76,11 @@ class Outbound:
     flow: Flow
     templates: TemplateStore
     reactors: tuple[AckNotifyReactor, ...]
-    interceptors: tuple[SentFolderInterceptor | BounceInterceptor | AgentReplyInterceptor, ...]
+    interceptors: tuple[
+        SentFolderInterceptor | BounceInterceptor | SurveyInterceptor | AgentReplyInterceptor, ...
+    ]
     drain: OutboxDrain
+    surveys: Surveys
 
 
 def build_outbound(
@@ -119,6 +123,8 @@ def build_outbound(
         clock=clock,
         on_failed=DeliveryAlerts(flow).on_failed,
     )
+    on_bad = settings.csat.on_bad
+    surveys = Surveys(flow, reopen_on_bad="reopen" in on_bad, alert_lead="alert_lead" in on_bad)
     return Outbound(
         flow=flow,
         templates=templates,
@@ -126,7 +132,10 @@ def build_outbound(
         interceptors=(
             SentFolderInterceptor(flow),
             BounceInterceptor(flow),
+            # before agent replies: answers to survey addresses are never anyone's command
+            SurveyInterceptor(surveys),
             AgentReplyInterceptor(flow, trusted_authserv_ids=trusted_authserv_ids),
         ),
         drain=drain,
+        surveys=surveys,
     )

@@ -76,6 +76,8 @@ class Ticket(SQLModel, table=True):
     # when the SLA sweep must look at the ticket next (NULL: no clock to watch);
     # the writer sets it to the change's time whenever a change may move a clock
     sla_due_at: datetime | None = Field(default=None, index=True)
+    # the latest solve, until the survey job has looked at it (NULL: nothing to survey)
+    survey_due_at: datetime | None = Field(default=None, index=True)
 
 
 class Message(SQLModel, table=True):
@@ -256,12 +258,53 @@ class SlackThread(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    ticket_id: int = Field(foreign_key="ticket.id")
+    # NULL: the message of an ops alert (a spike, a mailbox outage; see OpsAlert)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
     channel: str  # as configured (a name such as #billing, or an id)
     channel_id: str = ""  # the id Slack answered with (chat.update needs it)
     ts: str | None = None
     digest: str = ""
     created_at: datetime
+    updated_at: datetime
+
+
+class TagArrival(SQLModel, table=True):
+    """A customer mail stored on a ticket with a watched tag (spike detection counts
+    these by tag and time: an index range per window)."""
+
+    __table_args__ = (Index("ix_tagarrival_tag_at", "tag", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tag: str
+    at: datetime = Field(index=True)  # the purge of old rows is a range of it
+    ticket_id: int | None = None  # no FK: a purged ticket leaves its counts alone
+
+
+class SpikeWatch(SQLModel, table=True):
+    """Since when a tag's arrivals are counted: how much history its baseline has."""
+
+    tag: str = Field(primary_key=True)
+    since: datetime
+
+
+class OpsAlert(SQLModel, table=True):
+    """An alert not about one ticket that lasts (a tag's spike, a mailbox outage):
+    its own Slack message (``thread_id``), updated when it is over (``ended_at``).
+    ``key`` is unique, so two daemons that see the same start make one alert."""
+
+    __table_args__ = (Index("ix_opsalert_kind_subject", "kind", "subject", "ended_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True)
+    kind: str  # spike | outage
+    subject: str  # the tag, or the mailbox name
+    channel: str
+    thread_id: int | None = None  # slackthread.id of its message (no FK: may go)
+    started_at: datetime
+    ended_at: datetime | None = None
+    baseline: float = 0.0  # spike: the usual count per window when it started
+    peak: int = 0  # spike: the highest count seen while on
+    detail: str = ""  # outage: the last connection error
     updated_at: datetime
 
 
@@ -276,6 +319,17 @@ class SlackAction(SQLModel, table=True):
     action: str
     user_id: str
     handled_at: datetime
+
+
+class Survey(SQLModel, table=True):
+    """The satisfaction survey of a ticket: at most one (the unique key), its number
+    bound into the answer tokens. Its ratings are events on the ticket."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", unique=True)
+    recipient: str
+    message_id: str = ""
+    sent_at: datetime
 
 
 class SlaStage(SQLModel, table=True):

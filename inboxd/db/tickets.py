@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 
 from inboxd.core.desk import OPEN_STATUSES, STORED_FIELDS, Change, Status, Ticket
 from inboxd.core.desk import events as ev
+from inboxd.core.desk.vocab import REOPENABLE
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.sql import DB, conn_of, in_list, in_params, insert_ignore, utc
 from inboxd.db.tables import AssignmentCursor, Event, Participant
@@ -145,6 +146,9 @@ def save(db: DB, change: Change) -> None:
     fields = change.fields
     if change.moves_clocks and (change.after.sla_policy or "sla_policy" in fields):
         fields["sla_due_at"] = change.at if change.after.sla_policy else None
+    solve = _solve_time(change)
+    if solve is not None:
+        fields["survey_due_at"] = solve  # the survey job looks after its delay
     if fields:
         values = {k: _column_value(v) for k, v in fields.items()}
         _UPDATE_TICKET.run(conn_of(db), {**values, "tid": change.ticket_id})
@@ -155,6 +159,17 @@ def save(db: DB, change: Change) -> None:
         if isinstance(event, ev.ParticipantAccepted):
             accept_participant(db, change.ticket_id, event.email)
     record(db, change.ticket_id, *change.events)
+
+
+def _solve_time(change: Change) -> datetime | None:
+    """When the change solved the ticket (into solved or closed from a working status)."""
+    working = {s.value for s in OPEN_STATUSES}
+    solves = [
+        e.at
+        for e in change.events
+        if isinstance(e, ev.StatusChanged) and e.to in REOPENABLE and e.from_ in working
+    ]
+    return solves[-1] if solves else None
 
 
 def record(db: DB, ticket_id: int, *events: ev.Event) -> None:

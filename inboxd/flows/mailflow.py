@@ -293,9 +293,11 @@ class FlowView:
         references: tuple[str, ...] = (),
         attachments: tuple[Attachment, ...] = (),
         thread: ThreadInfo | None = None,
+        reply_to: str = "",
     ) -> str:
         """From the ticket's support address under ``sender_name``; answers come back
-        to the support address and thread by our signed Message-ID."""
+        to the support address (or ``reply_to``, a ``support+...`` address of ours)
+        and thread by our signed Message-ID."""
         return self.flow.queue(
             db,
             kind=kind,
@@ -304,6 +306,7 @@ class FlowView:
             from_addr=Address(self.flow.support_address(ticket.mailbox), sender_name),
             to=to,
             cc=cc,
+            reply_to=Address(reply_to) if reply_to else None,
             now=now,
             in_reply_to=in_reply_to,
             references=references,

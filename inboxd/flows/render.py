@@ -40,6 +40,8 @@ MAIL_TEMPLATES = (
     "sla_reminder",
     "sla_breach",
     "bounce_alert",
+    "csat",
+    "csat_alert",
 )
 _CANNED_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SUBJECT_PREFIX = "subject:"
@@ -274,4 +276,12 @@ SAMPLE_CONTEXT: dict[str, Any] = {
         "diagnostic": "550 5.1.1 user unknown",
         "original_subject": "Re: [#123] Printer on floor 3 is broken",
     },
+    "survey": {
+        "good": "support+csat.123-1-abcdefghijkl.good@help.example",
+        "bad": "support+csat.123-1-abcdefghijkl.bad@help.example",
+        "good_subject": "Rating%3A%20good",
+        "bad_subject": "Rating%3A%20bad",
+        "change_days": 28,
+    },
+    "rating": {"rating": "bad", "comment": "Took a week.", "reopened": True},
 }

@@ -435,3 +435,41 @@ class ParticipantAccepted(Event):
 
     KIND = "participant_accepted"
     email: str
+
+
+# --- satisfaction surveys -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SurveySent(Event):
+    """A satisfaction survey went to ``to`` (``survey`` is its row, bound into its token)."""
+
+    KIND = "survey_sent"
+    survey: int
+    to: str
+    message_id: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SurveyRated(Event):
+    """The customer rated the ticket ``good`` or ``bad``: by a survey link (``via``
+    ``link``) or a reply whose first word is the rating (``reply``); a later one
+    replaces it. ``message`` is the stored answer mail, ``sender`` its From."""
+
+    KIND = "csat"
+    survey: int
+    rating: str
+    via: str
+    message: int
+    sender: str = ""
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SurveyAnswerRefused(Event):
+    """A survey answer that changes nothing (e.g. after the change window); kept as mail."""
+
+    KIND = "csat_refused"
+    survey: int
+    message: int
+    reason: str

@@ -63,9 +63,7 @@ def customer_mail(ticket: Ticket, *, now: datetime, person: bool, reopen: bool) 
     change = Change(ticket, touched)
     if reopen or (person and ticket.status == Status.PENDING):
         change = change.then(
-            change_status(
-                touched, Status.OPEN, actor=ev.SYSTEM, now=now, why="customer replied"
-            )
+            change_status(touched, Status.OPEN, actor=ev.SYSTEM, now=now, why="customer replied")
         )
     return change
 
@@ -153,9 +151,7 @@ def retag(
     return Change(ticket, after, (ev.TagsChanged(at=now, actor=actor, tags=tuple(tags)),))
 
 
-def merge(
-    ticket: Ticket, target: Ticket, *, actor: str, now: datetime
-) -> tuple[Change, Change]:
+def merge(ticket: Ticket, target: Ticket, *, actor: str, now: datetime) -> tuple[Change, Change]:
     """Fold ``ticket`` into ``target``: (the merged ticket's change, the target's)."""
     if ticket.id == target.id:
         raise TransitionError("a ticket cannot be merged into itself")
@@ -283,3 +279,41 @@ def acknowledge_breach(ticket: Ticket, *, actor: str, now: datetime) -> Change:
     if ticket.status == Status.MERGED:
         raise TransitionError("a merged ticket has no SLA stages to acknowledge")
     return record(ticket, ev.SlaAcknowledged(at=now, actor=actor))
+
+
+# --- satisfaction surveys ------------------------------------------------------------
+
+
+def survey_sent(ticket: Ticket, *, survey: int, to: str, message_id: str, now: datetime) -> Change:
+    return record(ticket, ev.SurveySent(at=now, survey=survey, to=to, message_id=message_id))
+
+
+def rated(
+    ticket: Ticket,
+    *,
+    survey: int,
+    rating: str,
+    via: str,
+    message: int,
+    sender: str,
+    comment: str,
+    now: datetime,
+    reopen_on_bad: bool = False,
+) -> Change:
+    """A satisfaction rating; a bad one reopens a solved ticket when ``reopen_on_bad``."""
+    event = ev.SurveyRated(
+        at=now,
+        actor=ev.customer(sender) if sender else ev.SYSTEM,
+        survey=survey,
+        rating=rating,
+        via=via,
+        message=message,
+        sender=sender,
+        comment=comment[:2000],
+    )
+    change = record(ticket, event)
+    if reopen_on_bad and rating == "bad" and ticket.status in REOPENABLE:
+        change = change.then(
+            change_status(ticket, Status.OPEN, actor=ev.SYSTEM, now=now, why="bad rating")
+        )
+    return change
