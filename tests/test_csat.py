@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import email.utils
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from mailflow_kit import SECRET, Desk, body_text, mail, make_desk, reply_to_notification
+from mailflow_kit import SECRET, T0, Desk, body_text, mail, make_desk, reply_to_notification
 
+from inboxd.core.reports.compute import ReportBuilder
+from inboxd.core.reports.model import Figures, Period
 from inboxd.core.tokens import make_survey_token
+from inboxd.db.reports import feed
 from inboxd.flows.csat import Surveys
 from inboxd.sched.csat_surveys import SurveyJob
 
@@ -79,6 +82,13 @@ def mail_froms(desk: Desk, kind: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+def report(desk: Desk, start: datetime, end: datetime) -> Figures:
+    builder = ReportBuilder(Period(start, end), now=end)
+    with desk.engine.connect() as conn:
+        feed(conn, builder)
+    return builder.result().rows[0]
+
+
 def kinds(desk: Desk, ticket: int, kind: str) -> list[dict[str, object]]:
     return [data for _, k, data in desk.events(ticket) if k == kind]
 
@@ -119,6 +129,11 @@ def test_solve_survey_click_bad_rating_then_reply_good(desk: Desk) -> None:
     assert [m["X-Inboxd-Ticket"] for m in new] == [str(ticket)]
     assert addr(new[0]["To"]) == "bob@help.example" and "bad" in str(new[0]["Subject"]).lower()
 
+    # reported: the bad rating, one survey sent and answered
+    bad_day = report(desk, T0, desk.clock.now + timedelta(minutes=1))
+    assert (bad_day.rated_good, bad_day.rated_bad, bad_day.satisfaction) == (0, 1, 0.0)
+    assert (bad_day.surveys_sent, bad_day.surveys_answered, bad_day.response_rate) == (1, 1, 1.0)
+
     # a reply to the survey with a word changes the rating; the rest is the comment
     desk.clock.advance(days=3)
     reply = mail(
@@ -139,6 +154,10 @@ def test_solve_survey_click_bad_rating_then_reply_good(desk: Desk) -> None:
     assert desk.deliver(late).ticket_id == ticket
     assert len(kinds(desk, ticket, "csat")) == 2
     assert len(kinds(desk, ticket, "csat_refused")) == 1
+    month = report(desk, T0, desk.clock.now + timedelta(minutes=1))
+    assert (month.rated_good, month.rated_bad, month.satisfaction) == (1, 0, 1.0)
+    later = report(desk, T0 + timedelta(days=2), desk.clock.now + timedelta(minutes=1))
+    assert (later.rated_good, later.surveys_sent, later.response_rate) == (1, 0, None)
 
 
 def test_forged_and_foreign_tokens_are_plain_mail(desk: Desk) -> None:

@@ -76,6 +76,10 @@ class _Cell:
     resolution: _Durations = field(default_factory=_Durations)
     full_resolution: _Durations = field(default_factory=_Durations)
     sla: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    surveys_sent: int = 0
+    surveys_answered: int = 0
+    rated_good: int = 0
+    rated_bad: int = 0
 
 
 class ReportBuilder:
@@ -173,9 +177,25 @@ class ReportBuilder:
             if any(solved_here[0] < r < p.end for r in facts.reopens):
                 cell.reopened_after_solve += 1
         end = self.period.end
+        self._satisfaction(cell, facts, p)
         final = facts.last_solve(end)
         if final is not None and final in p and not any(final < r < end for r in facts.reopens):
             cell.full_resolution.add(t, created, final, biz)
+
+    def _satisfaction(self, cell: _Cell, facts: TicketFacts, p: Period) -> None:
+        """A survey counts in the period it went out (answered: rated before the report's
+        end); a rating in the period of the ticket's last rating in it."""
+        sent = [s for s in facts.surveys if s in p]
+        if sent:
+            cell.surveys_sent += 1
+            if any(sent[0] <= at < self.period.end for at, _ in facts.ratings):
+                cell.surveys_answered += 1
+        rated = [r for at, r in facts.ratings if at in p]
+        if rated:
+            if rated[-1] == "good":
+                cell.rated_good += 1
+            else:
+                cell.rated_bad += 1
 
     def result(self, notes: Sequence[str] = ()) -> Report:
         rows: list[Figures] = []
@@ -249,6 +269,10 @@ def _figures(p: Period, label: str, cell: _Cell) -> Figures:
         full_resolution=cell.full_resolution.timing(),
         one_touch=cell.one_touch,
         reopened_after_solve=cell.reopened_after_solve,
+        surveys_sent=cell.surveys_sent,
+        surveys_answered=cell.surveys_answered,
+        rated_good=cell.rated_good,
+        rated_bad=cell.rated_bad,
         sla=tuple(
             SlaCount(pol, tgt, c["achieved"], c["breached"], c["active"])
             for (pol, tgt), c in sorted(sla.items())

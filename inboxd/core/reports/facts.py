@@ -26,6 +26,8 @@ KINDS: tuple[str, ...] = (
     ev.StatusChanged.KIND,
     ev.AgentReplied.KIND,
     ev.Merged.KIND,
+    ev.SurveySent.KIND,
+    ev.SurveyRated.KIND,
 )
 
 Span = tuple[datetime, datetime | None]  # an end of None: still waiting
@@ -41,6 +43,8 @@ class TicketFacts:
     solves: tuple[datetime, ...]  # into solved or closed from a working status
     reopens: tuple[datetime, ...]  # out of solved or closed into a working status
     statuses: tuple[tuple[datetime, str], ...]  # every status change, in order
+    surveys: tuple[datetime, ...] = ()  # satisfaction surveys sent
+    ratings: tuple[tuple[datetime, str], ...] = ()  # (when, good | bad), a later one replaces
 
     def status_at(self, at: datetime) -> str | None:
         """The status just before instant ``at``, from the changes before it
@@ -79,6 +83,8 @@ def ticket_facts(events: Sequence[ev.Event]) -> TicketFacts:
     solves: list[datetime] = []
     reopens: list[datetime] = []
     statuses: list[tuple[datetime, str]] = []
+    surveys: list[datetime] = []
+    ratings: list[tuple[datetime, str]] = []
     status = str(Status.NEW)
     for event in sorted(events, key=lambda e: e.at):
         if isinstance(event, ev.Created):
@@ -109,6 +115,10 @@ def ticket_facts(events: Sequence[ev.Event]) -> TicketFacts:
                 reopens.append(event.at)
             statuses.append((event.at, event.to))
             status = event.to
+        elif isinstance(event, ev.SurveySent):
+            surveys.append(event.at)
+        elif isinstance(event, ev.SurveyRated):
+            ratings.append((event.at, event.rating))
     first = (fr_start, fr_stop) if fr_start is not None else None
     return TicketFacts(
         created,
@@ -119,4 +129,6 @@ def ticket_facts(events: Sequence[ev.Event]) -> TicketFacts:
         tuple(solves),
         tuple(reopens),
         tuple(statuses),
+        tuple(surveys),
+        tuple(ratings),
     )

@@ -107,6 +107,20 @@ class Figures:
     one_touch: int
     reopened_after_solve: int
     sla: tuple[SlaCount, ...] = ()
+    surveys_sent: int = 0
+    surveys_answered: int = 0  # of those sent in the period, answered before the report's end
+    rated_good: int = 0  # tickets whose last rating in the period was good
+    rated_bad: int = 0
+
+    @property
+    def satisfaction(self) -> float | None:
+        """good / (good + bad); unrated tickets are left out."""
+        rated = self.rated_good + self.rated_bad
+        return self.rated_good / rated if rated else None
+
+    @property
+    def response_rate(self) -> float | None:
+        return self.surveys_answered / self.surveys_sent if self.surveys_sent else None
 
     @property
     def one_touch_rate(self) -> float | None:

@@ -15,6 +15,14 @@ from inboxd.core.reports.model import Figures, Report, Summary, Timing
 
 CSV_HEADER = ("section", "period_start", "period_end", "group_by", "group", "metric", "value")
 TIMINGS = ("first_response", "next_response", "resolution", "full_resolution")
+SATISFACTION = (
+    "surveys_sent",
+    "surveys_answered",
+    "response_rate",
+    "rated_good",
+    "rated_bad",
+    "satisfaction",
+)
 
 
 def _iso(at: datetime) -> str:
@@ -40,6 +48,12 @@ def figures_dict(f: Figures, sla: bool) -> dict[str, Any]:
         "one_touch_rate": f.one_touch_rate,
         "reopened_after_solve": f.reopened_after_solve,
         "reopen_rate": f.reopen_rate,
+        "surveys_sent": f.surveys_sent,
+        "surveys_answered": f.surveys_answered,
+        "response_rate": f.response_rate,
+        "rated_good": f.rated_good,
+        "rated_bad": f.rated_bad,
+        "satisfaction": f.satisfaction,
     }
     for name in TIMINGS:
         out[name] = _timing(getattr(f, name))
@@ -95,7 +109,7 @@ def csv_rows(report: Report) -> Iterator[tuple[Any, ...]]:
         flat = figures_dict(f, report.sla_included)
         for name in ("created", "solved", "reopened", "one_touch", "one_touch_rate"):
             yield (*head, name, _cell(flat[name]))
-        for name in ("reopened_after_solve", "reopen_rate"):
+        for name in ("reopened_after_solve", "reopen_rate", *SATISFACTION):
             yield (*head, name, _cell(flat[name]))
         for name in TIMINGS:
             for kind in ("calendar", "business"):
@@ -157,6 +171,11 @@ def text_lines(report: Report) -> Iterator[str]:
                 f"{duration(cal.p90)} | {duration(biz.median)} / {duration(biz.p90)} (n={biz.n})"
             )
         yield f"  one-touch {_rate(f.one_touch_rate)}, reopen rate {_rate(f.reopen_rate)}"
+        yield (
+            f"  satisfaction {_rate(f.satisfaction)} (good {f.rated_good}, bad {f.rated_bad}),"
+            f" response rate {_rate(f.response_rate)}"
+            f" ({f.surveys_answered} of {f.surveys_sent} surveys)"
+        )
         for c in f.sla:
             yield (
                 f"  sla {c.policy}/{c.target}: achieved {c.achieved}, breached {c.breached},"
