@@ -259,6 +259,72 @@ def sla_message(
     return SlackMessage(escape(head), blocks)
 
 
+def _number(value: float) -> str:
+    """3, 0.5, 12.3: a usual count as people say it."""
+    return f"{value:.1f}".rstrip("0").rstrip(".") if value < 10 else str(round(value))
+
+
+def _section(text: str, context: str) -> list[dict[str, Any]]:
+    return [
+        {"type": "section", "text": _mrkdwn(fit(text, SECTION_LIMIT))},
+        {"type": "context", "elements": [_mrkdwn(fit(context, SECTION_LIMIT))]},
+    ]
+
+
+def spike_message(
+    *,
+    tag: str,
+    count: int,
+    usual: float,
+    window: timedelta,
+    started_at: datetime,
+    ended_at: datetime | None = None,
+) -> SlackMessage:
+    """A tag's spike while it is on, and (``ended_at``) the same message once it is over:
+    ``refund spike over: 42 mails in 1 h against 3 usual``."""
+    span = human_duration(window)
+    name = escape(truncate(tag, 100))
+    since = started_at.strftime("%Y-%m-%d %H:%M")
+    if ended_at is None:
+        head = f"{name} spike: {count} mails in {span} against {_number(usual)} usual"
+        context = (
+            f"since {since} UTC · alerts about tickets tagged {name} go into this thread"
+            " until it is over"
+        )
+    else:
+        head = f"{name} spike over: {count} mails in {span} against {_number(usual)} usual"
+        context = (
+            f"{since} to {ended_at.strftime('%H:%M')} UTC"
+            f" ({human_duration(ended_at - started_at)}); the peak is shown"
+        )
+    icon = ":chart_with_upwards_trend: " if ended_at is None else ":white_check_mark: "
+    return SlackMessage(head, _section(f"{icon}*{head}*", context))
+
+
+def outage_message(
+    *,
+    mailbox: str,
+    down_since: datetime,
+    now: datetime,
+    error: str = "",
+    back: bool = False,
+) -> SlackMessage:
+    """A mailbox that cannot be fetched, and (``back``) the update once it can again:
+    ``mailbox support reachable again after 14 min``."""
+    name = escape(truncate(mailbox, 100))
+    gone = human_duration(now - down_since)
+    since = down_since.strftime("%Y-%m-%d %H:%M")
+    if back:
+        head = f"mailbox {name} reachable again after {gone}"
+        context = f"unreachable from {since} to {now.strftime('%H:%M')} UTC"
+    else:
+        head = f"mailbox {name} unreachable for {gone}"
+        context = f"since {since} UTC; no mail is fetched from it meanwhile"
+        if error:
+            context += f" · last error: {escape(truncate(error, 300))}"
+    return SlackMessage(head, _section(f"*{head}*", context))
+
+
 __all__ = [
     "FiredRule",
     "SlackMessage",
@@ -267,8 +333,10 @@ __all__ = [
     "excerpt",
     "fit",
     "human_duration",
+    "outage_message",
     "rules_error_message",
     "sla_message",
+    "spike_message",
     "ticket_alert",
     "truncate",
 ]

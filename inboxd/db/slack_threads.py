@@ -30,7 +30,7 @@ _MSG = Message.__table__  # type: ignore[attr-defined]
 @dataclass(frozen=True, slots=True)
 class Thread:
     id: int
-    ticket_id: int
+    ticket_id: int | None  # None: the message of an ops alert (db.ops_alerts)
     channel: str
     channel_id: str
     ts: str | None
@@ -46,7 +46,8 @@ _COLUMNS = (_T.c.id, _T.c.ticket_id, _T.c.channel, _T.c.channel_id, _T.c.ts, _T.
 
 
 def _thread(row: Any) -> Thread:
-    return Thread(int(row[0]), int(row[1]), str(row[2]), str(row[3] or ""), row[4], str(row[5]))
+    ticket = int(row[1]) if row[1] is not None else None
+    return Thread(int(row[0]), ticket, str(row[2]), str(row[3] or ""), row[4], str(row[5]))
 
 
 def find(db: DB, ticket_id: int, channel: str) -> Thread | None:

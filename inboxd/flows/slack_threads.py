@@ -26,9 +26,9 @@ from inboxd.core.sla import holds
 from inboxd.core.sla.targets import clocks
 from inboxd.core.slack_text import SlackMessage
 from inboxd.core.slack_ticket import SlaLine, TicketCard, digest, root_message, sla_line
+from inboxd.db import ops_alerts, tickets
 from inboxd.db import slack_queries as sq
 from inboxd.db import slack_threads as threads
-from inboxd.db import tickets
 
 log = logging.getLogger("inboxd.slack")
 
@@ -108,9 +108,29 @@ class LivingMessages:
         dedupe_key: str,
     ) -> int | None:
         """Queue an alert about ``ticket`` into its thread in ``channel`` (made, with its
-        root, by the first alert); None when this alert was queued before."""
+        root, by the first alert); None when this alert was queued before. While a
+        spike on one of its tags (or an outage of its mailbox) is on in ``channel``,
+        the alert goes into that alert's thread instead: one message for the storm."""
         if sq.find_id(conn, dedupe_key) is not None:
             return None
+        grouped = ops_alerts.routing_thread(
+            conn, channel=channel, tags=ticket.tags, mailbox=ticket.mailbox
+        )
+        if grouped is not None:  # a spike or an outage is on: its thread, not a root each
+            log.info(
+                "slack alert grouped ticket=%s into %s=%s", ticket.id, grouped.kind, grouped.subject
+            )
+            return sq.enqueue(
+                conn,
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                now=now,
+                ticket_id=ticket.id,
+                dedupe_key=dedupe_key,
+                call=sq.REPLY,
+                thread_id=grouped.thread_id,
+            )
         thread, made = threads.ensure(conn, ticket.id, channel, now)
         if made:
             root = self.root_now(conn, rules, ticket, now)
@@ -147,15 +167,15 @@ class LivingMessages:
         """Queue an update for each posted root that no longer shows its ticket; returns
         how many. A root with an update still on its way waits for the next round."""
         busy = threads.with_pending_update(conn, [t.id for t in found])
-        todo = [t for t in found if t.ts and t.id not in busy]
-        ids = sorted({t.ticket_id for t in todo})
+        todo = [t for t in found if t.ts and t.id not in busy and t.ticket_id is not None]
+        ids = sorted({t.ticket_id for t in todo if t.ticket_id is not None})
         loaded = tickets.load_many(conn, ids)
         with_policy = [i for i in ids if i in loaded and loaded[i].sla_policy]
         logs = tickets.typed_events_of(conn, with_policy) if with_policy else {}
         texts = threads.last_customer_texts(conn, ids)
         queued = 0
         for thread in todo:
-            ticket = loaded.get(thread.ticket_id)
+            ticket = loaded.get(thread.ticket_id) if thread.ticket_id is not None else None
             if ticket is None:
                 continue
             sla = sla_of(rules, ticket, logs.get(ticket.id, []), now)

@@ -12,8 +12,8 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date
+from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from typing import Any, cast
 
 import yaml
@@ -61,9 +61,11 @@ from inboxd.core.sla.model import (
     parse_recipient,
     parse_when,
 )
+from inboxd.core.spikes import SpikeConfig, SpikeRule
 
 _AGENT_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_SPIKE_TAG = re.compile(r"^[^\s,]+$")
 _DOMAIN = re.compile(r"^[a-z0-9*?\[\]!-]+(\.[a-z0-9*?\[\]!-]+)*$")
 
 
@@ -136,6 +138,7 @@ class _Loader(ClauseParser):
     vip_domains: set[str] = field(default_factory=set)
     rules: list[_RuleDef] = field(default_factory=list)
     rule_names: dict[str, str] = field(default_factory=dict)
+    spikes: dict[str, tuple[SpikeRule, str]] = field(default_factory=dict)
 
     # -- files -----------------------------------------------------------
     def load_file(self, path: str, text: str) -> None:
@@ -164,6 +167,7 @@ class _Loader(ClauseParser):
             "vip": self.vip_section,
             "calendars": self.calendars_section,
             "sla_policies": self.sla_section,
+            "spikes": self.spikes_section,
             "rules": self.rules_section,
         }
         assert set(sections) == set(s.TOP_KEYS)
@@ -468,6 +472,74 @@ class _Loader(ClauseParser):
                 ok = ok and ranges is not None
                 (special if sub == "hours" else closures)[day] = ranges or ()
         return ok
+
+    # -- spikes ----------------------------------------------------------
+    def spikes_section(self, node: Node) -> None:
+        items = self.known(self.items(node, "spikes") or [], s.SPIKE_KEYS, "spikes key")
+        by_key = {k: v for k, _, v in items}
+        defaults = self.spike_settings(SpikeRule(""), items)
+        tags_node = by_key.get("tags")
+        if tags_node is None:
+            self.err(node, "spikes: 'tags' is required (the tags to watch)")
+            return
+        entries: list[tuple[str, Node, Node | None]] = []
+        if isinstance(tags_node, MappingNode):
+            for name, key_node, value_node in self.items(tags_node, "spikes tags") or []:
+                plain = isinstance(value_node, ScalarNode) and value_node.value in ("", "~", "null")
+                entries.append((name, key_node, None if plain else value_node))
+        else:
+            entries = [(name, item, None) for name, item in self.strings(tags_node, "spikes tags")]
+        for raw, knode, vnode in entries:
+            tag = raw.lower()
+            if not _SPIKE_TAG.match(tag):
+                self.err(knode, f"spikes: bad tag {tag!r} (no spaces or commas)")
+                continue
+            if tag in self.spikes:
+                self.err(knode, f"spikes: tag {tag!r} is already watched at {self.spikes[tag][1]}")
+                continue
+            rule = replace(defaults, tag=tag)
+            if vnode is not None:
+                own = self.known(
+                    self.items(vnode, f"spikes tag {tag!r}") or [], s.SPIKE_SETTINGS, "spikes key"
+                )
+                rule = self.spike_settings(rule, own)
+            self.spikes[tag] = (rule, self.where(knode))
+
+    def spike_settings(self, rule: SpikeRule, items: Items) -> SpikeRule:
+        """``rule`` with the settings among ``items`` (factor, min_count, window, ...)."""
+        out: dict[str, Any] = {}
+        for key, _, vnode in items:
+            if key in ("tags",):
+                continue
+            if key == "window":
+                window = self.duration(vnode, "spikes window")
+                if window is not None and window < timedelta(minutes=5):
+                    self.err(vnode, "spikes window: at least 5m")
+                elif window is not None:
+                    out["window"] = window
+                continue
+            value = self.scalar(vnode, f"spikes {key}")
+            if value is None:
+                continue
+            if key == "channel":
+                if " " in value:
+                    self.err(vnode, f"spikes: bad channel {value!r}")
+                out["channel"] = value
+                continue
+            try:
+                number = float(value) if key == "factor" else int(value)
+            except ValueError:
+                number = -1
+            low, high = {"factor": (1.0, 1000.0), "min_count": (1, 1_000_000), "weeks": (1, 12)}[
+                key
+            ]
+            if key == "factor" and not low < number <= high:
+                self.err(vnode, f"spikes factor: {value!r} must be a number above 1")
+            elif key != "factor" and not low <= number <= high:
+                self.err(vnode, f"spikes {key}: {value!r} must be a whole number {low}-{high}")
+            else:
+                out[key] = number
+        return replace(rule, **out)
 
     def sla_section(self, node: Node) -> None:
         for name, knode, vnode in self.items(node, "sla_policies") or []:
@@ -785,4 +857,5 @@ class _Loader(ClauseParser):
             gates={k: tuple(v) for k, v in gates.items()},
             ungated=tuple(ungated),
             _by_email={a.email: a for a in agents.values()},
+            spikes=SpikeConfig({tag: rule for tag, (rule, _) in sorted(self.spikes.items())}),
         )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Literal
 from inboxd.core import desk
 from inboxd.core.calendar import Calendar
 from inboxd.core.sla.model import Duration, Stage
+from inboxd.core.spikes import SpikeConfig
 
 if TYPE_CHECKING:
     from inboxd.core.rules.conditions import Condition
@@ -143,6 +144,7 @@ class RuleSet:
     gates: Mapping[int, tuple[int, ...]] = field(repr=False)  # signal -> rule positions
     ungated: tuple[int, ...] = field(repr=False, default=())  # rules evaluated always
     _by_email: Mapping[str, Agent] = field(repr=False, default_factory=dict)
+    spikes: SpikeConfig = field(default_factory=SpikeConfig)  # the watched tags
 
     def agent_by_email(self, email: str) -> Agent | None:
         return self._by_email.get(email.strip().lower())

@@ -10,7 +10,9 @@ from typing import Any
 from inboxd.core.desk.vocab import Status
 from inboxd.core.rules.model import ASSIGNMENTS, ON_KINDS, PRIORITIES, STATUSES
 
-TOP_KEYS = ("version", "teams", "agents", "vip", "calendars", "sla_policies", "rules")
+TOP_KEYS = ("version", "teams", "agents", "vip", "calendars", "sla_policies", "spikes", "rules")
+SPIKE_SETTINGS = ("factor", "min_count", "window", "weeks", "channel")
+SPIKE_KEYS = (*SPIKE_SETTINGS, "tags")
 TEAM_KEYS = ("agents", "lead", "assignment", "description")
 AGENT_KEYS = ("name", "email", "display_name")
 VIP_KEYS = ("addresses", "domains", "files")
@@ -218,6 +220,22 @@ def json_schema() -> dict[str, Any]:
             ),
         ]
     }
+    spike_settings: dict[str, Any] = {
+        "factor": {
+            "type": "number",
+            "exclusiveMinimum": 1,
+            "description": "k: alert above k x usual",
+        },
+        "min_count": {"type": "integer", "minimum": 1, "description": "and at least this many"},
+        "window": {**duration, "description": "the counting window (default 1h)"},
+        "weeks": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": 12,
+            "description": "weeks of baseline",
+        },
+        "channel": {**string, "description": "Slack channel (default: [slack] ops_channel)"},
+    }
     schema: dict[str, Any] = {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "$id": "https://inboxd.example/schemas/rules-v1.json",
@@ -280,6 +298,26 @@ def json_schema() -> dict[str, Any]:
                     }
                 ),
             },
+            "spikes": _obj(
+                {
+                    **spike_settings,
+                    "tags": {
+                        "description": "the tags to watch: a list, or tag: {settings for it}",
+                        "anyOf": [
+                            {"type": "array", "items": string, "minItems": 1},
+                            {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "anyOf": [{"type": "null"}, _obj(spike_settings)]
+                                },
+                            },
+                        ],
+                    },
+                },
+                ["tags"],
+                description="spike alerts per tag: arrivals in the last window against "
+                "the same window of past weeks",
+            ),
             "rules": {"type": "array", "items": rule},
         },
         "$defs": {
