@@ -85,9 +85,11 @@ class FakeClient:
         found = [uid for uid in self.uids if uid >= first]
         return found or self.uids[-1:]  # the UID N:* quirk
 
-    def fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, bytes]]:
+    def fetch(self, uids: list[int], items: list[str]) -> dict[int, dict[bytes, Any]]:
         self._command()
         try:
+            if items == ["RFC822.SIZE"]:  # read before the bodies; not a batch
+                return {uid: {b"RFC822.SIZE": 200} for uid in uids if uid in self.uids}
             index = len(self.fetched)
             self.fetched.append(list(uids))
             self.fetch_started.setdefault(index, threading.Event()).set()

@@ -218,6 +218,36 @@ def quarantine_raw(db: DB, raw: bytes, source: Source, *, reason: str, now: date
     """Keep mail that could not be parsed or placed, with the reason; returns its id."""
     sha = hashlib.sha256(raw).hexdigest()
     put_blob(db, sha, raw)
+    return quarantine_raw_row(db, sha, source, reason=reason, now=now)
+
+
+def quarantine_oversize(
+    db: DB, head: bytes, source: Source, *, size: int, limit: int, now: datetime
+) -> int | None:
+    """Keep a mail over the size limit by reference: its header block and size, the
+    raw left on the server. Once per mailbox, folder, UID and head (a batch that is
+    fetched again after a crash does not add a second row); the new row's id."""
+    sha = hashlib.sha256(head).hexdigest()
+    known = db.execute(
+        select(Quarantine.id).where(
+            Quarantine.raw_sha256 == sha,
+            Quarantine.mailbox == source.mailbox,
+            Quarantine.folder == source.folder,
+            Quarantine.uid == source.uid,
+        )
+    ).first()
+    if known is not None:
+        return None
+    put_blob(db, sha, head)
+    reason = (
+        f"oversize: {size} bytes > {limit}; headers kept, the raw mail left on the server "
+        f"(UID {source.uid} of {source.folder})"
+    )
+    return quarantine_raw_row(db, sha, source, reason=reason, now=now)
+
+
+def quarantine_raw_row(db: DB, sha: str, source: Source, *, reason: str, now: datetime) -> int:
+    """The quarantine row of a blob already stored."""
     return add_quarantine(
         db,
         {

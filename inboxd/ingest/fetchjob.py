@@ -11,7 +11,7 @@ from typing import Any
 
 from inboxd.config import MailboxConfig
 from inboxd.core.parse import parse_many
-from inboxd.ingest.imapconn import NETWORK_ERRORS, close_client, connect, fetch_chunk, folder_state
+from inboxd.ingest.imapconn import NETWORK_ERRORS, close_client, connect, fetch_batch, folder_state
 from inboxd.ingest.sink import FetchedMail
 
 
@@ -26,6 +26,7 @@ class FetchJob:
     uidvalidity: int
     uids: tuple[int, ...]
     max_bytes: int
+    oversize: tuple[tuple[int, int], ...] = ()  # (uid, size): only their headers are fetched
 
 
 class WorkerSession:
@@ -58,7 +59,7 @@ class WorkerSession:
             if fresh:
                 self._open(job, key)
             try:
-                return fetch_chunk(self._client, list(job.uids))
+                return fetch_batch(self._client, list(job.uids), job.oversize)
             except NETWORK_ERRORS:
                 self.close()
                 if fresh:
@@ -98,5 +99,7 @@ multiprocessing.util.Finalize(
 def fetch_and_parse(job: FetchJob, session: WorkerSession | None = None) -> list[FetchedMail]:
     """Runs in a worker process: the batch's mails, parsed, in UID order."""
     mails = (session or _WORKER_SESSION).fetch(job)
-    parsed = parse_many([m.raw for m in mails], job.max_bytes)
-    return [FetchedMail(m.uid, m.raw, p) for m, p in zip(mails, parsed, strict=True)]
+    whole = [m for m in mails if not m.oversize]
+    parsed = parse_many([m.raw for m in whole], job.max_bytes)
+    done = [FetchedMail(m.uid, m.raw, p) for m, p in zip(whole, parsed, strict=True)]
+    return sorted([*done, *(m for m in mails if m.oversize)], key=lambda m: m.uid)

@@ -47,12 +47,14 @@ from inboxd.ingest.imapconn import (
     NETWORK_ERRORS,
     close_client,
     connect,
-    fetch_chunk,
+    fetch_batch,
+    fetch_sizes,
     folder_state,
     key_text,
 )
 from inboxd.ingest.sink import FetchedMail, MailboxSink
 from inboxd.ingest.workers import POOL_ERRORS, IngestWorkers
+from inboxd.metrics import HEALTH
 
 T = TypeVar("T")
 
@@ -96,6 +98,52 @@ def chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
         raise ValueError("size must be >= 1")
     for start in range(0, len(items), size):
         yield list(items[start : start + size])
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """UIDs fetched whole, and (uid, size) of mail over ``max_bytes``: only its
+    headers are fetched, for a quarantine row by reference."""
+
+    uids: tuple[int, ...]
+    oversize: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def last_uid(self) -> int:
+        return max((*self.uids, *(uid for uid, _ in self.oversize)))
+
+
+def plan_batches(
+    uids: Sequence[int],
+    sizes: dict[int, int],
+    *,
+    batch_size: int,
+    batch_bytes: int,
+    max_bytes: int,
+) -> list[Batch]:
+    """``uids`` (ascending) in batches of at most ``batch_size`` mails and ``batch_bytes``
+    bytes (a mail bigger than that alone still gets a batch); a mail over ``max_bytes``
+    rides along in the batch of its neighbours at no cost, so the checkpoint passes it.
+    A UID without a size was expunged meanwhile: left out."""
+    plan: list[Batch] = []
+    whole: list[int] = []
+    over: list[tuple[int, int]] = []
+    total = 0
+    for uid in uids:
+        size = sizes.get(uid)
+        if size is None:
+            continue
+        if size > max_bytes:
+            over.append((uid, size))
+            continue
+        if whole and (len(whole) >= batch_size or total + size > batch_bytes):
+            plan.append(Batch(tuple(whole), tuple(over)))
+            whole, over, total = [], [], 0
+        whole.append(uid)
+        total += size
+    if whole or over:
+        plan.append(Batch(tuple(whole), tuple(over)))
+    return plan
 
 
 def backoff_delay(
@@ -235,10 +283,12 @@ class MailboxFetcher:
     def _connect(self) -> Any:
         cfg = self.config
         client = connect(cfg, self._password, self._ssl_context)
+        HEALTH.up(self.name)
         self.log.info(kv("connected", mailbox=self.name, host=cfg.imap_host, port=cfg.imap_port))
         return client
 
     def _log_error(self, exc: Exception) -> None:
+        HEALTH.down(self.name, f"{type(exc).__name__}: {exc}")  # the outage alert reads it
         if isinstance(exc, NETWORK_ERRORS):
             self.log.warning(
                 kv("connection_error", mailbox=self.name, error=type(exc).__name__, detail=exc)
@@ -257,6 +307,7 @@ class MailboxFetcher:
             primary = folder == self.config.folder
             total += self._sync_folder(client, folder, primary=primary, recover=recover, stop=stop)
         self.alive_at = time.monotonic()
+        HEALTH.synced(self.name, time.time())
         return total
 
     def _sync_folder(
@@ -296,14 +347,15 @@ class MailboxFetcher:
             # The connection is shared by the prefetch thread (FETCH) and this one
             # (after_import): one IMAP command at a time.
             io_lock = threading.Lock()
-            several = len(uids) > self.config.batch_size
+            plan = self._plan(client, uids)
+            several = len(plan) > 1
             offload = several and self._offloadable()
             if offload:
                 source = self._fetch_by_workers(
-                    client, folder, state.uidvalidity, uids, stop, io_lock
+                    client, folder, state.uidvalidity, plan, stop, io_lock
                 )
             else:
-                source = self._fetch_batches(client, uids, stop, io_lock)
+                source = self._fetch_batches(client, plan, stop, io_lock)
             with _ahead(source, self.name, prefetch=several and not offload) as ahead:
                 for mails in ahead:
                     if stop is not None and stop.is_set():
@@ -314,14 +366,37 @@ class MailboxFetcher:
             last = uids[-1]  # UIDs are never reused: an expunged one is gone for good
         return SyncResult(fetched, batches, changed)
 
+    def _plan(self, client: Any, uids: list[int]) -> list[Batch]:
+        """Batches by count and bytes, from RFC822.SIZE read before any body: a poison
+        mail (1 GB) is never fetched, only its headers (see ``plan_batches``)."""
+        cfg = self.config
+        plan = plan_batches(
+            uids,
+            fetch_sizes(client, uids),
+            batch_size=cfg.batch_size,
+            batch_bytes=cfg.batch_bytes,
+            max_bytes=self._max_bytes,
+        )
+        for batch in plan:
+            for uid, size in batch.oversize:
+                self.log.warning(
+                    kv("oversize", mailbox=self.name, uid=uid, size=size, limit=self._max_bytes)
+                )
+        return plan
+
     def _fetch_batches(
-        self, client: Any, uids: list[int], stop: threading.Event | None, io_lock: threading.Lock
+        self,
+        client: Any,
+        plan: list[Batch],
+        stop: threading.Event | None,
+        io_lock: threading.Lock,
     ) -> Iterator[list[FetchedMail]]:
-        """``BODY.PEEK[]`` of ``uids`` batch by batch (empty batches skipped)."""
-        for chunk in chunks(uids, self.config.batch_size):
+        """Each planned batch: bodies by ``BODY.PEEK[]``, heads of oversize mail (empty
+        batches skipped)."""
+        for batch in plan:
             if stop is not None and stop.is_set():
                 return
-            mails = fetch_chunk(client, chunk, io_lock)
+            mails = fetch_batch(client, list(batch.uids), batch.oversize, io_lock)
             if mails:
                 yield mails
 
@@ -335,7 +410,7 @@ class MailboxFetcher:
         client: Any,
         folder: str,
         uidvalidity: int,
-        uids: list[int],
+        plan: list[Batch],
         stop: threading.Event | None,
         io_lock: threading.Lock,
     ) -> Iterator[list[FetchedMail]]:
@@ -348,8 +423,16 @@ class MailboxFetcher:
         workers = self._workers
         assert workers is not None
         todo = deque(
-            FetchJob(self.config, self._password, folder, uidvalidity, tuple(c), self._max_bytes)
-            for c in chunks(uids, self.config.batch_size)
+            FetchJob(
+                self.config,
+                self._password,
+                folder,
+                uidvalidity,
+                b.uids,
+                self._max_bytes,
+                b.oversize,
+            )
+            for b in plan
         )
         first: FetchJob | None = todo.popleft()
         pending: deque[tuple[FetchJob, Future[list[FetchedMail]]]] = deque()
@@ -366,10 +449,11 @@ class MailboxFetcher:
                             break
                         pending.append((todo.popleft(), future))
                     if first is not None:
-                        mails = fetch_chunk(client, list(first.uids), io_lock)
+                        mails = fetch_batch(client, list(first.uids), first.oversize, io_lock)
                         first = None
                     elif local and not pending:
-                        mails = fetch_chunk(client, list(todo.popleft().uids), io_lock)
+                        job = todo.popleft()
+                        mails = fetch_batch(client, list(job.uids), job.oversize, io_lock)
                     else:
                         job, future = pending.popleft()
                         try:

@@ -105,6 +105,55 @@ def fetch_chunk(
     return mails_from_fetch(response, uids)
 
 
+SIZE_CHUNK = 1000  # UIDs per RFC822.SIZE request (keeps the command line short)
+HEAD_LIMIT = 64 * 1024  # bytes of an oversize mail's header block kept in quarantine
+
+
+def fetch_sizes(client: Any, uids: list[int]) -> dict[int, int]:
+    """RFC822.SIZE of each UID (absent: expunged meanwhile), read before any body."""
+    sizes: dict[int, int] = {}
+    for start in range(0, len(uids), SIZE_CHUNK):
+        chunk = uids[start : start + SIZE_CHUNK]
+        for uid, item in client.fetch(chunk, ["RFC822.SIZE"]).items():
+            size = normalise_keys(item).get("RFC822.SIZE")
+            if size is not None:
+                sizes[int(uid)] = int(size)
+    return sizes
+
+
+def fetch_heads(
+    client: Any, oversize: Iterable[tuple[int, int]], io_lock: threading.Lock | None = None
+) -> list[FetchedMail]:
+    """The first ``HEAD_LIMIT`` bytes of the header block of each oversize mail: what
+    its quarantine row keeps (the body is never fetched)."""
+    wanted = dict(oversize)
+    if not wanted:
+        return []
+    with io_lock or contextlib.nullcontext():
+        response = client.fetch(list(wanted), [f"BODY.PEEK[HEADER]<0.{HEAD_LIMIT}>"])
+    heads = []
+    for uid in sorted(wanted):
+        item = response.get(uid)
+        if item is None:
+            continue
+        data = normalise_keys(item)
+        head = next((v for k, v in data.items() if k.startswith("BODY[HEADER]")), b"")
+        heads.append(FetchedMail(uid=uid, raw=bytes(head or b""), oversize=wanted[uid]))
+    return heads
+
+
+def fetch_batch(
+    client: Any,
+    uids: list[int],
+    oversize: Iterable[tuple[int, int]] = (),
+    io_lock: threading.Lock | None = None,
+) -> list[FetchedMail]:
+    """A planned batch: the bodies of ``uids`` and the heads of ``oversize``, by UID."""
+    found = fetch_chunk(client, uids, io_lock) if uids else []
+    found += fetch_heads(client, oversize, io_lock)
+    return sorted(found, key=lambda m: m.uid)
+
+
 def close_client(client: Any, *, graceful: bool) -> None:
     """LOGOUT after a clean run; after an error just drop the socket (the peer may hang)."""
     try:

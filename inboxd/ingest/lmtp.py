@@ -74,13 +74,64 @@ class InboundHandler:
         return status
 
 
-class InboundController(Controller):
-    """aiosmtpd Controller speaking LMTP or SMTP on its own loop thread."""
+# Sessions at once: each may buffer a whole mail up to the size limit (and copies of
+# it while it is stored), so this times ``max_size`` bounds the listener's memory.
+MAX_SESSIONS = 16
 
-    def __init__(self, handler: InboundHandler, host: str, port: int, max_size: int) -> None:
+
+class _Gate:
+    """Sessions open now (only the controller's loop thread counts them)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open = 0
+
+
+class _Capped:
+    """Mixin: over the gate's limit a new session is answered 421 and closed."""
+
+    gate: _Gate
+
+    async def _handle_client(self) -> None:
+        if self.gate.open >= self.gate.limit:
+            log.warning("lmtp sessions at the limit (%d): 421 to a new one", self.gate.limit)
+            await self.push("421 4.3.2 Too many sessions, try again later")  # type: ignore[attr-defined]
+            self.transport.close()  # type: ignore[attr-defined]
+            return
+        self.gate.open += 1
+        try:
+            await super()._handle_client()  # type: ignore[misc]
+        finally:
+            self.gate.open -= 1
+
+
+class _CappedLMTP(_Capped, LMTP):
+    pass
+
+
+class _CappedSMTP(_Capped, SMTP):
+    pass
+
+
+class InboundController(Controller):
+    """aiosmtpd Controller speaking LMTP or SMTP on its own loop thread, at most
+    ``max_sessions`` sessions at once."""
+
+    def __init__(
+        self,
+        handler: InboundHandler,
+        host: str,
+        port: int,
+        max_size: int,
+        *,
+        max_sessions: int = MAX_SESSIONS,
+    ) -> None:
         self._lmtp = handler.lmtp
+        self._gate = _Gate(max_sessions)
         super().__init__(handler, hostname=host, port=port, data_size_limit=max_size)
 
     def factory(self) -> Any:
-        cls = LMTP if self._lmtp else SMTP
-        return cls(self.handler, **self.SMTP_kwargs)
+        cls = _CappedLMTP if self._lmtp else _CappedSMTP
+        server = cls(self.handler, **self.SMTP_kwargs)
+        server.gate = self._gate
+        return server

@@ -29,6 +29,9 @@ class FetchedMail:
     raw: bytes
     # already parsed (by an ingest worker while the previous batch was stored), or None
     parsed: ParsedMessage | ParseFailure | None = None
+    # over the size limit: its RFC822.SIZE, and ``raw`` holds only its header block
+    # (the mail stays on the server; the sink quarantines it by reference)
+    oversize: int = 0
 
 
 class MailboxSink(Protocol):
@@ -40,7 +43,8 @@ class MailboxSink(Protocol):
         self, mailbox: str, folder: str, uidvalidity: int, mails: Sequence[FetchedMail]
     ) -> None:
         """Store every mail (dedupe, thread, quarantine on failure) and advance the
-        checkpoint to max(uid) in ONE transaction. A uidvalidity different from the
+        checkpoint to max(uid) in ONE transaction (an ``oversize`` mail is quarantined
+        by reference before it, in a transaction of its own). A uidvalidity different from the
         stored one resets the checkpoint (the caller rescans from UID 1; duplicates
         are recognised by Message-ID + content digest). Raises only when the
         database itself fails; then nothing of the batch is committed."""
