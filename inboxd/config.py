@@ -210,6 +210,8 @@ class SlackConfig(_Strict):
     # seconds a Slack call is retried; how often living roots are compared with their tickets
     retry_for: Annotated[float, Field(gt=0)] = 86400.0
     sync_interval: Annotated[float, Field(gt=0)] = 30.0
+    # minutes a mailbox may stay unreachable before one alert to ops_channel says so
+    outage_after: Annotated[float, Field(gt=0)] = 10.0
     # the app-level token (xapp-...) of Socket Mode: buttons on the living messages
     app_token_env: str | None = None
     app_token_file: Path | None = None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -84,24 +85,34 @@ class MailboxHealth:
         self.connected: dict[str, bool] = {}
         self.last_sync: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
+        # the first failure since the last good sync: a login that works while every
+        # SELECT fails is still an outage, so only ``synced`` ends one
+        self.down_since: dict[str, float] = {}
 
     def up(self, mailbox: str) -> None:
         with self._lock:
             self.connected[mailbox] = True
         MAILBOX_CONNECTED.labels(mailbox).set(1)
 
-    def down(self, mailbox: str, error: str) -> None:
+    def down(self, mailbox: str, error: str, at: float | None = None) -> None:
         with self._lock:
             self.connected[mailbox] = False
             self.last_error[mailbox] = error[:500]
+            self.down_since.setdefault(mailbox, time.time() if at is None else at)
         MAILBOX_CONNECTED.labels(mailbox).set(0)
 
     def synced(self, mailbox: str, at: float) -> None:
         with self._lock:
             self.connected[mailbox] = True
             self.last_sync[mailbox] = at
+            self.down_since.pop(mailbox, None)
         MAILBOX_CONNECTED.labels(mailbox).set(1)
         MAILBOX_LAST_SYNC.labels(mailbox).set(at)
+
+    def outages(self) -> dict[str, tuple[float, str]]:
+        """Mailboxes not synced since a failure: (since when, Unix time; the last error)."""
+        with self._lock:
+            return {m: (t, self.last_error.get(m, "")) for m, t in self.down_since.items()}
 
     def not_connected(self, mailboxes: Iterable[str]) -> list[str]:
         with self._lock:

@@ -27,14 +27,17 @@ from inboxd.db.engine import ensure_schema, make_engine
 from inboxd.flows.sla_notices import SlaStageActions
 from inboxd.flows.slack_notices import CapAlerts, SlackRuleReactor, rules_error_notice
 from inboxd.flows.slack_threads import LivingMessages
+from inboxd.flows.spikes import TagArrivals
 from inboxd.ingest.imap import MailboxFetcher
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
 from inboxd.rulesdir import RuleStore
 from inboxd.sched.csat_surveys import SurveyJob
+from inboxd.sched.outage import OutageJob
 from inboxd.sched.scheduler import Job, Scheduler
 from inboxd.sched.sla_sweep import SlaSweep, recompute_changed
 from inboxd.sched.slack_roots import RootSync
+from inboxd.sched.spikes import SpikeJob
 from inboxd.sdnotify import Notifier
 from inboxd.signalpipe import SignalPipe
 
@@ -68,6 +71,8 @@ class App:
     roots: RootSync | None = None  # keeps the living Slack roots up to date (Slack on)
     socket: SocketModeListener | None = None  # Slack buttons (Socket Mode configured)
     surveys: SurveyJob | None = None  # satisfaction surveys ([csat] enabled)
+    spikes: SpikeJob | None = None  # spike alerts per tag (Slack on)
+    outage: OutageJob | None = None  # one alert per unreachable mailbox (Slack and ops_channel)
 
     @classmethod
     def build(
@@ -112,13 +117,27 @@ class App:
         on_commit: tuple[Callable[[], None], ...] = (outbound.drain.wake,)
         tag_format = settings.helpdesk.subject_tag
         living = LivingMessages(tag_format=tag_format, buttons=settings.slack.interactive)
-        roots = None
+        roots = spikes = outage = None
         if slack is not None:
-            reactors += (SlackRuleReactor(tag_format=tag_format, living=living),)
+            reactors += (SlackRuleReactor(tag_format=tag_format, living=living), TagArrivals())
             on_commit += (slack.wake,)
             roots = RootSync(
                 engine, lambda: rules.current, living.refresh, clock=clock, on_queued=slack.wake
             )
+            spikes = SpikeJob(
+                engine, lambda: rules.current, channel=ops or "", clock=clock, on_queued=slack.wake
+            )
+            if ops and any(box.uses_imap for box in settings.mailbox):
+                from inboxd.metrics import HEALTH
+
+                outage = OutageJob(
+                    engine,
+                    HEALTH.outages,
+                    channel=ops,
+                    after=timedelta(minutes=settings.slack.outage_after),
+                    clock=clock,
+                    on_queued=slack.wake,
+                )
         socket = None
         if slack is not None and settings.slack.interactive:
             from inboxd.delivery.slack import make_slack_client
@@ -170,6 +189,8 @@ class App:
             roots=roots,
             socket=socket,
             surveys=surveys,
+            spikes=spikes,
+            outage=outage,
         )
 
     def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
@@ -300,6 +321,10 @@ class Daemon:
         if self.app.roots is not None:
             every = self.app.settings.slack.sync_interval
             jobs.append(Job("slack-roots", self.app.roots.run_once, every, first_in=5.0))
+        if self.app.spikes is not None:
+            jobs.append(Job("spikes", self.app.spikes.run_once, 60.0, first_in=15.0))
+        if self.app.outage is not None:
+            jobs.append(Job("mailbox-outage", self.app.outage.run_once, 30.0, first_in=30.0))
         if self.app.surveys is not None:
             every = self.app.settings.csat.interval
             jobs.append(Job("csat-surveys", self.app.surveys.run_once, every, first_in=10.0))

@@ -107,8 +107,10 @@ def open_alert(
     baseline: float = 0.0,
     peak: int = 0,
     detail: str = "",
+    started_at: datetime | None = None,
 ) -> Alert | None:
-    """Record the alert and queue its message; None when ``key`` was opened before."""
+    """Record the alert and queue its message; None when ``key`` was opened before.
+    ``started_at``: when the condition began, if before ``now`` (an outage)."""
     if db.execute(select(_O.c.id).where(_O.c.key == key)).first() is not None:
         return None
     values = {
@@ -117,7 +119,7 @@ def open_alert(
         "subject": subject,
         "channel": channel,
         "thread_id": None,
-        "started_at": utc(now),
+        "started_at": utc(started_at or now),
         "ended_at": None,
         "baseline": baseline,
         "peak": peak,
