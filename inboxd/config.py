@@ -259,6 +259,22 @@ class CsatConfig(_Strict):
     on_bad: list[Literal["reopen", "alert_lead"]] = ["alert_lead"]
 
 
+class DigestConfig(_Strict):
+    """The weekly digest to each team lead (and ``cc``): sent ``weekday`` at ``time`` in
+    ``timezone`` for the week (Monday to Sunday) before; the staffing estimate's inputs."""
+
+    enabled: bool = False
+    weekday: Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"] = "mon"
+    time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = "08:00"
+    timezone: str = "UTC"
+    cc: list[str] = []  # addresses that get every team's digest too
+    interval: Annotated[float, Field(gt=0)] = 300.0  # how often the job looks (seconds)
+    handle_time: Annotated[float, Field(gt=0)] = 600.0  # agent seconds per ticket
+    response_target: Annotated[float, Field(gt=0)] = 3600.0  # first response, seconds
+    service_level: Annotated[float, Field(gt=0, lt=1)] = 0.8
+    staffing_weeks: Annotated[int, Field(ge=1, le=26)] = 4  # weeks of arrivals averaged
+
+
 class Settings(_Strict):
     database: DatabaseConfig = DatabaseConfig()
     ingest: IngestConfig = IngestConfig()
@@ -272,6 +288,7 @@ class Settings(_Strict):
     sla: SlaConfig = SlaConfig()
     metrics: MetricsConfig = MetricsConfig()
     csat: CsatConfig = CsatConfig()
+    digest: DigestConfig = DigestConfig()
 
     @model_validator(mode="after")
     def _unique_mailboxes(self) -> Settings:

@@ -33,6 +33,7 @@ from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
 from inboxd.rulesdir import RuleStore
 from inboxd.sched.csat_surveys import SurveyJob
+from inboxd.sched.digest import DigestJob
 from inboxd.sched.outage import OutageJob
 from inboxd.sched.scheduler import Job, Scheduler
 from inboxd.sched.sla_sweep import SlaSweep, recompute_changed
@@ -71,6 +72,7 @@ class App:
     roots: RootSync | None = None  # keeps the living Slack roots up to date (Slack on)
     socket: SocketModeListener | None = None  # Slack buttons (Socket Mode configured)
     surveys: SurveyJob | None = None  # satisfaction surveys ([csat] enabled)
+    digests: DigestJob | None = None  # the weekly digest ([digest] enabled)
     spikes: SpikeJob | None = None  # spike alerts per tag (Slack on)
     outage: OutageJob | None = None  # one alert per unreachable mailbox (Slack and ops_channel)
 
@@ -174,6 +176,12 @@ class App:
             delay = timedelta(seconds=settings.csat.delay)
             sender = outbound.surveys
             surveys = SurveyJob(engine, lambda: rules.current, sender, delay=delay, clock=clock)
+        digests = None
+        if settings.digest.enabled:
+            from inboxd.flows.digest import DigestMail
+
+            mailer = DigestMail(outbound.flow, cc=settings.digest.cc)
+            digests = DigestJob(engine, lambda: rules.current, mailer, settings.digest, clock=clock)
         return cls(
             settings,
             engine,
@@ -189,6 +197,7 @@ class App:
             roots=roots,
             socket=socket,
             surveys=surveys,
+            digests=digests,
             spikes=spikes,
             outage=outage,
         )
@@ -328,6 +337,9 @@ class Daemon:
         if self.app.surveys is not None:
             every = self.app.settings.csat.interval
             jobs.append(Job("csat-surveys", self.app.surveys.run_once, every, first_in=10.0))
+        if self.app.digests is not None:
+            every = self.app.settings.digest.interval
+            jobs.append(Job("digest", self.app.digests.run_once, every, first_in=15.0))
         return jobs
 
     def _spawn(self, name: str, target: Callable[[threading.Event], object]) -> None:

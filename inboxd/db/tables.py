@@ -332,6 +332,18 @@ class Survey(SQLModel, table=True):
     sent_at: datetime
 
 
+class Digest(SQLModel, table=True):
+    """A team's weekly digest that went out: the unique key sends it exactly once per
+    team and week (``period``, its first local day), whichever daemon gets there first."""
+
+    __table_args__ = (UniqueConstraint("team", "period", name="uq_digest_team_period"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    team: str
+    period: str
+    sent_at: datetime
+
+
 class SlaStage(SQLModel, table=True):
     """A stage of an SLA target that fired: the unique key makes it fire exactly once
     per ticket, target, clock cycle and stage, across restarts and daemons."""

@@ -228,6 +228,43 @@ class Flow:
         return message_id
 
 
+    def queue_plain(
+        self,
+        db: DB,
+        *,
+        kind: OutboundKind,
+        rendered: Rendered,
+        to: tuple[Address, ...],
+        now: datetime,
+    ) -> str:
+        """Queue mail about no ticket (the weekly digest) from the first support address;
+        returns its Message-ID. Automatic kinds only: the envelope sender is null."""
+        message_id = self.new_message_id(None)
+        mail = OutboundMail(
+            kind=kind,
+            ticket_id=None,
+            from_addr=Address(self.support_address(""), self.config.helpdesk_name),
+            to=to,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            message_id=message_id,
+        )
+        raw = render_message(mail, date=now)
+        q.enqueue(
+            connection(db),
+            ticket_id=None,
+            kind=kind.value,
+            message_id=message_id,
+            mail_from="",
+            rcpts=mail.recipients,
+            raw=raw,
+            now=now,
+        )
+        log.info("queued kind=%s msgid=%s rcpts=%d", kind.value, message_id, len(mail.recipients))
+        return message_id
+
+
 class FlowView:
     """One mail's snapshot: the flow, the rule set and the template set it is handled with."""
 

@@ -42,6 +42,7 @@ MAIL_TEMPLATES = (
     "bounce_alert",
     "csat",
     "csat_alert",
+    "digest",
 )
 _CANNED_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 _SUBJECT_PREFIX = "subject:"
@@ -231,6 +232,52 @@ class TemplateRenderer:
 
 _SAMPLE_TIME = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
+
+def _sample_digest() -> dict[str, Any]:
+    """A sample team's week: office-hours arrivals, two tickets at risk."""
+    from inboxd.core.digest import heat_map
+    from inboxd.core.reports.staffing import weekly
+
+    office = [0] * 7 + [30, 90, 140, 120, 100, 60, 90, 110, 80, 50, 20] + [6] * 6
+    arrivals = [office if day < 5 else [4] * 24 for day in range(7)]
+    need = weekly(arrivals, 4, handle=600, target=3600)
+    figures = [
+        ("Tickets created", "212", "198"),
+        ("Tickets solved", "205", "190"),
+        ("First response, median (business)", "42m10s", "55m02s"),
+        ("Satisfaction", "91%", "88%"),
+    ]
+    return {
+        "team": "support",
+        "start": "2026-02-23",
+        "end": "2026-03-01",
+        "timezone": "Europe/Berlin",
+        "figures": [{"name": a, "this": b, "before": c} for a, b, c in figures],
+        "backlog": 17,
+        "at_risk": [
+            {
+                "id": 123,
+                "subject": "Printer on floor 3 is broken",
+                "assignee": "alice",
+                "target": "first response",
+                "due_at": _SAMPLE_TIME,
+                "breached": True,
+            },
+            {
+                "id": 130,
+                "subject": "VPN drops every hour",
+                "assignee": "",
+                "target": "resolution",
+                "due_at": _SAMPLE_TIME,
+                "breached": False,
+            },
+        ],
+        "heat": heat_map(arrivals, need),
+        "hours": list(range(24)),
+        "weeks": 4,
+        "staffing": {"handle": 10, "target": 60, "level": "80%", "peak": max(map(max, need))},
+    }
+
 # Every variable a template may use; `templates check` renders with exactly this,
 # so a template using anything else is reported. templates/README.md lists them.
 SAMPLE_CONTEXT: dict[str, Any] = {
@@ -284,4 +331,5 @@ SAMPLE_CONTEXT: dict[str, Any] = {
         "change_days": 28,
     },
     "rating": {"rating": "bad", "comment": "Took a week.", "reopened": True},
+    "digest": _sample_digest(),
 }
