@@ -532,14 +532,17 @@ def test_bounce_attaches_marks_failed_and_alerts_once(desk: Desk) -> None:
     desk.deliver(reply_to_notification(note, body="Answer.\n"))
     [relay_row] = desk.outbox("reply")
     tickets_before = desk.ticket(tid)
-    out = desk.deliver(dsn(original_id=relay_row["message_id"]))
+    verp = f"support+{make_reply_token(SECRET, tid, 0)}@help.example"  # our return path
+    out = desk.deliver(dsn(original_id=relay_row["message_id"], to=verp))
     assert out.ticket_id == tid and not out.new_ticket
     assert desk.outbox("reply")[0]["status"] == "failed"
     alerts = desk.outbox_mails("bounce_alert")
     assert sorted(addr(m["To"]) for m in alerts) == ["alice@help.example", "bob@help.example"]
     assert "5.1.1" in body_text(alerts[0])
     # a second report about the same mail: recorded, no second alert
-    desk.deliver(dsn(original_id=relay_row["message_id"], msgid="dsn2@mx.customer.example"))
+    desk.deliver(
+        dsn(original_id=relay_row["message_id"], msgid="dsn2@mx.customer.example", to=verp)
+    )
     assert len(desk.outbox_mails("bounce_alert")) == 2
     assert desk.event_kinds(tid).count("bounce") == 2
     assert desk.ticket(tid)["status"] == tickets_before["status"]

@@ -6,7 +6,9 @@ interceptor takes it before threading. It finds the mail that bounced by the
 original Message-ID the report names (our outbox, or the signed ticket number
 in our Message-IDs), else by the VERP-style token in the address it was sent to
 (our envelope sender is ``support+TOKEN@...``). A permanent bounce marks that
-outbox mail failed and raises one alert; a second report about the same mail
+outbox mail failed and raises one alert, but only when the report came to that
+mail's return path (its Message-ID alone is known to anyone who saw the mail,
+so a forged DSN is recorded and fails nothing); a second report about the same mail
 (several MTAs, or "delayed" then "failed") finds it already failed and stays
 quiet. A bounce we cannot place is quarantined, not made into a ticket.
 
@@ -123,7 +125,9 @@ class BounceInterceptor:
         ids += [*parsed.in_reply_to, *reversed(parsed.references)]
         return list(dict.fromkeys(i for i in ids if i))
 
-    def _ticket_from_token(self, parsed: ParsedMessage) -> int | None:
+    def _ticket_from_token(self, parsed: ParsedMessage, *, return_path: bool = False) -> int | None:
+        """The ticket a reply token in the addresses the report came to names;
+        ``return_path``: only our envelope sender's token (agent 0)."""
         addresses = [a.email for a in parsed.recipients]
         addresses += [v.strip().strip("<>") for v in parsed.header_all("delivered-to")] + [
             v.strip().strip("<>") for v in parsed.header_all("x-original-to")
@@ -132,7 +136,7 @@ class BounceInterceptor:
             for base in self.flow.support_locals:
                 raw = token_from_address(email, base)
                 token = verify_reply_token(self.flow.config.secret, raw) if raw else None
-                if token is not None:
+                if token is not None and not (return_path and token.agent_id != 0):
                     return token.ticket_id
         return None
 
@@ -190,9 +194,18 @@ class BounceInterceptor:
         tickets.record(conn, ticket.id, received)
         if permanent:
             failure = f"bounced: {status} {diagnostic}".strip()
+            verp = self._ticket_from_token(parsed, return_path=True)
             for row in rows:
                 if row.status == q.FAILED:
                     continue  # already failed and alerted: one alert per mail
+                if row.ticket_id is None or verp != row.ticket_id:
+                    # a real bounce goes to the mail's envelope sender, support+TOKEN@;
+                    # the Message-ID alone is known to anyone who saw the mail
+                    log.warning(
+                        "bounce of <%s> not sent to its return path: recorded, mail not failed",
+                        original,
+                    )
+                    continue
                 q.mark_failed(conn, row.id, error=failure)
                 self.alerts.alert(
                     conn,
