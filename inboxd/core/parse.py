@@ -64,11 +64,20 @@ _BOUNDARY_LINE = re.compile(r"^--([^\s]{1,200}?)(?:--)?[ \t]*$", re.M)
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 _BODY_TYPES = frozenset({"text/plain", "text/html"})
 _EXTENSIONS = {
-    "text/plain": ".txt", "text/html": ".html", "text/calendar": ".ics",
-    "text/csv": ".csv", "image/png": ".png", "image/jpeg": ".jpg", "image/gif": ".gif",
-    "application/pdf": ".pdf", "application/zip": ".zip", "message/rfc822": ".eml",
-    "text/rfc822-headers": ".txt", "message/delivery-status": ".txt",
-    "application/ms-tnef": ".dat", "application/vnd.ms-tnef": ".dat",
+    "text/plain": ".txt",
+    "text/html": ".html",
+    "text/calendar": ".ics",
+    "text/csv": ".csv",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/gif": ".gif",
+    "application/pdf": ".pdf",
+    "application/zip": ".zip",
+    "message/rfc822": ".eml",
+    "text/rfc822-headers": ".txt",
+    "message/delivery-status": ".txt",
+    "application/ms-tnef": ".dat",
+    "application/vnd.ms-tnef": ".dat",
 }
 _parser = BytesParser(policy=compat32)
 
@@ -287,8 +296,11 @@ def _tnef(part: Message, filename: str, ctype: str, data: bytes, out: _Collector
                 name = ""
             if not name:
                 raw_name = att.name
-                name = (raw_name.decode("latin-1") if isinstance(raw_name, bytes)
-                        else str(raw_name or ""))
+                name = (
+                    raw_name.decode("latin-1")
+                    if isinstance(raw_name, bytes)
+                    else str(raw_name or "")
+                )
             name = name.strip("\x00 ").replace("\\", "/").rsplit("/", 1)[-1]
             _add_attachment(out, None, name, "application/octet-stream", att_data)
             found += 1
@@ -384,9 +396,15 @@ def _walk(msg: Message, out: _Collector) -> None:
         if ctype == "message/delivery-status" or isinstance(payload, list):
             data = _message_bytes(part) if isinstance(payload, list) else b""
             if ctype == "message/delivery-status":
-                status = "\n".join(_message_bytes(p).decode("utf-8", "replace")
-                                   for p in payload if isinstance(p, Message)) \
-                    if isinstance(payload, list) else _decode_text(part, out)
+                status = (
+                    "\n".join(
+                        _message_bytes(p).decode("utf-8", "replace")
+                        for p in payload
+                        if isinstance(p, Message)
+                    )
+                    if isinstance(payload, list)
+                    else _decode_text(part, out)
+                )
                 data = status.encode("utf-8")
             _add_attachment(out, part, filename, ctype, data)
             continue
@@ -414,7 +432,11 @@ def _synth_message_id(from_raw: str, date_raw: str, subject_raw: str, body: byte
 
 
 def _content_digest(
-    from_: Address | None, from_raw: str, date_norm: str, subject: str, message_id: str,
+    from_: Address | None,
+    from_raw: str,
+    date_norm: str,
+    subject: str,
+    message_id: str,
     body: bytes,
 ) -> str:
     sender = f"{from_.name} <{from_.email}>" if from_ is not None else decode_header(from_raw)
@@ -486,8 +508,21 @@ def _guarded(raw: bytes, max_bytes: int, *, fast: bool) -> ParsedMessage:
         raise ParseError(f"unparseable: {type(exc).__name__}: {exc}"[:500]) from exc
 
 
+_BARE_CR = re.compile(rb"\r(?!\n)")
+
+
+def _bare_cr_lines(raw: bytes) -> bytes:
+    """A mail whose first line ends in a bare CR (old Mac clients, some gateways) with
+    every bare CR read as a line end; it was one long header line (no subject, no
+    body). A CRLF mail with a stray CR somewhere is left as it is."""
+    first_cr, first_lf = raw.find(b"\r"), raw.find(b"\n")
+    if first_cr < 0 or (0 <= first_lf <= first_cr + 1):
+        return raw
+    return _BARE_CR.sub(b"\r\n", raw)
+
+
 def _parse(raw_in: bytes, max_bytes: int, fast: bool) -> ParsedMessage:
-    raw = _check_raw(raw_in, max_bytes)
+    raw = _bare_cr_lines(_check_raw(raw_in, max_bytes))
     root = split(raw) if fast else None
     if root is not None:
         out = _Collector()
@@ -602,9 +637,7 @@ def _result(
     msg: Message | None,
 ) -> ParsedMessage:
     """Everything after the MIME walk; ``msg`` is None on the fast path."""
-    headers = tuple(
-        (name, decode_header(value[:MAX_HEADER_VALUE])) for name, value in raw_headers
-    )
+    headers = tuple((name, decode_header(value[:MAX_HEADER_VALUE])) for name, value in raw_headers)
 
     by_name: dict[str, list[str]] = {}  # one pass instead of a scan per lookup
     for name, value in raw_headers:
@@ -625,8 +658,10 @@ def _result(
     subject = decode_header(subject_raw[:MAX_HEADER_VALUE])
     date = parse_date(date_raw)
 
-    text = "\n\n".join(t for t in out.texts if t.strip()) if len(out.texts) > 1 else (
-        out.texts[0] if out.texts else ""
+    text = (
+        "\n\n".join(t for t in out.texts if t.strip())
+        if len(out.texts) > 1
+        else (out.texts[0] if out.texts else "")
     )
     html = "\n".join(out.htmls)
     if not text.strip() and not html.strip() and out.inline_texts:
@@ -700,9 +735,7 @@ def _result(
         bounce=bounce,
         defects=tuple(out.defects),
         raw_sha256=_sha256(bytes(raw_in)),
-        content_digest=_content_digest(
-            from_, from_raw, date_norm, subject, message_id, norm_body
-        ),
+        content_digest=_content_digest(from_, from_raw, date_norm, subject, message_id, norm_body),
         size=len(raw_in),
     )
     if b"\x00" in raw or _decoded_nul(parsed):
