@@ -223,12 +223,17 @@ def customer_participants(db: DB, ticket_id: int) -> list[Person]:
     return [Person(r.email, r.name, r.role) for r in rows]
 
 
+_ROLES = PreparedQuery(
+    lambda _n: sa_select(_PART_T.c.email, _PART_T.c.role).where(
+        _PART_T.c.ticket_id == bindparam("tid")
+    )
+)
+
+
 def participant_roles(db: DB, ticket_id: int) -> dict[str, str]:
-    """Every address on the ticket -> its role (who may add recipients, who is pending)."""
-    rows = db.execute(
-        sa_select(_PART_T.c.email, _PART_T.c.role).where(_PART_T.c.ticket_id == ticket_id)
-    ).all()
-    return {str(r.email): str(r.role) for r in rows}
+    """Every address on the ticket -> its role (who may add recipients, who is pending).
+    Read for every stored mail: a prepared statement."""
+    return {str(email): str(role) for email, role in _ROLES.all(conn_of(db), {"tid": ticket_id})}
 
 
 def accept_participant(db: DB, ticket_id: int, email: str) -> None:
