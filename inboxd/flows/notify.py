@@ -150,11 +150,16 @@ class AckNotifyReactor:
     def _ack_counts(self, session: Session, recipient: Address, now: datetime) -> AckCounts:
         """Acks queued in the last hour: to ``recipient``, to its domain, to anyone."""
         conn = connection(session)
-        kind, since = OutboundKind.ACK.value, now - timedelta(hours=1)
+        kind, since, caps = OutboundKind.ACK.value, now - timedelta(hours=1), self.caps
+        # only the caps that are set (0: off) are counted: each count is a query per ack
         return AckCounts(
-            to_recipient=q.count_to_recipient(conn, kind=kind, rcpt=recipient.email, since=since),
-            to_domain=q.count_kind(conn, kind=kind, since=since, domain=recipient.domain),
-            total=q.count_kind(conn, kind=kind, since=since),
+            to_recipient=q.count_to_recipient(conn, kind=kind, rcpt=recipient.email, since=since)
+            if caps.ack_per_sender
+            else 0,
+            to_domain=q.count_kind(conn, kind=kind, since=since, domain=recipient.domain)
+            if caps.ack_per_domain
+            else 0,
+            total=q.count_kind(conn, kind=kind, since=since) if caps.ack_global else 0,
         )
 
     def _capped(self, session: Session, ticket: Ticket, trip: CapTrip, mail: StoredMail) -> Ticket:
