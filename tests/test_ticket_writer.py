@@ -166,3 +166,21 @@ def test_only_the_writer_writes_ticket_and_event_rows() -> None:
         if "migrations" not in path.parts and _WRITES.search(path.read_text(encoding="utf-8"))
     )
     assert writers == ["db/tickets.py"]
+
+
+def test_batched_events_are_written_at_the_end_and_dropped_with_their_mail(db_url: str) -> None:
+    engine = engine_at(db_url)
+    t1 = T0 + timedelta(hours=1)
+    with Session(engine) as s, s.begin():
+        made = new_ticket(s)
+        with tickets.batched_events(s.connection()):
+            tickets.record(s, made.id, ev.NoteAdded(at=t1, actor="agent:a", message=1))
+            mark = tickets.events_mark()
+            tickets.record(s, made.id, ev.NoteAdded(at=t1, actor="agent:a", message=2))
+            # held, not written, yet visible to reads of the log
+            assert [e.kind for e in tickets.typed_events(s, made.id)] == ["created", "note", "note"]
+            assert len(tickets.event_rows(s, made.id)) == 1
+            tickets.drop_events(mark)  # the second one's mail was rolled back
+        rows = tickets.event_rows(s, made.id)
+    assert [(r.kind, r.data.get("message")) for r in rows] == [("created", None), ("note", 1)]
+    engine.dispose()

@@ -12,7 +12,9 @@ round robin) and the CLI's listings, which return typed rows.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -178,11 +180,51 @@ def record(db: DB, ticket_id: int, *events: ev.Event) -> None:
 
 
 def record_many(db: DB, items: Sequence[tuple[int, ev.Event]]) -> None:
-    """Append events to several tickets' logs in one statement (batch work)."""
+    """Append events to several tickets' logs in one statement (batch work); inside
+    :func:`batched_events` they wait for the batch's one statement."""
     rows = [
         {"ticket_id": ticket_id, "at": e.at, "actor": e.actor, "kind": e.kind, "data": e.data()}
         for ticket_id, e in items
     ]
+    pending = _PENDING.get()
+    if pending is not None:
+        pending.extend(rows)
+        return
+    _write_events(db, rows)
+
+
+# Events recorded inside ``batched_events`` (this thread's ingest batch), not written yet.
+_PENDING: ContextVar[list[dict[str, Any]] | None] = ContextVar("inboxd_events", default=None)
+
+
+@contextmanager
+def batched_events(db: DB) -> Iterator[None]:
+    """Hold the events recorded inside and write them in one statement at the end, in
+    the caller's transaction (an IMAP batch writes several per mail). Reads of the
+    log inside (``typed_events_of``) see them; :func:`events_mark` and
+    :func:`drop_events` take back those of a mail whose savepoint rolled back."""
+    rows: list[dict[str, Any]] = []
+    token = _PENDING.set(rows)
+    try:
+        yield
+    finally:
+        _PENDING.reset(token)
+    _write_events(db, rows)  # not reached when the body raised: its transaction is lost
+
+
+def events_mark() -> int:
+    pending = _PENDING.get()
+    return len(pending) if pending is not None else 0
+
+
+def drop_events(mark: int) -> None:
+    """Forget the events held since ``mark`` (their mail was rolled back)."""
+    pending = _PENDING.get()
+    if pending is not None:
+        del pending[mark:]
+
+
+def _write_events(db: DB, rows: Sequence[dict[str, Any]]) -> None:
     if len(rows) == 1:
         _INSERT_EVENT.run(conn_of(db), rows[0])
     elif rows:
@@ -416,8 +458,15 @@ def typed_events_of(db: DB, ticket_ids: Sequence[int]) -> dict[int, list[ev.Even
         .where(_EVENT_T.c.ticket_id.in_(list(ticket_ids)))
         .order_by(_EVENT_T.c.id)
     )
+    found = [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+    wanted = set(ticket_ids)
+    found += [
+        (p["ticket_id"], p["kind"], p["at"], p["actor"], p["data"])
+        for p in _PENDING.get() or ()
+        if p["ticket_id"] in wanted
+    ]
     out: dict[int, list[ev.Event]] = {int(i): [] for i in ticket_ids}
-    for ticket_id, kind, at, actor, data in rows:
+    for ticket_id, kind, at, actor, data in found:
         when = utc(at)
         assert when is not None
         event = ev.decode(kind, when, actor, data or {})
