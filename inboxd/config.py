@@ -226,6 +226,9 @@ class IngestConfig(_Strict):
     # worker processes that fetch and parse bulk imports while the main process
     # stores; unset: one per core beyond the first (at most 4), 0: none
     workers: Annotated[int, Field(ge=0, le=32)] | None = None
+    # seconds a daemon's claim on a mailbox lasts unless renewed (a third of it at the
+    # latest); another daemon takes a dead one's mailboxes over within this time
+    lease_seconds: Annotated[float, Field(ge=1, le=3600)] = 60.0
 
 
 class MetricsConfig(_Strict):

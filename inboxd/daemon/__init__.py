@@ -29,6 +29,7 @@ from inboxd.flows.slack_notices import CapAlerts, SlackRuleReactor, rules_error_
 from inboxd.flows.slack_threads import LivingMessages
 from inboxd.flows.spikes import TagArrivals
 from inboxd.ingest.imap import MailboxFetcher
+from inboxd.ingest.lease import MailboxLease
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Reactor
 from inboxd.ingest.workers import IngestWorkers
 from inboxd.rulesdir import RuleStore
@@ -202,13 +203,20 @@ class App:
             outage=outage,
         )
 
-    def fetcher(self, box: MailboxConfig) -> MailboxFetcher:
+    def fetcher(self, box: MailboxConfig, *, leased: bool = False) -> MailboxFetcher:
+        """``leased``: the daemon's fetcher, which fetches only while it holds the
+        mailbox's lease (several daemons on one database); ``sync --once`` takes none."""
+        lease = None
+        if leased:
+            seconds = self.settings.ingest.lease_seconds
+            lease = MailboxLease(self.engine, box.name, seconds=seconds, clock=self.clock)
         return MailboxFetcher(
             box,
             self.pipeline,
             password=box.read_password(),
             workers=self.workers,
             max_bytes=self.pipeline.ctx.max_bytes,
+            lease=lease,
         )
 
     def sync_once(self) -> dict[str, int]:
@@ -256,7 +264,7 @@ class Daemon:
             log.info("listening protocol=%s addr=%s:%d", settings.lmtp.protocol, host, port)
         for box in settings.mailbox:
             if box.uses_imap:
-                self._spawn(f"imap-{box.name}", self.app.fetcher(box).run)
+                self._spawn(f"imap-{box.name}", self.app.fetcher(box, leased=True).run)
         self._spawn("rules-watch", self._watch_rules)
         self._spawn("outbox", self.app.outbound.drain.run)
         if self.app.slack is not None:

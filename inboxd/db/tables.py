@@ -373,3 +373,14 @@ class AssignmentCursor(SQLModel, table=True):
 
     team: str = Field(primary_key=True)
     last_agent: str = ""
+
+
+class MailboxLease(SQLModel, table=True):
+    """Which daemon fetches a mailbox: only the ``owner`` (host:pid:random) until
+    ``expires_at``; it renews while its fetcher is alive and deletes the row on a clean
+    stop, so another daemon takes over within one lease period after a death."""
+
+    mailbox: str = Field(primary_key=True)
+    owner: str
+    acquired_at: datetime
+    expires_at: datetime

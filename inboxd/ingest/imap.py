@@ -17,6 +17,9 @@ daemon. The rules that keep mail from being lost or doubled:
   workers, batch N+1 is fetched by a prefetch thread while batch N is stored
   (IMAP commands serialized by a lock). Either is stopped before an error or
   a stop leaves ``_sync_folder``.
+* With a ``lease`` (several daemons on one database) the fetcher connects only
+  while it holds the mailbox's lease, renews it from its loop and in each
+  batch's transaction, and gives it up when it stops (see ``lease``).
 * No announcement is lost to imaplib: an EXISTS that came with a SEARCH answer
   means search again, and one read along with IDLE's continuation means sync.
 
@@ -52,6 +55,7 @@ from inboxd.ingest.imapconn import (
     folder_state,
     key_text,
 )
+from inboxd.ingest.lease import LeaseLost, MailboxLease
 from inboxd.ingest.sink import FetchedMail, MailboxSink
 from inboxd.ingest.workers import POOL_ERRORS, IngestWorkers
 from inboxd.metrics import HEALTH
@@ -204,10 +208,13 @@ class MailboxFetcher:
         backoff_cap: float = BACKOFF_CAP,
         workers: IngestWorkers | None = None,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        lease: MailboxLease | None = None,
     ) -> None:
         """``workers``: processes that fetch and parse a backlog of several batches
-        (``max_bytes`` as the pipeline's parser uses it), while this thread stores."""
+        (``max_bytes`` as the pipeline's parser uses it), while this thread stores.
+        ``lease``: fetch only while this daemon holds the mailbox (``run`` only)."""
         self.config = config
+        self._lease = lease
         self.sink = sink
         self._workers = workers
         self._max_bytes = max_bytes
@@ -249,11 +256,22 @@ class MailboxFetcher:
     def run(self, stop: threading.Event) -> None:
         """Sync, wait (IDLE or poll), repeat until ``stop``; reconnect on any error."""
         self.log.info(kv("fetcher_start", mailbox=self.name, folders=",".join(self.folders)))
+        try:
+            self._run(stop)
+        finally:
+            if self._lease is not None:
+                self._lease.release()
+        self.log.info(kv("fetcher_stop", mailbox=self.name))
+
+    def _run(self, stop: threading.Event) -> None:
+        lease = self._lease
         attempt = 0
         while not stop.is_set():
             client = None
             failed = False
             try:
+                if lease is not None and not lease.acquire(stop):
+                    break
                 client = self._connect()
                 recover = True
                 while not stop.is_set():
@@ -262,6 +280,10 @@ class MailboxFetcher:
                     attempt = 0
                     if not stop.is_set():
                         self._wait(client, stop)
+            except LeaseLost as exc:  # another daemon fetches it now: wait for the lease
+                failed = True  # maybe mid-IDLE: no LOGOUT
+                self.log.warning(kv("lease_lost", mailbox=self.name, detail=exc))
+                continue
             except Exception as exc:
                 failed = True
                 self._log_error(exc)
@@ -276,7 +298,6 @@ class MailboxFetcher:
                 kv("reconnect_wait", mailbox=self.name, attempt=attempt, delay=f"{delay:.2f}")
             )
             stop.wait(delay)
-        self.log.info(kv("fetcher_stop", mailbox=self.name))
 
     # -- connection ----------------------------------------------------------
 
@@ -308,6 +329,7 @@ class MailboxFetcher:
             total += self._sync_folder(client, folder, primary=primary, recover=recover, stop=stop)
         self.alive_at = time.monotonic()
         HEALTH.synced(self.name, time.time())
+        self._keep_lease()
         return total
 
     def _sync_folder(
@@ -485,7 +507,10 @@ class MailboxFetcher:
         mails: list[FetchedMail],
         io_lock: threading.Lock,
     ) -> None:
-        self.sink.store_batch(self.name, folder, uidvalidity, mails)
+        if self._lease is None:
+            self.sink.store_batch(self.name, folder, uidvalidity, mails)
+        else:  # checked in the batch's transaction: a lost lease commits nothing
+            self.sink.store_batch(self.name, folder, uidvalidity, mails, guard=self._lease.confirm)
         self.alive_at = time.monotonic()
         self.log.info(
             kv("stored", mailbox=self.name, folder=folder, count=len(mails), uid=mails[-1].uid)
@@ -543,6 +568,12 @@ class MailboxFetcher:
 
     # -- waiting -------------------------------------------------------------
 
+    def _keep_lease(self) -> None:
+        """Renew the lease when due (each sync, each IDLE or poll slice); LeaseLost
+        when another daemon took it."""
+        if self._lease is not None:
+            self._lease.keep()
+
     def _wait(self, client: Any, stop: threading.Event) -> None:
         if self.config.idle and client.has_capability("IDLE"):
             self._idle(client, stop)
@@ -554,6 +585,7 @@ class MailboxFetcher:
                 return
             stop.wait(min(IDLE_SLICE, remaining))
             self.alive_at = time.monotonic()
+            self._keep_lease()
 
     def _idle(self, client: Any, stop: threading.Event) -> None:
         """IDLE until new mail, ``stop``, or the renewal time; the caller then syncs.
@@ -581,6 +613,7 @@ class MailboxFetcher:
             started = time.monotonic()
             responses = client.idle_check(timeout=wait)
             self.alive_at = time.monotonic()
+            self._keep_lease()
             if said_bye(responses):
                 raise ConnectionError("server said BYE during IDLE")
             if has_new_mail(responses):

@@ -121,7 +121,13 @@ class Pipeline:
         return Checkpoint(*found) if found else None
 
     def store_batch(
-        self, mailbox: str, folder: str, uidvalidity: int, mails: Sequence[FetchedMail]
+        self,
+        mailbox: str,
+        folder: str,
+        uidvalidity: int,
+        mails: Sequence[FetchedMail],
+        *,
+        guard: Callable[[Connection], None] | None = None,
     ) -> None:
         if not mails:
             return
@@ -135,6 +141,8 @@ class Pipeline:
             if not m.oversize
         ]
         with Session(self.engine) as session, session.begin():
+            if guard is not None:  # e.g. the mailbox's lease, locked until this commit
+                guard(session.connection())
             stored = mailboxes.get_checkpoint(session, mailbox, folder)
             if stored and stored[0] != uidvalidity:
                 log.warning(

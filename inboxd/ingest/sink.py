@@ -8,9 +8,11 @@ after the messages AND the new checkpoint are committed in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
+
+from sqlalchemy import Connection
 
 from inboxd.core.model import ParsedMessage, ParseFailure
 
@@ -40,12 +42,20 @@ class MailboxSink(Protocol):
         ...
 
     def store_batch(
-        self, mailbox: str, folder: str, uidvalidity: int, mails: Sequence[FetchedMail]
+        self,
+        mailbox: str,
+        folder: str,
+        uidvalidity: int,
+        mails: Sequence[FetchedMail],
+        *,
+        guard: Callable[[Connection], None] | None = None,
     ) -> None:
         """Store every mail (dedupe, thread, quarantine on failure) and advance the
         checkpoint to max(uid) in ONE transaction (an ``oversize`` mail is quarantined
         by reference before it, in a transaction of its own). A uidvalidity different from the
         stored one resets the checkpoint (the caller rescans from UID 1; duplicates
-        are recognised by Message-ID + content digest). Raises only when the
-        database itself fails; then nothing of the batch is committed."""
+        are recognised by Message-ID + content digest). ``guard`` runs first in that
+        transaction (the fetcher's lease check); what it raises rolls the batch back.
+        Raises only then or when the database itself fails; then nothing of the
+        batch is committed."""
         ...
