@@ -226,6 +226,8 @@ def tickets_list(
     """List tickets (or the quarantine)."""
     if as_json and as_csv:
         raise click.UsageError("give --json or --csv, not both")
+    if not quarantined and _quick_list(ctx, status, as_json, as_csv):
+        return
     with _read_session(ctx) as session:
         if quarantined:
             from inboxd.db import messages as message_rows
@@ -255,6 +257,28 @@ def tickets_list(
             click.echo(
                 f"#{t.id:<6} {t.status:<8} {t.priority:<7} {who:<12} {t.requester:<30} {t.subject}"
             )
+
+
+def _quick_list(ctx: Context, status: str | None, as_json: bool, as_csv: bool) -> bool:
+    """``tickets list`` through ``cli.quick`` (SQLite, no SQLAlchemy); False: not here."""
+    from inboxd.cli import quick
+
+    file = quick.sqlite_file(ctx.config_path)
+    found = quick.tickets(file, status) if file is not None else None
+    if found is None:
+        return False
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+    elif as_csv:
+        _write_csv(found, list(TICKET_FIELDS))
+    else:
+        for t in found:
+            who = t["assignee"] or t["team"] or "-"
+            click.echo(
+                f"#{t['id']:<6} {t['status']:<8} {t['priority']:<7} {who:<12} "
+                f"{t['requester']:<30} {t['subject']}"
+            )
+    return True
 
 
 @tickets.command("show")
