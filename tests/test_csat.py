@@ -117,7 +117,9 @@ def test_solve_survey_click_bad_rating_then_reply_good(desk: Desk) -> None:
     # the customer's client "clicks" .bad: a new mail to that address
     desk.clock.advance(hours=1)
     before = len(desk.outbox_mails())
-    click = mail(to=links["bad"], subject="Rating: bad", body="Took a week.\n", msgid="r1@c.example")
+    click = mail(
+        to=links["bad"], subject="Rating: bad", body="Took a week.\n", msgid="r1@c.example"
+    )
     out = desk.deliver(click)
     assert (out.ticket_id, out.matched_by, out.new_ticket) == (ticket, "token", False)
     [rating] = kinds(desk, ticket, "csat")
@@ -200,8 +202,14 @@ def test_no_survey_without_a_public_reply_or_to_a_machine(desk: Desk) -> None:
 def test_reopened_before_the_delay_is_surveyed_after_the_next_solve(desk: Desk) -> None:
     ticket = solved_ticket(desk)
     desk.clock.advance(minutes=30)
-    desk.deliver(mail(subject="Re: Printer broken", msgid="c2@customer.example",
-                      in_reply_to="c1@customer.example", body="Still broken.\n"))
+    desk.deliver(
+        mail(
+            subject="Re: Printer broken",
+            msgid="c2@customer.example",
+            in_reply_to="c1@customer.example",
+            body="Still broken.\n",
+        )
+    )
     assert desk.ticket(ticket)["status"] == "open"
     desk.clock.advance(hours=3)
     surveys = job(desk)
