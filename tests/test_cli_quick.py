@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from mailflow_kit import make_desk, mail, reply_to_notification
+from mailflow_kit import mail, make_desk, reply_to_notification
 
 from inboxd.cli import main, quick
 

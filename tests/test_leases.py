@@ -91,7 +91,7 @@ def test_many_takers_racing_for_a_free_mailbox_one_wins(engine: Engine) -> None:
             start.wait()
             if take(engine, owner, T0):
                 won.append(owner)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=race, args=(f"d{i}",)) for i in range(takers)]
