@@ -21,6 +21,7 @@ from inboxd.core.sla import targets
 from inboxd.db import tickets
 from inboxd.db.tables import SlackNotice
 from inboxd.flows.sla_notices import SlaStageActions
+from inboxd.metrics import REGISTRY
 from inboxd.sched.sla_sweep import SlaSweep, policy_of
 
 MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
@@ -91,12 +92,22 @@ def slack_rows(desk: Desk) -> list[str]:
         return [f"{n.channel} {n.call}" for n in rows]
 
 
+def sla_counts(policy: str = "standard") -> tuple[float, float]:
+    """The process's SLA warning and breach counters for ``policy``."""
+    labels = {"policy": policy}
+    return (
+        REGISTRY.get_sample_value("inboxd_sla_warnings_total", labels) or 0.0,
+        REGISTRY.get_sample_value("inboxd_sla_breaches_total", labels) or 0.0,
+    )
+
+
 def run_at(desk: Desk, when: datetime, runner: SlaSweep | None = None) -> None:
     desk.clock.now = when
     (runner or sweep(desk)).run_once()
 
 
 def test_warning_inside_open_hours_then_breach_once_each_across_a_restart(desk: Desk) -> None:
+    warned, breached = sla_counts()
     desk.clock.now = at(0, 15, 30)  # 2h target: 1.5 h today, 75% lands on the 17:00 close
     out = desk.deliver(mail())
     assert out.ticket_id is not None
@@ -117,6 +128,7 @@ def test_warning_inside_open_hours_then_breach_once_each_across_a_restart(desk: 
         ("sla_breach", "bob@help.example"),
     ]
     assert slack_rows(desk) == ["#sla root", "#sla reply"]
+    assert sla_counts() == (warned + 1, breached + 1)  # once each, the restart included
     with Session(desk.engine) as s:
         fired = [e for e in tickets.typed_events(s, out.ticket_id) if e.kind == "sla_stage"]
     assert [(e.target, e.stage) for e in fired] == [  # type: ignore[attr-defined]

@@ -30,6 +30,7 @@ from inboxd.flows.slack_notices import (
     rules_error_notice,
 )
 from inboxd.ingest.pipeline import IngestContext, Pipeline, Source, StoredMail
+from inboxd.metrics import REGISTRY
 from inboxd.rulesdir import RuleStore
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -334,10 +335,13 @@ def test_permanent_error_marks_failed_with_event(
     assert outcome.ticket_id is not None
     api.script(Reply.error("channel_not_found"))
     drain = drain_for(engine, api, clock, monkeypatch)
+    failed_before = REGISTRY.get_sample_value("inboxd_slack_posts_failed_total") or 0.0
 
     report = drain.run_once()
     # the root fails for good; its thread's reply fails with it, quietly (reported once)
     assert (report.claimed, report.failed, report.sent) == (2, 2, 0)
+    failed_after = REGISTRY.get_sample_value("inboxd_slack_posts_failed_total")
+    assert failed_after == failed_before + 1
     with engine.connect() as conn:
         reply, stored = sq.list_rows(conn)
     events = [e for e in ticket_events(engine, outcome.ticket_id) if e.kind == "slack_failed"]

@@ -172,3 +172,4 @@ class IngestOutcome:
     matched_by: str = ""
     reason: str = ""
     new_ticket: bool = False
+    rules: tuple[str, ...] = ()  # the rules that fired on it, for the rule-hit counter

@@ -45,6 +45,7 @@ from inboxd.db import slack_queries as q
 from inboxd.db import slack_threads as threads
 from inboxd.db import tickets
 from inboxd.delivery.drain import Deliverer, Delivery, Drain, Options, Record
+from inboxd.metrics import SLACK_POSTS_FAILED
 
 log = logging.getLogger("inboxd.slack")
 
@@ -310,7 +311,8 @@ class SlackDeliverer(Deliverer[q.SlackPost]):
 
     def failed(self, conn: Connection, row: q.SlackPost, reason: str, now: datetime) -> None:
         if reason == THREAD_GONE:
-            return
+            return  # its root's failure was counted and reported
+        SLACK_POSTS_FAILED.inc()
         if row.call in (q.ROOT, q.UPDATE) and row.thread_id is not None:
             threads.drop(conn, row.thread_id)  # the next alert tries a new root
         if row.ticket_id is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import imaplib
 import multiprocessing.util
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from inboxd.config import MailboxConfig
@@ -101,5 +101,5 @@ def fetch_and_parse(job: FetchJob, session: WorkerSession | None = None) -> list
     mails = (session or _WORKER_SESSION).fetch(job)
     whole = [m for m in mails if not m.oversize]
     parsed = parse_many([m.raw for m in whole], job.max_bytes)
-    done = [FetchedMail(m.uid, m.raw, p) for m, p in zip(whole, parsed, strict=True)]
+    done = [replace(m, parsed=p) for m, p in zip(whole, parsed, strict=True)]
     return sorted([*done, *(m for m in mails if m.oversize)], key=lambda m: m.uid)

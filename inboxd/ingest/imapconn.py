@@ -11,6 +11,7 @@ import contextlib
 import imaplib
 import ssl
 import threading
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -63,6 +64,7 @@ def mails_from_fetch(
     A UID absent from the answer was expunged meanwhile and is skipped; a UID
     present without a body is a protocol error (retrying beats skipping it)."""
     mails = []
+    fetched_at = time.time()
     for uid in sorted(uids):
         item = response.get(uid)
         if item is None:
@@ -71,7 +73,7 @@ def mails_from_fetch(
         body = data.get("BODY[]")
         if body is None:
             raise imaplib.IMAP4.error(f"FETCH answer for UID {uid} has no BODY[]")
-        mails.append(FetchedMail(uid=uid, raw=bytes(body)))
+        mails.append(FetchedMail(uid=uid, raw=bytes(body), fetched_at=fetched_at))
     return mails
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,7 @@ from inboxd.core.thread import DEFAULT_TAG_PATTERN, ThreadMatch, choose, thread_
 from inboxd.db import mailboxes, messages, tickets
 from inboxd.db.sql import savepoint
 from inboxd.ingest.sink import Checkpoint, FetchedMail
+from inboxd.metrics import INGEST_LATENCY, MAIL_INGESTED, RULE_HITS, TICKETS_CREATED
 
 log = logging.getLogger("inboxd.ingest")
 
@@ -102,9 +104,11 @@ class Pipeline:
         before the transaction opens: on SQLite that is BEGIN IMMEDIATE, the write
         lock every other delivery waits for (IMAP batches come parsed by the workers
         or the prefetch the same way)."""
+        arrived = time.time()
         parsed = self._parse(raw)
         with Session(self.engine) as session, session.begin():
             outcome = self.ingest_in(session, raw, source, parsed)
+        count_committed(source.mailbox, [(outcome, arrived)])
         self._committed()
         return outcome
 
@@ -131,6 +135,7 @@ class Pipeline:
     ) -> None:
         if not mails:
             return
+        started = time.time()  # the arrival of a mail without ``fetched_at`` (a test's sink)
         last = max(m.uid for m in mails)
         oversize = [m for m in mails if m.oversize]
         self._quarantine_oversize(mailbox, folder, oversize)
@@ -153,14 +158,17 @@ class Pipeline:
                     uidvalidity,
                 )
             tally: Counter[str] = Counter(quarantined=len(oversize))
+            done: list[tuple[Outcome, float]] = []
             for mail in mails:
                 source = Source("imap", mailbox, folder, mail.uid)
                 outcome = self.ingest_in(session, mail.raw, source, mail.parsed, quiet=True)
                 tally[outcome.status] += 1
                 tally["new_tickets"] += outcome.new_ticket
+                done.append((outcome, mail.fetched_at or started))
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
             mailboxes.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
+        count_committed(mailbox, done)
         log.info(
             "ingest batch mailbox=%s folder=%s last_uid=%d stored=%d new_tickets=%d "
             "duplicate=%d quarantined=%d",
@@ -188,6 +196,7 @@ class Pipeline:
                     limit=self.ctx.max_bytes,
                     now=self.ctx.clock(),
                 )
+            MAIL_INGESTED.labels(mailbox, "quarantined" if qid is not None else "duplicate").inc()
             if qid is not None:
                 log.warning(
                     "quarantined id=%s source=%s reason=oversize %d bytes > %d (left on server)",
@@ -500,7 +509,7 @@ class Pipeline:
         )
         for reactor in self.ctx.reactors:
             reactor.on_stored(mail.session, stored)
-        match = mail.match
+        match, decision = mail.match, mail.decision
         return Outcome(
             "stored",
             mail.ticket.id,
@@ -508,6 +517,7 @@ class Pipeline:
             match.matched_by.value,
             match.reason,
             mail.new_ticket,
+            tuple(hit.rule for hit in decision.hits) if decision is not None else (),
         )
 
     # --- helpers ------------------------------------------------------------------
@@ -556,6 +566,19 @@ class Pipeline:
             counts = tickets.open_ticket_counts(db, names)
             return min(names, key=lambda n: (counts[n], names.index(n)))
         return None
+
+
+def count_committed(mailbox: str, done: Sequence[tuple[Outcome, float]]) -> None:
+    """The metrics of committed mail, each with its arrival (Unix time). Called only
+    after the commit: a batch rolled back is fetched again and must not count twice."""
+    now = time.time()
+    for outcome, arrived in done:
+        MAIL_INGESTED.labels(mailbox, outcome.status).inc()
+        if outcome.new_ticket:
+            TICKETS_CREATED.labels(mailbox).inc()
+        for rule in outcome.rules:
+            RULE_HITS.labels(rule).inc()
+        INGEST_LATENCY.observe(max(0.0, now - arrived))  # a wall clock may step back
 
 
 class _Mail:

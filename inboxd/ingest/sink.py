@@ -34,6 +34,9 @@ class FetchedMail:
     # over the size limit: its RFC822.SIZE, and ``raw`` holds only its header block
     # (the mail stays on the server; the sink quarantines it by reference)
     oversize: int = 0
+    # when its FETCH answer came (Unix time; 0: unknown): ingest latency counts from it,
+    # so a batch that waited behind the one being stored is not reported as fast
+    fetched_at: float = 0.0
 
 
 class MailboxSink(Protocol):

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -34,6 +34,7 @@ from inboxd.core.sla import holds, targets
 from inboxd.core.sla.targets import StageTime, TargetClock
 from inboxd.db import sla, tickets
 from inboxd.db.sql import savepoint
+from inboxd.metrics import SLA_BREACHES, SLA_WARNINGS
 
 log = logging.getLogger("inboxd.sla")
 
@@ -59,6 +60,8 @@ class SweepReport:
     fired: int = 0
     skipped: int = 0
     errors: int = 0
+    # (policy, action) of each stage carried out, counted once the batch committed
+    acted: list[tuple[str, str]] = field(default_factory=list)
 
 
 def policy_of(rules: RuleSet | None, name: str | None) -> tuple[SlaPolicy, Calendar] | None:
@@ -101,6 +104,8 @@ class SlaSweep:
             report.due = len(due)
             if due:
                 self._batch(conn, rules, due, now, report)
+        for policy, action in report.acted:
+            (SLA_WARNINGS if action == "remind" else SLA_BREACHES).labels(policy).inc()
         if report.fired or report.skipped or report.errors:
             log.info(
                 "sla sweep due=%d fired=%d skipped=%d errors=%d",
@@ -134,6 +139,7 @@ class SlaSweep:
                 continue
             report.fired += sum(1 for e in done.events if not e.skipped)
             report.skipped += sum(1 for e in done.events if e.skipped)
+            report.acted += [(e.policy, e.action) for e in done.events if not e.skipped]
             events += [(ticket_id, e) for e in done.events]
             next_due.append((ticket_id, done.next_due))
         tickets.record_many(conn, events)
