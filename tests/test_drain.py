@@ -209,6 +209,10 @@ def test_a_dead_drains_rows_wait_for_the_lease_or_recover(engine: Engine) -> Non
     script = Script()
     d = drain(engine, script, clock, lease=timedelta(minutes=5))
     assert d.run_once().claimed == 0
-    assert d.recover() == 1
+    if engine.dialect.name == "sqlite":  # one daemon a file: its own dead run's rows
+        assert d.recover() == 1
+    else:  # other daemons may be sending them: they wait for their lease
+        assert d.recover() == 0
+        clock.now = T0 + timedelta(minutes=5)
     assert d.run_once().sent == 1
     assert state(engine)["a"]["attempts"] == 2

@@ -391,7 +391,11 @@ def test_recover_releases_rows_left_sending(engine: Engine, server: SmtpServer) 
     clock = Clock()
     d = drain(engine, server.port, clock)
     assert d.run_once().claimed == 0  # still leased
-    assert d.recover() == 1
+    if engine.dialect.name == "sqlite":  # one daemon a file: its own dead run's rows
+        assert d.recover() == 1
+    else:  # other daemons may be sending them: they wait for their lease
+        assert d.recover() == 0
+        clock.now = T0 + timedelta(hours=1)
     assert d.run_once().sent == 1
     assert rows(engine)[row]["status"] == "sent"
 
@@ -448,6 +452,8 @@ def test_sigkill_during_delivery_loses_nothing(
 
     server.behaviour.delay = 0.0
     clock = Clock()
+    if engine.dialect.name != "sqlite":  # no recovery there: wait out the child's lease
+        clock.now = datetime.now(UTC) + timedelta(minutes=11)
     d = drain(engine, server.port, clock, max_per_run=1000)
     d.recover()
     d.run_once()

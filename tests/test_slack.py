@@ -443,8 +443,12 @@ def test_recover_releases_rows_left_sending(engine: Engine, clock: Clock) -> Non
         (claimed,) = sq.claim(conn, now=T0, lease_until=T0 + timedelta(minutes=5), limit=5)
     assert claimed.id == row_id and row(engine, row_id)["status"] == sq.SENDING
     drain = SlackDrain(engine, lambda: pytest.fail("no client needed"), clock=clock)
-    assert drain.recover() == 1
-    assert row(engine, row_id)["status"] == sq.QUEUED
+    if engine.dialect.name == "sqlite":  # one daemon a file: its own dead run's rows
+        assert drain.recover() == 1
+        assert row(engine, row_id)["status"] == sq.QUEUED
+    else:  # other daemons may be sending it: it waits for its lease, untouched
+        assert drain.recover() == 0
+        assert row(engine, row_id)["status"] == sq.SENDING
 
 
 # --- rules reload alerts ------------------------------------------------------------------

@@ -175,7 +175,14 @@ class Drain(Generic[T]):
             self._wake.clear()
 
     def recover(self) -> int:
-        """At start: rows a dead process left in ``sending`` are due now."""
+        """At start: rows a dead process left in ``sending`` are due now.
+
+        Only on SQLite, whose file has one daemon: on PostgreSQL other daemons may
+        be sending those very rows this moment, and making them due would send
+        them twice; there a dead daemon's rows go out when their lease ends (the
+        claim takes ``sending`` rows whose lease expired)."""
+        if self.engine.dialect.name != "sqlite":
+            return 0
         with self.engine.begin() as conn:
             count = self.queue.release_stale(conn, now=self.clock())
         if count:
