@@ -8,7 +8,12 @@ Two pure steps around one database lookup:
 2. the storage edge fetches a ``ThreadLookup`` for those keys;
 3. ``choose(msg, keys, lookup, ...)`` decides, in the documented order:
    headers, then reply token, then subject tag (only for a sender already on the
-   ticket), then a new ticket.
+   ticket), then a new ticket;
+4. ``plan_join(keys, lookup, match, ...)`` decides what the mail does to the other
+   tickets its Message-IDs point at (``joined_tickets``): such tickets exist only
+   because mail of one thread arrived out of order (a reply before the mail it
+   answers), so the younger is merged into the older while no agent has answered
+   either, and the two are linked as related otherwise.
 """
 
 from __future__ import annotations
@@ -71,6 +76,11 @@ class TicketSnapshot:
     status_changed_at: datetime
     participants: frozenset[str]
     merged_into: int | None = None
+    created_at: datetime | None = None
+    requester: str = ""
+    mailbox: str = ""
+    answered: bool = False  # an agent has replied in public (first_agent_reply_at)
+    customers: frozenset[str] = frozenset()  # requester and customer roles: the recipients
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,3 +204,138 @@ def choose(
                 None, MatchedBy.NEW, f"subject tag #{keys.tag} ignored: sender not on that ticket"
             )
     return ThreadMatch(None, MatchedBy.NEW, "no known reference")
+
+
+# --- tickets one mail joins ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """``ticket`` and ``other`` belong to one thread but stay apart, for ``reason``."""
+
+    ticket: int
+    other: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadJoin:
+    """What a mail does to the tickets its references join.
+
+    ``match`` is where the mail lands (the surviving ticket when its own was merged);
+    ``merges`` are (younger, older) pairs, each older one surviving; ``relations``
+    link tickets that may not be merged.
+    """
+
+    match: ThreadMatch
+    merges: tuple[tuple[int, int], ...] = ()
+    relations: tuple[Relation, ...] = ()
+
+
+def _age(snap: TicketSnapshot, now: datetime) -> tuple[datetime, int]:
+    return (snap.created_at or now, snap.id)
+
+
+def _past_window(snap: TicketSnapshot, now: datetime, reopen_window: timedelta) -> bool:
+    return snap.status == Status.CLOSED and now - snap.status_changed_at > reopen_window
+
+
+def joined_tickets(
+    keys: ThreadKeys,
+    lookup: ThreadLookup,
+    match: ThreadMatch,
+    *,
+    now: datetime,
+    reopen_window: timedelta,
+) -> tuple[TicketSnapshot, ...]:
+    """The tickets other than ``match``'s that the mail's Message-IDs point at, oldest first.
+
+    Only thread keys count (ids the mail cites, and its own id when earlier mail cited
+    it), never tokens or tags; a ticket closed past the reopen window takes no mail,
+    so it joins nothing either. A mail that opens a ticket joins none.
+    """
+    if match.ticket_id is None:
+        return ()
+    own = lookup.keys.get(keys.own_id)
+    found: dict[int, TicketSnapshot] = {}
+    known = [lookup.keys.get(c) for c in keys.cited_ids]
+    if own is not None and own.origin == "ref":
+        known.append(own)
+    for key in known:
+        snap = _resolve(key.ticket_id, lookup) if key is not None else None
+        if (
+            snap is None
+            or snap.id == match.ticket_id
+            or snap.status == Status.MERGED
+            or _past_window(snap, now, reopen_window)
+        ):
+            continue
+        found[snap.id] = snap
+    return tuple(sorted(found.values(), key=partial(_age, now=now)))
+
+
+def _share_customer(a: TicketSnapshot, b: TicketSnapshot) -> bool:
+    """One customer on both: a stranger citing two customers' mail joins nothing."""
+    return bool(a.requester and a.requester == b.requester) or bool(a.customers & b.customers)
+
+
+def _why_apart(older: TicketSnapshot, younger: TicketSnapshot) -> str | None:
+    """Why two tickets of one thread may not be merged (None: they may)."""
+    answered = [t.id for t in (older, younger) if t.answered]
+    if answered:
+        return " and ".join(f"#{i}" for i in answered) + " already answered by an agent"
+    if older.mailbox != younger.mailbox:
+        return f"in different mailboxes ({older.mailbox}, {younger.mailbox})"
+    return None
+
+
+def plan_join(
+    keys: ThreadKeys,
+    lookup: ThreadLookup,
+    match: ThreadMatch,
+    *,
+    now: datetime,
+    reopen_window: timedelta,
+    may_reopen: bool = True,
+) -> ThreadJoin | None:
+    """Merge or relate the tickets the mail's references join; None when there are none.
+
+    Oldest first, each ticket is merged into the oldest earlier one that shares a
+    customer with it (the same requester, or a recipient on both), is in the same
+    mailbox, and neither has been answered by an agent (an answered ticket has told
+    its customer something: folding it away would hide that thread from them);
+    failing that it is related to the oldest earlier one sharing a customer, with
+    the reason. Tickets sharing no customer are left alone.
+    """
+    chosen = _resolve(match.ticket_id, lookup) if match.ticket_id is not None else None
+    joined = joined_tickets(keys, lookup, match, now=now, reopen_window=reopen_window)
+    if chosen is None or not joined:
+        return None
+    group = sorted((chosen, *joined), key=partial(_age, now=now))
+    into: dict[int, int] = {}
+    relations: list[Relation] = []
+    for n, younger in enumerate(group):
+        kin = [t for t in group[:n] if t.id not in into and _share_customer(t, younger)]
+        target = next((t for t in kin if _why_apart(t, younger) is None), None)
+        if target is not None:
+            into[younger.id] = target.id
+        elif kin:
+            why = _why_apart(kin[0], younger)
+            reason = f"<{keys.own_id}> joins #{kin[0].id} and #{younger.id}; not merged: {why}"
+            relations.append(Relation(younger.id, kin[0].id, reason))
+    if not into and not relations:
+        return None
+    landing = match
+    survivor = into.get(chosen.id)
+    if survivor is not None:
+        snap = lookup.tickets[survivor]
+        reason = f"{match.reason}; #{chosen.id} merged into #{survivor}"
+        landing = _landing(
+            snap,
+            MatchedBy.HEADER,
+            reason,
+            now=now,
+            reopen_window=reopen_window,
+            may_reopen=may_reopen,
+        )
+    return ThreadJoin(landing, tuple(into.items()), tuple(relations))

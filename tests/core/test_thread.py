@@ -9,8 +9,11 @@ from inboxd.core.parse import parse_message
 from inboxd.core.thread import (
     KnownKey,
     ThreadLookup,
+    ThreadMatch,
     TicketSnapshot,
     choose,
+    joined_tickets,
+    plan_join,
     tag_pattern,
     thread_keys,
 )
@@ -167,3 +170,170 @@ def test_custom_tag_format() -> None:
     pattern = tag_pattern("(Ticket {id})")
     assert pattern.search("Re: (Ticket 77) hello") is not None
     assert pattern.search("Re: [#77] hello") is None
+
+
+# --- tickets a mail's references join (out-of-order arrival) ------------------------
+
+CAROL, DAVE = "carol@customer.example", "dave@other.example"
+
+
+def branch(
+    ticket_id: int,
+    *,
+    age_days: float,
+    requester: str = CAROL,
+    answered: bool = False,
+    mailbox: str = "support",
+    status: str = "new",
+) -> TicketSnapshot:
+    return TicketSnapshot(
+        ticket_id,
+        status,
+        NOW - timedelta(days=age_days),
+        frozenset({requester}),
+        created_at=NOW - timedelta(days=age_days),
+        requester=requester,
+        mailbox=mailbox,
+        answered=answered,
+        customers=frozenset({requester}),
+    )
+
+
+def join(msg: ParsedMessage, keys: dict[str, KnownKey], tickets: list[TicketSnapshot]):  # type: ignore[no-untyped-def]
+    k = thread_keys(msg, secret=SECRET, support_locals=["support"])
+    lookup = ThreadLookup(keys, {t.id: t for t in tickets})
+    match = choose(msg, k, lookup, now=NOW, reopen_window=WINDOW)
+    return match, plan_join(k, lookup, match, now=NOW, reopen_window=WINDOW)
+
+
+# the missing link A arrives: its parent R opened #2, its reply B (citing only A) opened #1
+LINK = {"r@c": KnownKey(2, "self"), "a@c": KnownKey(1, "ref")}
+
+
+def test_joined_tickets_are_the_others_oldest_first() -> None:
+    msg = mail(msgid="a@c", in_reply_to="r@c", references="x@c r@c")
+    keys = {**LINK, "x@c": KnownKey(3, "self")}
+    snaps = [branch(1, age_days=1), branch(2, age_days=2), branch(3, age_days=3)]
+    k = thread_keys(msg, secret=SECRET, support_locals=["support"])
+    lookup = ThreadLookup(keys, {t.id: t for t in snaps})
+    match = choose(msg, k, lookup, now=NOW, reopen_window=WINDOW)
+    assert match.ticket_id == 2
+    found = joined_tickets(k, lookup, match, now=NOW, reopen_window=WINDOW)
+    assert [t.id for t in found] == [3, 1]
+
+
+def test_missing_link_merges_the_younger_branch_into_the_older() -> None:
+    match, plan = join(
+        mail(msgid="a@c", sender=CAROL, in_reply_to="r@c"),
+        LINK,
+        [branch(1, age_days=1), branch(2, age_days=2)],
+    )
+    assert match.ticket_id == 2 and plan is not None
+    assert plan.merges == ((1, 2),) and plan.relations == ()
+    assert plan.match.ticket_id == 2
+
+
+def test_mail_lands_on_the_survivor_when_its_ticket_is_merged() -> None:
+    # the reply's ticket #2 is the younger one here: the mail follows it to #1
+    _, plan = join(
+        mail(msgid="a@c", sender=CAROL, in_reply_to="r@c"),
+        LINK,
+        [branch(1, age_days=3), branch(2, age_days=2)],
+    )
+    assert plan is not None and plan.merges == ((2, 1),)
+    assert plan.match.ticket_id == 1 and plan.match.matched_by is MatchedBy.HEADER
+    assert "#2 merged into #1" in plan.match.reason
+
+
+def test_answered_ticket_is_related_not_merged() -> None:
+    _, plan = join(
+        mail(msgid="a@c", sender=CAROL, in_reply_to="r@c"),
+        LINK,
+        [branch(1, age_days=1, answered=True), branch(2, age_days=2)],
+    )
+    assert plan is not None and plan.merges == ()
+    (rel,) = plan.relations
+    assert (rel.ticket, rel.other) == (1, 2)
+    assert "#1 already answered by an agent" in rel.reason and "<a@c>" in rel.reason
+    assert plan.match.ticket_id == 2
+
+
+def test_tickets_in_different_mailboxes_are_related_not_merged() -> None:
+    _, plan = join(
+        mail(msgid="a@c", sender=CAROL, in_reply_to="r@c"),
+        LINK,
+        [branch(1, age_days=1, mailbox="billing"), branch(2, age_days=2)],
+    )
+    assert plan is not None and plan.merges == ()
+    assert "different mailboxes" in plan.relations[0].reason
+
+
+def test_tickets_of_two_customers_are_left_alone() -> None:
+    stranger = mail(msgid="s@c", sender="mallory@evil.example", references="c1@c d1@c")
+    keys = {"c1@c": KnownKey(1, "self"), "d1@c": KnownKey(2, "self")}
+    match, plan = join(
+        stranger, keys, [branch(1, age_days=2), branch(2, age_days=1, requester=DAVE)]
+    )
+    assert match.ticket_id == 2 and plan is None
+
+
+def test_a_recipient_on_both_tickets_is_a_shared_customer() -> None:
+    dave_cc_carol = TicketSnapshot(
+        1,
+        "new",
+        NOW,
+        frozenset({DAVE, CAROL}),
+        created_at=NOW - timedelta(days=1),
+        requester=DAVE,
+        mailbox="support",
+        customers=frozenset({DAVE, CAROL}),
+    )
+    snaps = [dave_cc_carol, branch(2, age_days=2)]
+    _, plan = join(mail(msgid="a@c", in_reply_to="r@c"), LINK, snaps)
+    assert plan is not None and plan.merges == ((1, 2),)
+
+
+def test_pending_participants_do_not_make_a_shared_customer() -> None:
+    # mallory joined both by reference (pending): not a customer of either
+    with_mallory = [
+        TicketSnapshot(
+            t.id,
+            t.status,
+            t.status_changed_at,
+            t.participants | {"mallory@evil.example"},
+            created_at=t.created_at,
+            requester=t.requester,
+            mailbox=t.mailbox,
+            customers=t.customers,
+        )
+        for t in (branch(1, age_days=1), branch(2, age_days=2, requester=DAVE))
+    ]
+    _, plan = join(mail(msgid="a@c", in_reply_to="r@c"), LINK, with_mallory)
+    assert plan is None
+
+
+def test_one_ticket_or_long_closed_ones_join_nothing() -> None:
+    msg = mail(msgid="a@c", in_reply_to="r@c")
+    assert join(msg, {"r@c": KnownKey(2, "self")}, [branch(2, age_days=2)])[1] is None
+    old = branch(1, age_days=60, status="closed")
+    assert join(msg, LINK, [old, branch(2, age_days=2)])[1] is None
+
+
+def test_a_mail_opening_a_ticket_joins_nothing() -> None:
+    msg = mail(msgid="a@c")
+    k = thread_keys(msg, secret=SECRET, support_locals=["support"])
+    lookup = ThreadLookup({}, {})
+    new = ThreadMatch(None, MatchedBy.NEW, "no known reference")
+    assert joined_tickets(k, lookup, new, now=NOW, reopen_window=WINDOW) == ()
+    assert plan_join(k, lookup, new, now=NOW, reopen_window=WINDOW) is None
+
+
+def test_three_branches_merge_around_an_answered_one() -> None:
+    msg = mail(msgid="a@c", in_reply_to="r@c", references="x@c r@c")
+    keys = {**LINK, "x@c": KnownKey(3, "self")}
+    snaps = [branch(3, age_days=3, answered=True), branch(2, age_days=2), branch(1, age_days=1)]
+    _, plan = join(msg, keys, snaps)
+    assert plan is not None
+    assert plan.merges == ((1, 2),)
+    assert [(r.ticket, r.other) for r in plan.relations] == [(2, 3)]
+    assert plan.match.ticket_id == 2

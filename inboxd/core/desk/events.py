@@ -473,3 +473,18 @@ class SurveyAnswerRefused(Event):
     survey: int
     message: int
     reason: str
+
+
+# --- threads joined out of order -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Related(Event):
+    """A mail (``message_id``) tied this ticket's thread to ticket ``ticket``, which were
+    apart only because their mails arrived out of order; they stay two tickets, for
+    ``reason`` (an agent has answered one, they are in different mailboxes)."""
+
+    KIND = "related"
+    ticket: int
+    reason: str
+    message_id: str = ""
