@@ -95,17 +95,27 @@ def thread_lookup(db: DB, keys: ThreadKeys) -> ThreadLookup:
 
 
 _SNAPSHOT_PEOPLE = PreparedQuery(
-    lambda n: select(_PART_T.c.ticket_id, _PART_T.c.email).where(
+    lambda n: select(_PART_T.c.ticket_id, _PART_T.c.email, _PART_T.c.role).where(
         _PART_T.c.ticket_id.in_(in_list(n))
     )
 )
 
 
 _SNAPSHOT_TICKETS = PreparedQuery(
-    lambda n: select(
-        _TICKET_T.c.id, _TICKET_T.c.status, _TICKET_T.c.status_changed_at, _TICKET_T.c.merged_into
+    lambda n: sa_select(
+        _TICKET_T.c.id,
+        _TICKET_T.c.status,
+        _TICKET_T.c.status_changed_at,
+        _TICKET_T.c.merged_into,
+        _TICKET_T.c.created_at,
+        _TICKET_T.c.requester,
+        _TICKET_T.c.mailbox,
+        _TICKET_T.c.first_agent_reply_at,
     ).where(_TICKET_T.c.id.in_(in_list(n)))
 )
+
+# the roles whose addresses receive replies (db.tickets.RECIPIENT_ROLES)
+_CUSTOMER_ROLES = frozenset({"requester", "customer"})
 
 
 def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnapshot]:
@@ -114,11 +124,26 @@ def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnaps
         return {}
     conn = conn_of(db)
     people: dict[int, set[str]] = {i: set() for i in ids}
-    for ticket_id, email in _SNAPSHOT_PEOPLE.all(conn, in_params(ids), len(ids)):
+    customers: dict[int, set[str]] = {i: set() for i in ids}
+    for ticket_id, email, role in _SNAPSHOT_PEOPLE.all(conn, in_params(ids), len(ids)):
         people[ticket_id].add(email)
+        if role in _CUSTOMER_ROLES:
+            customers[ticket_id].add(email)
     out: dict[int, TicketSnapshot] = {}
-    for tid, status, changed, merged in _SNAPSHOT_TICKETS.all(conn, in_params(ids), len(ids)):
-        out[tid] = TicketSnapshot(tid, status, changed, frozenset(people[tid]), merged)
+    for row in _SNAPSHOT_TICKETS.all(conn, in_params(ids), len(ids)):
+        tid, status, changed, merged, created, requester, mailbox, answered = row
+        out[tid] = TicketSnapshot(
+            tid,
+            status,
+            changed,
+            frozenset(people[tid]),
+            merged,
+            created_at=utc(created),
+            requester=requester,
+            mailbox=mailbox,
+            answered=answered is not None,
+            customers=frozenset(customers[tid]),
+        )
     return out
 
 
@@ -140,6 +165,15 @@ def add_thread_keys(
     insert_ignore(db, ThreadKey, rows)
     if own_was_ref:
         db.execute(_UPGRADE_KEY, {"k": own})
+
+
+def repoint_thread_keys(db: DB, from_ticket: int, to_ticket: int) -> int:
+    """A merge by threading: ``from_ticket``'s Message-IDs now name ``to_ticket``, so
+    later mail of that thread finds the survivor directly; returns the keys moved."""
+    result = conn_of(db).execute(
+        _KEY_T.update().where(_KEY_T.c.ticket_id == from_ticket).values(ticket_id=to_ticket)
+    )
+    return int(result.rowcount or 0)
 
 
 def store_mail(

@@ -301,6 +301,14 @@ def copy_customers(db: DB, source_id: int, target_id: int) -> None:
     add_participants(db, target_id, [Person(p.email, p.name, "pending") for p in people])
 
 
+def related_ids(db: DB, ticket_id: int) -> frozenset[int]:
+    """The tickets already linked to this one as related (``related`` events), so a
+    thread that keeps citing both links them once. Read only when a mail joins two."""
+    # through typed_events: it also sees the events an ingest batch holds back
+    found = typed_events(db, ticket_id)
+    return frozenset(e.ticket for e in found if isinstance(e, ev.Related))
+
+
 # --- tickets as a whole -------------------------------------------------------------
 
 
