@@ -9,6 +9,7 @@ Nothing happens on import; ``load_settings`` is called by the CLI.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,6 +27,15 @@ class ConfigError(Exception):
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+_URL_PASSWORD = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^:/@\s]*):[^@/\s]*@")
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` in it masked, for
+    anything printed or logged (a database URL may carry one)."""
+    return _URL_PASSWORD.sub(r"\g<scheme>\g<user>:***@", text)
 
 
 def read_secret(env: str | None, file: Path | None, key: str) -> str | None:

@@ -19,6 +19,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -75,6 +76,16 @@ INGEST_LATENCY = Histogram(
 )
 
 
+@dataclass(frozen=True, slots=True)
+class MailboxReport:
+    """One mailbox as its fetcher last reported it (times are Unix time)."""
+
+    connected: bool
+    last_sync: float | None
+    last_error: str
+    last_error_at: float | None
+
+
 class MailboxHealth:
     """What each mailbox's fetcher last reported: connected, last good sync, last error.
 
@@ -85,6 +96,7 @@ class MailboxHealth:
         self.connected: dict[str, bool] = {}
         self.last_sync: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
+        self.last_error_at: dict[str, float] = {}
         # the first failure since the last good sync: a login that works while every
         # SELECT fails is still an outage, so only ``synced`` ends one
         self.down_since: dict[str, float] = {}
@@ -97,8 +109,10 @@ class MailboxHealth:
     def down(self, mailbox: str, error: str, at: float | None = None) -> None:
         with self._lock:
             self.connected[mailbox] = False
+            when = time.time() if at is None else at
             self.last_error[mailbox] = error[:500]
-            self.down_since.setdefault(mailbox, time.time() if at is None else at)
+            self.last_error_at[mailbox] = when
+            self.down_since.setdefault(mailbox, when)
         MAILBOX_CONNECTED.labels(mailbox).set(0)
 
     def synced(self, mailbox: str, at: float) -> None:
@@ -113,6 +127,20 @@ class MailboxHealth:
         """Mailboxes not synced since a failure: (since when, Unix time; the last error)."""
         with self._lock:
             return {m: (t, self.last_error.get(m, "")) for m, t in self.down_since.items()}
+
+    def snapshot(self) -> dict[str, MailboxReport]:
+        """Every mailbox a fetcher of this process reported on, for ``inboxd status``
+        (which runs in another process and reads what the daemon persisted)."""
+        with self._lock:
+            return {
+                m: MailboxReport(
+                    connected,
+                    self.last_sync.get(m),
+                    self.last_error.get(m, ""),
+                    self.last_error_at.get(m),
+                )
+                for m, connected in self.connected.items()
+            }
 
     def not_connected(self, mailboxes: Iterable[str]) -> list[str]:
         with self._lock:

@@ -153,6 +153,7 @@ def test_every_command_is_still_registered() -> None:
         "rules",
         "run",
         "sla",
+        "status",
         "sync",
         "templates",
         "tickets",

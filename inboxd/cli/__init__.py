@@ -362,7 +362,11 @@ def db_upgrade(ctx: Context) -> None:
 @pass_ctx
 def check_config(ctx: Context) -> None:
     """Validate the config and print it with secrets redacted."""
-    click.echo(json.dumps(ctx.settings.model_dump(mode="json"), indent=2))
+    from inboxd.config import mask_url
+
+    dumped = ctx.settings.model_dump(mode="json")
+    dumped["database"]["url"] = mask_url(dumped["database"]["url"])
+    click.echo(json.dumps(dumped, indent=2))
 
 
 def _register_optional() -> None:
@@ -372,6 +376,7 @@ def _register_optional() -> None:
     from inboxd.cli.report import report
     from inboxd.cli.rules import rules
     from inboxd.cli.sla import sla
+    from inboxd.cli.status import status
 
     main.add_command(rules)
     main.add_command(sla)
@@ -381,6 +386,7 @@ def _register_optional() -> None:
     main.add_command(export)
     main.add_command(purge)
     main.add_command(forget)
+    main.add_command(status)
 
 
 _register_optional()

@@ -9,7 +9,9 @@ clean shutdown.
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,16 +46,21 @@ from inboxd.sdnotify import Notifier
 from inboxd.signalpipe import SignalPipe
 
 if TYPE_CHECKING:  # imported where used: one-shot commands need neither (0.4 s of start-up)
+    from inboxd.db.status import RulesLoad
     from inboxd.delivery.slack import SlackDrain
     from inboxd.delivery.socket_mode import SocketModeListener
     from inboxd.ingest.lmtp import InboundController
-    from inboxd.metrics import MetricsServer
+    from inboxd.metrics import MailboxReport, MetricsServer
 
 log = logging.getLogger("inboxd.daemon")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _from_unix(value: float | None) -> datetime | None:
+    return datetime.fromtimestamp(value, UTC) if value is not None else None
 
 
 @dataclass
@@ -227,7 +234,31 @@ class App:
                 continue
             result = self.fetcher(box).sync_once()
             counts[box.name] = result.fetched
+        self.persist_health(f"{socket.gethostname()}:{os.getpid()} sync --once", {})
         return counts
+
+    def persist_health(self, reported_by: str, written: dict[str, MailboxReport]) -> None:
+        """Write what this process's fetchers reported (``HEALTH``) for ``inboxd status``;
+        only mailboxes whose report changed since ``written`` (updated in place)."""
+        from inboxd.db import status
+        from inboxd.metrics import HEALTH
+
+        changed = {m: r for m, r in HEALTH.snapshot().items() if written.get(m) != r}
+        if not changed:
+            return
+        with self.engine.begin() as conn:
+            for mailbox, report in changed.items():
+                status.save_mailbox(
+                    conn,
+                    mailbox,
+                    connected=report.connected,
+                    last_sync_at=_from_unix(report.last_sync),
+                    last_error=report.last_error,
+                    last_error_at=_from_unix(report.last_error_at),
+                    reported_by=reported_by,
+                    now=self.clock(),
+                )
+        written.update(changed)
 
     def close(self) -> None:
         """Stop the ingest workers and close database connections."""
@@ -245,6 +276,9 @@ class Daemon:
         self.scheduler: Scheduler | None = None
         self.metrics: MetricsServer | None = None
         self._reload_lock = threading.Lock()
+        self.ident = f"{socket.gethostname()}:{os.getpid()}"
+        self._status_id: int | None = None  # this daemon's row for ``inboxd status``
+        self._health_written: dict[str, MailboxReport] = {}
 
     # --- lifecycle -----------------------------------------------------------------
 
@@ -273,6 +307,7 @@ class Daemon:
             self._spawn("slack-socket", self.app.socket.run)
         if self.app.rules.last_errors:
             self._alert_ops(list(self.app.rules.last_errors), "start")
+        self._register()
         self.scheduler = Scheduler(self._jobs())
         self.scheduler.start()
         self._start_metrics()
@@ -328,7 +363,12 @@ class Daemon:
     def _jobs(self) -> list[Job]:
         """The periodic work: the SLA sweep, and a wake-up for each queue drain so a
         row whose backoff ended goes out even when nothing new was committed."""
-        jobs = [Job("outbox-wake", self.app.outbound.drain.wake, 30.0)]
+        from inboxd.db.status import HEARTBEAT_SECONDS
+
+        jobs = [
+            Job("outbox-wake", self.app.outbound.drain.wake, 30.0),
+            Job("status", self._heartbeat, HEARTBEAT_SECONDS, first_in=2.0),
+        ]
         if self.app.slack is not None:
             jobs.append(Job("slack-wake", self.app.slack.wake, 30.0))
         if self.app.sla is not None:
@@ -419,8 +459,54 @@ class Daemon:
             trigger.replace(" ", "_"),
             self.app.rules.generation,
         )
+        self._record_rules(trigger, errors)
         self.notifier.ready(status)
         return not errors
+
+    # --- what ``inboxd status`` reads -------------------------------------------------
+
+    def _rules_load(self, trigger: str, errors: list[Any]) -> RulesLoad:
+        from inboxd.db.status import RulesLoad
+
+        first = str(errors[0]) if errors else ""
+        return RulesLoad(self.app.rules.generation, self.app.clock(), trigger, len(errors), first)
+
+    def _register(self) -> None:
+        """This daemon's status row, with the rule load of its start. A database that
+        fails here costs the status, never the start."""
+        from inboxd import installed_version
+        from inboxd.db import status
+
+        load = self._rules_load("start", list(self.app.rules.last_errors))
+        host, _, pid = self.ident.rpartition(":")
+        try:
+            with self.app.engine.begin() as conn:
+                self._status_id = status.register(
+                    conn, host, int(pid), installed_version(), self.app.clock(), load
+                )
+        except Exception:
+            log.exception("could not record the daemon's status row")
+
+    def _record_rules(self, trigger: str, errors: list[Any]) -> None:
+        from inboxd.db import status
+
+        if self._status_id is None:
+            return
+        try:
+            with self.app.engine.begin() as conn:
+                status.rules_loaded(conn, self._status_id, self._rules_load(trigger, errors))
+        except Exception:
+            log.exception("could not record the rule reload")
+
+    def _heartbeat(self, *, stopped: bool = False) -> None:
+        """The daemon's heartbeat and its mailboxes' health, for ``inboxd status``."""
+        from inboxd.db import status
+
+        if self._status_id is None:
+            return
+        with self.app.engine.begin() as conn:
+            status.heartbeat(conn, self._status_id, self.app.clock(), stopped=stopped)
+        self.app.persist_health(self.ident, self._health_written)
 
     def _recompute_sla(self, before: RuleSet | None) -> None:
         """Policies applied, not frozen: tickets under a changed policy or calendar get
@@ -483,4 +569,8 @@ class Daemon:
             thread.join(timeout=15)
         alive = [t.name for t in self.threads if t.is_alive()]
         log.info("stopped threads=%d still_alive=%s", len(self.threads), ",".join(alive) or "none")
+        try:
+            self._heartbeat(stopped=True)
+        except Exception:
+            log.exception("could not record the stop")
         self.app.close()

@@ -384,3 +384,34 @@ class MailboxLease(SQLModel, table=True):
     owner: str
     acquired_at: datetime
     expires_at: datetime
+
+
+class DaemonState(SQLModel, table=True):
+    """One running (or stopped) ``inboxd run``: its heartbeat and its last rule load,
+    so ``inboxd status``, another process, can tell an admin what the daemon knows."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    host: str
+    pid: int
+    version: str
+    started_at: datetime
+    heartbeat_at: datetime = Field(index=True)
+    stopped_at: datetime | None = None
+    rules_generation: int = 0
+    rules_reloaded_at: datetime
+    rules_trigger: str = ""  # start | SIGHUP | file_change
+    rules_errors: int = 0  # errors of that load (then the last good set is kept)
+    rules_error: str = ""  # its first error, file:line:col: message
+
+
+class MailboxHealth(SQLModel, table=True):
+    """What the fetcher of a mailbox last reported: connection, last good sync, last
+    error (written by the daemon that fetches it, from its in-memory health)."""
+
+    mailbox: str = Field(primary_key=True)
+    connected: bool = False
+    last_sync_at: datetime | None = None
+    last_error: str = ""
+    last_error_at: datetime | None = None
+    reported_by: str = ""  # host:pid of that daemon
+    updated_at: datetime
