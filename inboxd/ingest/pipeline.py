@@ -1,7 +1,7 @@
 """The one sequence every inbound mail goes through, whichever way it came in.
 
 parse, then the steps ``STEPS`` names in order (dedupe, intercept, thread,
-judge, place, route, store, react), inside the caller's transaction and a
+join, judge, place, route, store, react), inside the caller's transaction and a
 savepoint per mail: a mail that fails anywhere after the
 bytes were read is quarantined with the reason in the same transaction, so
 nothing is dropped and one bad mail never blocks the rest. Only a failure of
@@ -32,7 +32,16 @@ from inboxd.core.loops import CapTrip, HourlyCaps, held_subject, ticket_cap
 from inboxd.core.model import Direction, MatchedBy, MessageKind, ParsedMessage, ParseFailure
 from inboxd.core.parse import parse_outcome
 from inboxd.core.rules import Decision, RuleContext, RuleSet, evaluate
-from inboxd.core.thread import DEFAULT_TAG_PATTERN, ThreadMatch, choose, thread_keys
+from inboxd.core.thread import (
+    DEFAULT_TAG_PATTERN,
+    ThreadJoin,
+    ThreadKeys,
+    ThreadLookup,
+    ThreadMatch,
+    choose,
+    plan_join,
+    thread_keys,
+)
 from inboxd.db import mailboxes, messages, tickets
 from inboxd.db.sql import savepoint
 from inboxd.ingest.sink import Checkpoint, FetchedMail
@@ -297,6 +306,7 @@ class Pipeline:
             tag_re=self.ctx.tag_re,
         )
         lookup = messages.thread_lookup(mail.db, keys)
+        mail.keys, mail.lookup = keys, lookup
         own_key = lookup.keys.get(parsed.message_id)
         mail.own_was_ref = own_key is not None and own_key.origin == "ref"
         mail.match = choose(
@@ -313,6 +323,66 @@ class Pipeline:
             known = snapshot.participants if snapshot is not None else None
             mail.ticket = tickets.load(mail.db, ticket_id, participants=known)
         return None
+
+    def join(self, mail: _Mail) -> Outcome | None:
+        """Make one ticket of the tickets the mail's references join (``core.thread.plan_join``).
+
+        They are apart only because mail of one thread arrived out of order; each
+        younger one is merged as ``#merge`` would (its customers kept on the survivor
+        as pending) and its thread keys re-pointed to the survivor, or, when they may
+        not be merged, both get a ``related`` event once.
+        """
+        if mail.keys is None or mail.lookup is None:
+            return None
+        plan = plan_join(
+            mail.keys,
+            mail.lookup,
+            mail.match,
+            now=mail.arrival.now,
+            reopen_window=self.ctx.reopen_window,
+            may_reopen=mail.person,
+        )
+        if plan is None:
+            return None
+        self._merge_joined(mail, plan)
+        self._relate_joined(mail, plan)
+        mail.match = plan.match
+        if plan.match.ticket_id is not None:
+            mail.ticket = tickets.load(mail.db, plan.match.ticket_id)
+        return None
+
+    def _merge_joined(self, mail: _Mail, plan: ThreadJoin) -> None:
+        db, now = mail.db, mail.arrival.now
+        for younger_id, older_id in plan.merges:
+            younger, older = tickets.load(db, younger_id), tickets.load(db, older_id)
+            assert younger is not None and older is not None  # in the lookup just now
+            merged, into = transitions.merge(younger, older, actor=ev.SYSTEM, now=now)
+            tickets.save(db, merged)
+            tickets.save(db, into)
+            tickets.copy_customers(db, younger_id, older_id)
+            moved = messages.repoint_thread_keys(db, younger_id, older_id)
+            log.info(
+                "thread join: ticket=%s merged into=%s keys=%d msgid=%s",
+                younger_id,
+                older_id,
+                moved,
+                mail.arrival.parsed.message_id,
+            )
+
+    def _relate_joined(self, mail: _Mail, plan: ThreadJoin) -> None:
+        db, now = mail.db, mail.arrival.now
+        msgid = mail.arrival.parsed.message_id
+        for rel in plan.relations:
+            if rel.other in tickets.related_ids(db, rel.ticket):
+                continue
+            tickets.record_many(
+                db,
+                [
+                    (a, ev.Related(at=now, ticket=b, reason=rel.reason, message_id=msgid))
+                    for a, b in ((rel.ticket, rel.other), (rel.other, rel.ticket))
+                ],
+            )
+            log.info("thread join: ticket=%s related to=%s: %s", rel.ticket, rel.other, rel.reason)
 
     def judge(self, mail: _Mail) -> Outcome | None:
         """Run the rules; a rule's group window may place a new mail on an open ticket."""
@@ -588,6 +658,8 @@ class _Mail:
         "arrival",
         "db",
         "decision",
+        "keys",
+        "lookup",
         "match",
         "new_ticket",
         "own_was_ref",
@@ -601,6 +673,8 @@ class _Mail:
         self.db = db
         self.arrival = arrival
         self.match = ThreadMatch(None, MatchedBy.NEW, "")
+        self.keys: ThreadKeys | None = None
+        self.lookup: ThreadLookup | None = None
         self.own_was_ref = False
         self.ticket: Ticket | None = None
         self.decision: Decision | None = None
@@ -625,6 +699,7 @@ STEPS: tuple[tuple[str, Step], ...] = (
     ("dedupe", Pipeline.dedupe),
     ("intercept", Pipeline.intercept),
     ("thread", Pipeline.thread),
+    ("join", Pipeline.join),
     ("judge", Pipeline.judge),
     ("place", Pipeline.place),
     ("route", Pipeline.route),
