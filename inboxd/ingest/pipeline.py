@@ -168,12 +168,14 @@ class Pipeline:
                 )
             tally: Counter[str] = Counter(quarantined=len(oversize))
             done: list[tuple[Outcome, float]] = []
-            for mail in mails:
-                source = Source("imap", mailbox, folder, mail.uid)
-                outcome = self.ingest_in(session, mail.raw, source, mail.parsed, quiet=True)
-                tally[outcome.status] += 1
-                tally["new_tickets"] += outcome.new_ticket
-                done.append((outcome, mail.fetched_at or started))
+            # the batch's ticket events go in one statement (several per mail)
+            with tickets.batched_events(session.connection()):
+                for mail in mails:
+                    source = Source("imap", mailbox, folder, mail.uid)
+                    outcome = self.ingest_in(session, mail.raw, source, mail.parsed, quiet=True)
+                    tally[outcome.status] += 1
+                    tally["new_tickets"] += outcome.new_ticket
+                    done.append((outcome, mail.fetched_at or started))
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
             mailboxes.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
@@ -235,10 +237,12 @@ class Pipeline:
             parsed = parse_outcome(raw, max_bytes=self.ctx.max_bytes)
         if isinstance(parsed, ParseFailure):  # a parser bug too: it must not lose the mail
             return self._quarantine(db, raw, source, now, parsed.reason)
+        mark = tickets.events_mark()
         try:
             with savepoint(db):
                 outcome = self._store(session, db, parsed, raw, source, now)
         except Exception as exc:
+            tickets.drop_events(mark)  # the savepoint took the mail's rows back
             if _is_db_failure(exc):
                 raise
             log.exception("store failed msgid=%s source=%s", parsed.message_id, source.label)
