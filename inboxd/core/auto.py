@@ -80,32 +80,27 @@ def auto_flags(headers: Sequence[tuple[str, str]], sender: Address | None) -> Au
     )
 
 
-def classify(
-    headers: Sequence[tuple[str, str]], flags: AutoFlags, subject: str
-) -> MessageKind:
+def classify(headers: Sequence[tuple[str, str]], flags: AutoFlags, subject: str) -> MessageKind:
     """AUTO_REPLY, BULK or NORMAL (bounces are decided by ``core.bounce``)."""
     auto_value = flags.auto_submitted.split(";", 1)[0].strip()
     first = _first_values(headers)
     has_autoreply_header = not _AUTOREPLY_HEADERS.isdisjoint(first)
     ms_auto = ("x-ms-exchange-inbox-rules-loop" in first) or (
-        first.get("x-ms-exchange-generated-message-source", "").lower().startswith(
-            "mailbox rules"
-        )
+        first.get("x-ms-exchange-generated-message-source", "").lower().startswith("mailbox rules")
     )
     if auto_value == "auto-replied" or has_autoreply_header:
         return MessageKind.AUTO_REPLY
-    header_marker = bool(auto_value and auto_value != "no") or ms_auto or (
-        flags.x_auto_response_suppress != "" or flags.return_path_empty
-    ) or flags.precedence in ("auto_reply", "bulk", "junk")
+    header_marker = (
+        bool(auto_value and auto_value != "no")
+        or ms_auto
+        or (flags.x_auto_response_suppress != "" or flags.return_path_empty)
+        or flags.precedence in ("auto_reply", "bulk", "junk")
+    )
     if header_marker and _OOO_SUBJECT.search(subject):
         return MessageKind.AUTO_REPLY
     if flags.precedence == "auto_reply":
         return MessageKind.AUTO_REPLY
-    if (
-        flags.precedence in ("bulk", "junk", "list")
-        or flags.list_id
-        or flags.has_list_unsubscribe
-    ):
+    if flags.precedence in ("bulk", "junk", "list") or flags.list_id or flags.has_list_unsubscribe:
         return MessageKind.BULK
     if auto_value and auto_value != "no":
         # auto-generated notifications (monitoring, receipts): machine mail, not a person.

@@ -42,9 +42,17 @@ _STRONG_BODY = re.compile(
 )
 # Substrings that every _STRONG_BODY alternative contains: a cheap prefilter.
 _STRONG_KEYS = (
-    "qmail-send", "mail delivery software", "delivery has failed", "inform you that your",
-    "the mail system", "delivered", "following recipient", "permanent fatal", "unable to deliver",
-    "non-delivery report", "delivery failure notification",
+    "qmail-send",
+    "mail delivery software",
+    "delivery has failed",
+    "inform you that your",
+    "the mail system",
+    "delivered",
+    "following recipient",
+    "permanent fatal",
+    "unable to deliver",
+    "non-delivery report",
+    "delivery failure notification",
 )
 _STRONG_KEYS_RE2 = re2.compile("(?i)" + "|".join(re.escape(key) for key in _STRONG_KEYS))
 _SUBJECT = re.compile(
@@ -143,7 +151,7 @@ def _status_blocks(part: Message) -> list[dict[str, str]]:
 
 
 def _after_type(value: str) -> str:
-    """"rfc822; user@example.com" -> "user@example.com"."""
+    """ "rfc822; user@example.com" -> "user@example.com"."""
     value = value.split(";", 1)[1] if ";" in value else value
     return value.strip().strip("<>").strip().lower()
 
@@ -168,8 +176,13 @@ def _mta_failures(msg: Message) -> tuple[tuple[str, ...], tuple[str, ...]]:
 def _original_message_id(msg: Message) -> str:
     for part in _walk(msg):
         ctype = part.get_content_type()
-        if ctype in ("message/rfc822", "message/global", "text/rfc822-headers",
-                     "message/rfc822-headers", "message/global-headers"):
+        if ctype in (
+            "message/rfc822",
+            "message/global",
+            "text/rfc822-headers",
+            "message/rfc822-headers",
+            "message/global-headers",
+        ):
             payload = part.get_payload()
             if isinstance(payload, list) and payload and isinstance(payload[0], Message):
                 mid = parse_message_id(payload[0].get("message-id"))
@@ -203,15 +216,21 @@ def _walk(msg: Message) -> list[Message]:
 
 def _from_dsn(msg: Message, report: Message | None) -> Bounce:
     blocks = _status_blocks(report) if report is not None else []
-    recipients = [b for b in blocks if "final-recipient" in b or "original-recipient" in b
-                  or "action" in b or "status" in b]
+    recipients = [
+        b
+        for b in blocks
+        if "final-recipient" in b or "original-recipient" in b or "action" in b or "status" in b
+    ]
     failed: list[str] = []
     chosen: dict[str, str] | None = None
     for block in recipients:
         action = block.get("action", "").strip().lower()
         original = block.get("original-recipient", "")
-        addr = _after_type(original if original.lower().startswith("rfc822") else
-                           block.get("final-recipient") or original)
+        addr = _after_type(
+            original
+            if original.lower().startswith("rfc822")
+            else block.get("final-recipient") or original
+        )
         if addr and (action.startswith(("fail", "error", "delayed")) or action == ""):
             failed.append(addr)  # delayed ones too: "permanent" tells them apart
         if chosen is None or (action == "failed" and chosen.get("action", "").lower() != "failed"):
@@ -226,7 +245,8 @@ def _from_dsn(msg: Message, report: Message | None) -> Bounce:
         diagnostic = diagnostic.split(";", 1)[1].strip()
     if not failed and action not in ("delayed", "delivered", "relayed", "expanded"):
         failed = [
-            _after_type(b.get("final-recipient", "")) for b in recipients
+            _after_type(b.get("final-recipient", ""))
+            for b in recipients
             if b.get("final-recipient")
         ]
     permanent = action == "failed" or (action == "" and status.startswith("5"))
@@ -252,9 +272,12 @@ def _from_text(msg: Message, text: str, subject: str, x_failed: str) -> Bounce:
         recipients = [(a or b).lower() for a, b in _INDENTED_ADDR.findall(head)[:20]]
     status_match = _ENHANCED.search(head)
     delayed = bool(_DELAY.search(subject)) or bool(
-        re.search(r"has\s+not\s+yet\s+been\s+delivered|will\s+(?:continue\s+to\s+)?retry|"
-                  r"delivery\s+to\s+the\s+following\s+recipients?\s+has\s+been\s+delayed",
-                  head, re.I)
+        re.search(
+            r"has\s+not\s+yet\s+been\s+delivered|will\s+(?:continue\s+to\s+)?retry|"
+            r"delivery\s+to\s+the\s+following\s+recipients?\s+has\s+been\s+delayed",
+            head,
+            re.I,
+        )
     )
     temporary, permanent = _mta_failures(msg)
     if temporary or permanent:
@@ -268,8 +291,9 @@ def _from_text(msg: Message, text: str, subject: str, x_failed: str) -> Bounce:
     diagnostic = ""
     for line in head.split("\n"):
         stripped = line.strip()
-        if re.match(r"^(?:remote\s+server\s+returned|diagnostic|\d{3}[ -]\d\.\d|\d{3}\s)",
-                     stripped, re.I):
+        if re.match(
+            r"^(?:remote\s+server\s+returned|diagnostic|\d{3}[ -]\d\.\d|\d{3}\s)", stripped, re.I
+        ):
             diagnostic = stripped
             break
     return Bounce(
@@ -306,9 +330,8 @@ def detect_bounce(msg: Message, signals: Signals) -> Bounce | None:
     if ctype in _STATUS_TYPES:  # a bare report, without its multipart/report
         return _from_dsn(msg, msg)
     if ctype == "multipart/report":
-        report_type = (msg.get_param("report-type") or "")
-        report_type = str(report_type).strip().lower() if not isinstance(report_type, tuple) \
-            else ""
+        report_type = msg.get_param("report-type") or ""
+        report_type = str(report_type).strip().lower() if not isinstance(report_type, tuple) else ""
         report = next(
             (p for p in _walk(msg) if p.get_content_type() in _STATUS_TYPES),
             None,
@@ -332,8 +355,9 @@ def bounce_candidate(
     is_mailer_daemon: bool = False,
 ) -> bool:
     """:func:`is_candidate` from the classic signals alone."""
-    return is_candidate(Signals(subject, text, return_path_empty, x_failed_recipients,
-                                is_mailer_daemon))
+    return is_candidate(
+        Signals(subject, text, return_path_empty, x_failed_recipients, is_mailer_daemon)
+    )
 
 
 def is_candidate(signals: Signals) -> bool:
@@ -353,9 +377,14 @@ def is_candidate(signals: Signals) -> bool:
         has_key = any(key in low for key in _STRONG_KEYS)
     if has_key and _STRONG_BODY.search(head):
         return True
-    machine = signals.is_mailer_daemon or bool(signals.x_failed_recipients) or bool(
-        _MACHINE_SENDER.search(signals.sender) or _MACHINE_SENDER.search(signals.return_path)
-    ) or (signals.return_path_empty and not signals.auto_reply)
+    machine = (
+        signals.is_mailer_daemon
+        or bool(signals.x_failed_recipients)
+        or bool(
+            _MACHINE_SENDER.search(signals.sender) or _MACHINE_SENDER.search(signals.return_path)
+        )
+        or (signals.return_path_empty and not signals.auto_reply)
+    )
     bounce_subject = bool(_SUBJECT.search(subject))
     if machine and (bounce_subject or _FAILURE.search(subject) or _FAILURE.search(head)):
         return True

@@ -365,7 +365,12 @@ def parse_date(value: str | None) -> datetime | None:
         if abs(offset) > 24 * 3600:
             offset = 0
         local = datetime(
-            year, month, day, hour, min(minute, 59), min(second, 59),
+            year,
+            month,
+            day,
+            hour,
+            min(minute, 59),
+            min(second, 59),
             tzinfo=timezone(timedelta(seconds=offset)),
         )
         return local.astimezone(UTC)

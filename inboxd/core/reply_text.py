@@ -20,9 +20,7 @@ from inboxd.core.html_text import html_to_text, parse_html
 
 # --- attribution lines ("On <date>, <who> wrote:") -------------------------------------------
 
-_LEADS = (
-    r"On|Am|Le|El|Il|Op|Em|Den|På|Pe|W\s+dniu|Dne|Dňa|Στις|В|У|Ngày|Vào|Tanggal|Pada|Op\s+\S+"
-)
+_LEADS = r"On|Am|Le|El|Il|Op|Em|Den|På|Pe|W\s+dniu|Dne|Dňa|Στις|В|У|Ngày|Vào|Tanggal|Pada|Op\s+\S+"
 _VERBS = (
     r"wrote|writes|schrieb|hat\s+geschrieben|a\s+écrit|a\s+ecrit|escribió|escribio|"
     r"ha\s+scritto|scrisse|schreef|heeft\s+geschreven|escreveu|skrev|kirjoitti|napisał|"
@@ -269,12 +267,26 @@ def _match(pattern: re.Pattern[str], lowered: re.Pattern[str], line: str) -> boo
     if line.isascii():
         return lowered.match(line.lower()) is not None
     return pattern.match(line) is not None
+
+
 # The scans all start with a literal "\n", which the regex engine searches for at C
 # speed, so they run on "\n" + text and a match at p starts line text.count("\n", 0, p).
 # Every _MOBILE alternative contains one of these (lowercased): a cheap prefilter.
 _MOBILE_KEYS = (
-    "sent", "get outlook", "gesendet", "envoy", "enviado", "verzonden", "skickat", "sendt",
-    "inviato", "wysłane", "odesláno", "lähetetty", "отправлено", "gönderildi",
+    "sent",
+    "get outlook",
+    "gesendet",
+    "envoy",
+    "enviado",
+    "verzonden",
+    "skickat",
+    "sendt",
+    "inviato",
+    "wysłane",
+    "odesláno",
+    "lähetetty",
+    "отправлено",
+    "gönderildi",
 )
 
 
@@ -286,6 +298,7 @@ def _grouped_scan_twin() -> re.Pattern[str]:
     grouping them under that letter, in their original order, keeps every match
     identical while a line is rejected after one comparison per group.
     """
+
     def low(source: str) -> str:
         return re.sub(
             r"\\.|[^\\]+",
@@ -299,7 +312,9 @@ def _grouped_scan_twin() -> re.Pattern[str]:
     groups: dict[str, list[str]] = {}
     for item in items:
         if not item[0].isalpha() or any(
-            re.fullmatch(re.escape(c), chr(a), re.I) for c in item if not c.isascii()
+            re.fullmatch(re.escape(c), chr(a), re.I)
+            for c in item
+            if not c.isascii()
             for a in range(128)
         ):
             raise ValueError(f"cannot group {item!r}")  # keep the grouping argument true
@@ -307,9 +322,7 @@ def _grouped_scan_twin() -> re.Pattern[str]:
     words = "|".join(
         re.escape(first) + "(?:" + "|".join(rests) + ")" for first, rests in groups.items()
     )
-    return re.compile(
-        r"\n(?:(?P<q>[ \t]*>)|[ \t*]*(?:" + words + r"|[-_=]{2,}|\d{4}年))"
-    )
+    return re.compile(r"\n(?:(?P<q>[ \t]*>)|[ \t*]*(?:" + words + r"|[-_=]{2,}|\d{4}年))")
 
 
 _SCAN_ASCII = _grouped_scan_twin()
@@ -650,10 +663,22 @@ def _html_reply(html: str) -> str | None:
 
 
 _HTML_MARKERS = (
-    "gmail_quote", "type=cite", 'type="cite"', "type='cite'", "divRplyFwdMsg",
-    "appendonsend", "OutlookMessageHeader", "moz-cite-prefix", "yahoo_quoted",
-    "protonmail_quote", "OLK_SRC_BODY_SECTION", "stopSpelling", "gmail_signature",
-    "AppleMailSignature", "moz-signature", "mail-editor-reference-message-container",
+    "gmail_quote",
+    "type=cite",
+    'type="cite"',
+    "type='cite'",
+    "divRplyFwdMsg",
+    "appendonsend",
+    "OutlookMessageHeader",
+    "moz-cite-prefix",
+    "yahoo_quoted",
+    "protonmail_quote",
+    "OLK_SRC_BODY_SECTION",
+    "stopSpelling",
+    "gmail_signature",
+    "AppleMailSignature",
+    "moz-signature",
+    "mail-editor-reference-message-container",
     "Zm-_Id_-Sgn",
 )
 
