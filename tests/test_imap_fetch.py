@@ -611,7 +611,8 @@ def test_mails_from_fetch() -> None:
         5: {b"SEQ": 1, b"BODY[]": b"five"},
     }
     got = mails_from_fetch(response, [7, 6, 5])  # 6 was expunged meanwhile
-    assert got == [FetchedMail(5, b"five"), FetchedMail(7, b"seven")]
+    assert [(m.uid, m.raw) for m in got] == [(5, b"five"), (7, b"seven")]
+    assert all(m.fetched_at > 0 for m in got)  # stamped when the FETCH answered (latency)
     with pytest.raises(imaplib.IMAP4.error):
         mails_from_fetch({5: {b"SEQ": 1}}, [5])
 
