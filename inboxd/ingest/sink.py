@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
-
-from sqlalchemy import Connection
+from typing import TYPE_CHECKING, Protocol
 
 from inboxd.core.model import ParsedMessage, ParseFailure
+
+if TYPE_CHECKING:  # the ingest workers import this module: no SQLAlchemy in them
+    from sqlalchemy import Connection
 
 
 @dataclass(frozen=True, slots=True)
