@@ -120,17 +120,30 @@ class LivingMessages:
             log.info(
                 "slack alert grouped ticket=%s into %s=%s", ticket.id, grouped.kind, grouped.subject
             )
-            return sq.enqueue(
-                conn,
-                channel=channel,
-                text=message.text,
-                blocks=message.blocks,
-                now=now,
-                ticket_id=ticket.id,
-                dedupe_key=dedupe_key,
-                call=sq.REPLY,
-                thread_id=grouped.thread_id,
-            )
+            thread_id = grouped.thread_id
+        else:
+            thread_id = self._own_thread(conn, rules, ticket, channel, now)
+        return sq.enqueue(
+            conn,
+            channel=channel,
+            text=message.text,
+            blocks=message.blocks,
+            now=now,
+            ticket_id=ticket.id,
+            dedupe_key=dedupe_key,
+            call=sq.REPLY,
+            thread_id=thread_id,
+        )
+
+    def _own_thread(
+        self,
+        conn: Connection,
+        rules: RuleSet | None,
+        ticket: Ticket,
+        channel: str,
+        now: datetime,
+    ) -> int:
+        """The ticket's own thread in ``channel``; making it queues its root first."""
         thread, made = threads.ensure(conn, ticket.id, channel, now)
         if made:
             root = self.root_now(conn, rules, ticket, now)
@@ -145,17 +158,7 @@ class LivingMessages:
                 thread_id=thread.id,
                 digest=digest(root),
             )
-        return sq.enqueue(
-            conn,
-            channel=channel,
-            text=message.text,
-            blocks=message.blocks,
-            now=now,
-            ticket_id=ticket.id,
-            dedupe_key=dedupe_key,
-            call=sq.REPLY,
-            thread_id=thread.id,
-        )
+        return thread.id
 
     def refresh(
         self,
