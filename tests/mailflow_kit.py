@@ -114,6 +114,17 @@ class Desk:
             raws = [bytes(r.raw) for r in conn.execute(stmt) if kind is None or r.kind == kind]
         return [parse(r) for r in raws]
 
+    def alice_answers(self, when: datetime, ticket: int, body: str, n: int) -> None:
+        """Alice replies at ``when`` to her latest notification about ``ticket``."""
+        self.clock.now = when
+        notes = [
+            m
+            for m in self.outbox_mails("notify")
+            if "alice@" in str(m["To"]) and f"[#{ticket}]" in str(m["Subject"])
+        ]
+        out = self.deliver(reply_to_notification(notes[-1], body=body, msgid=f"a{n}@help.example"))
+        assert out.ticket_id == ticket and out.matched_by == "token", out
+
     def ticket(self, ticket_id: int) -> dict[str, Any]:
         """The ticket's fields by name (tags as a list), for short assertions."""
         with self.engine.connect() as conn:

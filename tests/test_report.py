@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from mailflow_kit import Desk, mail, make_desk, reply_to_notification
+from mailflow_kit import Desk, mail, make_desk
 
 from inboxd.cli import main
 
@@ -105,29 +105,18 @@ def customer(desk: Desk, when: datetime, who: str, n: int, first: int = 0) -> in
     return out.ticket_id
 
 
-def alice(desk: Desk, when: datetime, ticket: int, body: str, n: int) -> None:
-    desk.clock.now = when
-    notes = [
-        m
-        for m in desk.outbox_mails("notify")
-        if "alice@" in str(m["To"]) and f"[#{ticket}]" in str(m["Subject"])
-    ]
-    out = desk.deliver(reply_to_notification(notes[-1], body=body, msgid=f"a{n}@help.example"))
-    assert out.ticket_id == ticket and out.matched_by == "token", out
-
-
 @pytest.fixture
 def history(tmp_path: Path, db_url: str) -> Path:
     """The scripted history in a real database, and a config to report on it."""
     desk = make_desk(tmp_path, rules=RULES, url=db_url)
     t1 = customer(desk, at(27, 15), "carol", 1)
     t2 = customer(desk, at(28, 10), "dave", 1)
-    alice(desk, at(30, 8), t1, "#pending\n#tag printer\n\nPlease restart it.\n", 1)
+    desk.alice_answers(at(30, 8), t1, "#pending\n#tag printer\n\nPlease restart it.\n", 1)
     assert customer(desk, at(30, 10), "carol", 2, first=1) == t1
-    alice(desk, at(30, 10, 30), t2, "#solve\n\nDone.\n", 2)
-    alice(desk, at(30, 11, 30), t1, "#solve\n\nFixed.\n", 3)
+    desk.alice_answers(at(30, 10, 30), t2, "#solve\n\nDone.\n", 2)
+    desk.alice_answers(at(30, 11, 30), t1, "#solve\n\nFixed.\n", 3)
     assert customer(desk, at(31, 7), "carol", 3, first=1) == t1
-    alice(desk, at(31, 9), t1, "#solve\n\nFixed for good.\n", 4)
+    desk.alice_answers(at(31, 9), t1, "#solve\n\nFixed for good.\n", 4)
     customer(desk, at(31, 12), "erin", 1)
     assert desk.ticket(t1)["reopened_count"] == 1 and desk.ticket(t2)["status"] == "solved"
     desk.engine.dispose()

@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from mailflow_kit import Desk, mail, make_desk, reply_to_notification
+from mailflow_kit import Desk, mail, make_desk
 
 from inboxd.cli import main
 from inboxd.db.sla_replay import tickets_created
@@ -123,17 +123,6 @@ def customer(desk: Desk, when: datetime, who: str, subject: str = "Question") ->
     return out.ticket_id
 
 
-def alice(desk: Desk, when: datetime, ticket: int, body: str, n: int) -> None:
-    desk.clock.now = when
-    notes = [
-        m
-        for m in desk.outbox_mails("notify")
-        if "alice@" in str(m["To"]) and f"[#{ticket}]" in str(m["Subject"])
-    ]
-    out = desk.deliver(reply_to_notification(notes[-1], body=body, msgid=f"a{n}@help.example"))
-    assert out.ticket_id == ticket and out.matched_by == "token", out
-
-
 @pytest.fixture
 def history(tmp_path: Path, db_url: str) -> tuple[Path, list[int]]:
     """The tickets above in a real database, a config naming the current rules, and
@@ -142,11 +131,11 @@ def history(tmp_path: Path, db_url: str) -> tuple[Path, list[int]]:
     t0 = customer(desk, at(1, 20, 10), "old")
     t1 = customer(desk, at(3, 2, 8), "carol")
     t2 = customer(desk, at(3, 2, 8), "dave")
-    alice(desk, at(3, 2, 8, 30), t2, "Looking into it.\n", 1)
-    alice(desk, at(3, 2, 10, 30), t1, "#solve\n\nRestart it.\n", 2)
-    alice(desk, at(3, 3, 15, 30), t2, "#solve\n\nFixed.\n", 3)
+    desk.alice_answers(at(3, 2, 8, 30), t2, "Looking into it.\n", 1)
+    desk.alice_answers(at(3, 2, 10, 30), t1, "#solve\n\nRestart it.\n", 2)
+    desk.alice_answers(at(3, 3, 15, 30), t2, "#solve\n\nFixed.\n", 3)
     t4 = customer(desk, at(3, 4, 10), "erin", subject="urgent")
-    alice(desk, at(3, 4, 10, 30), t4, "On it.\n", 4)
+    desk.alice_answers(at(3, 4, 10, 30), t4, "On it.\n", 4)
     t3 = customer(desk, at(3, 5, 7), "frank")
     assert desk.ticket(t4)["sla_policy"] == "vip" and desk.ticket(t3)["sla_policy"] == "standard"
     desk.engine.dispose()
