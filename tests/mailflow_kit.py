@@ -11,13 +11,14 @@ import email
 import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.engine import Engine
+from support.clock import Clock
 
 from inboxd.config import SmtpConfig
 from inboxd.core.inbound import Outcome, Source
@@ -58,17 +59,6 @@ RULES = textwrap.dedent(
         then: {team: frontline}
     """
 )
-
-
-class Clock:
-    def __init__(self, start: datetime = T0) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 @dataclass
@@ -173,7 +163,7 @@ def make_desk(
     errors = store.reload(rules_dir)
     assert errors == [], errors
     renderer = TemplateRenderer(templates)
-    clock = Clock()
+    clock = Clock(T0)
     flow = Flow(
         FlowConfig(
             secret=SECRET,

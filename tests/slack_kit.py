@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from servers.slack_api import SlackApiServer
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from support.clock import Clock
 
 from inboxd.config import SlackConfig
 from inboxd.core.desk import Ticket
@@ -56,17 +57,6 @@ RULES = textwrap.dedent(
         then: {team: frontline}
     """
 )
-
-
-class Clock:
-    def __init__(self, start: datetime = MONDAY_NOON) -> None:
-        self.now = start
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 @dataclass
@@ -159,7 +149,7 @@ def make_slack_desk(
         SlackConfig(token_env="INBOXD_TEST_SLACK_TOKEN", base_url=api.base_url), timeout=5
     )
     assert client is not None
-    clock = Clock()
+    clock = Clock(MONDAY_NOON)
     living = LivingMessages(buttons=buttons)
     drain = SlackDrain(
         engine, lambda: client, retry_for=3600, clock=clock, rng=lambda: 0.0, max_per_run=20

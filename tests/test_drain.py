@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Connection, select
 from sqlalchemy.engine import Engine
+from support.clock import Clock
 
 from inboxd.db import slack_queries as sq
 from inboxd.db.engine import make_engine, upgrade
@@ -21,14 +22,6 @@ from inboxd.delivery.drain import Deliverer, Delivery, Drain
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 _T = sq.QUEUE.table
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 class Script(Deliverer[sq.SlackPost]):
@@ -97,7 +90,7 @@ def drain(engine: Engine, script: Script, clock: Clock, **kw: Any) -> Drain[sq.S
 
 def test_ok_rows_are_sent_in_one_round_over_one_connection(engine: Engine) -> None:
     queue(engine, "a", "b", "c")
-    script, clock = Script(), Clock()
+    script, clock = Script(), Clock(T0)
     report = drain(engine, script, clock).run_once()
     assert (report.claimed, report.sent, report.retried, report.failed) == (3, 3, 0, 0)
     assert script.delivered == ["a", "b", "c"] and script.rounds == 1
@@ -109,7 +102,7 @@ def test_ok_rows_are_sent_in_one_round_over_one_connection(engine: Engine) -> No
 
 def test_temporary_then_ok_waits_the_backoff(engine: Engine) -> None:
     queue(engine, "busy")
-    script, clock = Script(busy=[Delivery("temporary", "try later")]), Clock()
+    script, clock = Script(busy=[Delivery("temporary", "try later")]), Clock(T0)
     d = drain(engine, script, clock)
     report = d.run_once()
     assert (report.retried, report.sent) == (1, 0)
@@ -131,7 +124,7 @@ def test_retry_after_is_waited_exactly_and_a_crash_is_temporary(engine: Engine) 
         limited=[Delivery("temporary", "rate limited", retry_after=120)],
         buggy=[Delivery("temporary", "raise")],
     )
-    clock = Clock()
+    clock = Clock(T0)
     report = drain(engine, script, clock).run_once()
     assert (report.claimed, report.retried) == (2, 2)
     rows = state(engine)
@@ -144,7 +137,7 @@ def test_permanent_fails_at_once_and_the_hook_runs_in_the_settle_transaction(
     engine: Engine,
 ) -> None:
     queue(engine, "bad", "good")
-    script, clock = Script(bad=[Delivery("permanent", "channel_not_found")]), Clock()
+    script, clock = Script(bad=[Delivery("permanent", "channel_not_found")]), Clock(T0)
     report = drain(engine, script, clock).run_once()
     assert (report.sent, report.failed, report.errors) == (1, 1, ["1: channel_not_found"])
     # the hook saw the row already failed, through the transaction that failed it
@@ -157,7 +150,7 @@ def test_permanent_fails_at_once_and_the_hook_runs_in_the_settle_transaction(
 def test_temporary_past_retry_for_gives_up(engine: Engine) -> None:
     queue(engine, "down")
     script = Script(down=[Delivery("temporary", "refused")] * 50)
-    clock = Clock()
+    clock = Clock(T0)
     d = drain(engine, script, clock)
     for _ in range(20):
         if d.run_once().failed:
@@ -181,13 +174,13 @@ def test_record_runs_when_sent_or_rescheduled_not_when_failed(engine: Engine) ->
         retried=[Delivery("temporary", "later", record=note("retried"))],
         failed=[Delivery("permanent", "no", record=note("failed"))],
     )
-    drain(engine, script, Clock()).run_once()
+    drain(engine, script, Clock(T0)).run_once()
     assert recorded == ["sent", "retried"]
 
 
 def test_stop_mid_round_hands_the_unsent_rows_back_due_now(engine: Engine) -> None:
     queue(engine, "a", "b", "c", "d")
-    script, clock = Script(), Clock()
+    script, clock = Script(), Clock(T0)
     clock.now = T0 + timedelta(minutes=1)
     d = drain(engine, script, clock, should_stop=lambda: len(script.delivered) >= 2)
     report = d.run_once()
@@ -203,7 +196,7 @@ def test_stop_mid_round_hands_the_unsent_rows_back_due_now(engine: Engine) -> No
 
 def test_a_dead_drains_rows_wait_for_the_lease_or_recover(engine: Engine) -> None:
     queue(engine, "a")
-    clock = Clock()
+    clock = Clock(T0)
     with engine.begin() as conn:  # a drain that claimed and died
         assert len(sq.claim(conn, now=T0, lease_until=T0 + timedelta(minutes=5), limit=5)) == 1
     script = Script()

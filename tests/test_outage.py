@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from servers.slack_api import SlackApiServer
 from sqlalchemy.engine import Engine
+from support.clock import Clock
 
 from inboxd.config import SlackConfig
 from inboxd.core.slack_text import SlackMessage
@@ -22,14 +23,6 @@ from inboxd.metrics import MailboxHealth
 from inboxd.sched.outage import OutageJob
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture
@@ -64,7 +57,7 @@ def test_one_alert_per_outage_threads_its_tickets_and_says_when_it_is_back(
         SlackConfig(token_env="INBOXD_TEST_SLACK_TOKEN", base_url=api.base_url), timeout=5
     )
     assert client is not None
-    clock = Clock()
+    clock = Clock(T0)
     drain = SlackDrain(engine, lambda: client, retry_for=3600, clock=clock, rng=lambda: 0.0)
     health = MailboxHealth()
     job = OutageJob(

@@ -18,6 +18,7 @@ import pytest
 from servers.smtp import SmtpServer
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
+from support.clock import Clock
 
 from inboxd.config import SmtpConfig
 from inboxd.core.compose import OutboundKind, OutboundMail, render_message
@@ -30,17 +31,6 @@ from inboxd.delivery.smtp_send import SendResult, SmtpSender
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
 
 
 @pytest.fixture
@@ -155,7 +145,7 @@ def delivered_ids(server: SmtpServer) -> Counter[str]:
 
 def test_drain_sends_everything_over_one_connection(engine: Engine, server: SmtpServer) -> None:
     ids = [enqueue(engine, n) for n in range(1, 6)]
-    clock = Clock()
+    clock = Clock(T0)
     report = drain(engine, server.port, clock).run_once()
     assert (report.claimed, report.sent, report.retried, report.failed) == (5, 5, 0, 0)
     assert len(server.captured) == 5
@@ -170,7 +160,7 @@ def test_drain_sends_everything_over_one_connection(engine: Engine, server: Smtp
 
 def test_not_yet_due_rows_wait(engine: Engine, server: SmtpServer) -> None:
     enqueue(engine, 1, now=T0 + timedelta(minutes=5))
-    clock = Clock()
+    clock = Clock(T0)
     assert drain(engine, server.port, clock).run_once().claimed == 0
     clock.advance(minutes=5)
     assert drain(engine, server.port, clock).run_once().sent == 1
@@ -179,7 +169,7 @@ def test_not_yet_due_rows_wait(engine: Engine, server: SmtpServer) -> None:
 def test_max_per_run(engine: Engine, server: SmtpServer) -> None:
     for n in range(1, 8):
         enqueue(engine, n)
-    clock = Clock()
+    clock = Clock(T0)
     assert drain(engine, server.port, clock, max_per_run=3).run_once().sent == 3
     assert drain(engine, server.port, clock, max_per_run=10).run_once().sent == 4
 
@@ -193,7 +183,7 @@ def test_server_down_then_back_delivers_each_mail_exactly_once(
     port = server.port
     server.stop()
     ids = [enqueue(engine, n) for n in range(1, 4)]
-    clock = Clock()
+    clock = Clock(T0)
     for _ in range(3):  # down for a while: several runs, all temporary
         report = drain(engine, port, clock).run_once()
         assert report.retried == report.claimed == 3
@@ -221,7 +211,7 @@ def test_server_down_then_back_delivers_each_mail_exactly_once(
 def test_backoff_schedule_is_stored(engine: Engine, server: SmtpServer) -> None:
     server.behaviour.rcpt_default = "451 4.3.0 later"
     row = enqueue(engine, 1)
-    clock = Clock()
+    clock = Clock(T0)
     drain(engine, server.port, clock).run_once()
     first = rows(engine)[row]["next_attempt_at"].replace(tzinfo=UTC)
     assert first == T0 + timedelta(seconds=45)  # 1 min nominal, rng 0.5 -> 45 s
@@ -239,7 +229,7 @@ def test_permanent_failure_marks_failed_notes_ticket_and_alerts_once(
     server.behaviour.rcpt_default = "550 5.1.1 no such user"
     row = enqueue(engine, 1, ticket_id=ticket)
     failures: list[tuple[int, str]] = []
-    clock = Clock()
+    clock = Clock(T0)
     report = drain(engine, server.port, clock, failures).run_once()
     assert report.failed == 1
     state = rows(engine)[row]
@@ -275,7 +265,7 @@ def test_failed_alert_does_not_alert_again(engine: Engine, server: SmtpServer) -
     server.behaviour.rcpt_default = "550 5.1.1 no such user"
     enqueue(engine, 1, kind="bounce_alert")
     failures: list[tuple[int, str]] = []
-    report = drain(engine, server.port, Clock(), failures).run_once()
+    report = drain(engine, server.port, Clock(T0), failures).run_once()
     assert report.failed == 1
     assert failures == []
 
@@ -284,7 +274,7 @@ def test_retry_for_exhausted_fails(engine: Engine, server: SmtpServer) -> None:
     server.behaviour.rcpt_default = "451 4.3.0 later"
     row = enqueue(engine, 1)
     failures: list[tuple[int, str]] = []
-    clock = Clock()
+    clock = Clock(T0)
     runs = 0
     while rows(engine)[row]["status"] == "queued" and runs < 50:
         drain(engine, server.port, clock, failures).run_once()
@@ -305,7 +295,7 @@ def test_mixed_refusals_narrow_the_retry(engine: Engine, server: SmtpServer) -> 
     }
     row = enqueue(engine, 1, ticket_id=ticket, rcpts=("gone@x.example", "busy@x.example"))
     failures: list[tuple[int, str]] = []
-    clock = Clock()
+    clock = Clock(T0)
     drain(engine, server.port, clock, failures).run_once()
     state = rows(engine)[row]
     assert state["status"] == "queued"
@@ -324,7 +314,7 @@ def test_partial_acceptance_requeues_only_the_deferred_recipient(
 ) -> None:
     server.behaviour.rcpt = {"busy@x.example": "452 4.2.2 mailbox full"}
     row = enqueue(engine, 1, rcpts=("carol@x.example", "busy@x.example"))
-    clock = Clock()
+    clock = Clock(T0)
     drain(engine, server.port, clock).run_once()
     state = rows(engine)
     assert state[row]["status"] == "sent"
@@ -340,7 +330,7 @@ def test_partial_acceptance_requeues_only_the_deferred_recipient(
 
 def test_stop_request_hands_unsent_rows_back(engine: Engine, server: SmtpServer) -> None:
     ids = [enqueue(engine, n) for n in range(1, 5)]
-    clock = Clock()
+    clock = Clock(T0)
     d = drain(engine, server.port, clock, should_stop=lambda: len(server.captured) >= 2)
     report = d.run_once()
     assert (report.sent, report.released) == (2, 2)
@@ -361,7 +351,9 @@ def test_sender_exception_is_a_temporary_failure(engine: Engine) -> None:
             raise RuntimeError("boom")
 
     row = enqueue(engine, 1)
-    report = OutboxDrain(engine, Broken, retry_for=3600, clock=Clock(), rng=lambda: 0.0).run_once()
+    report = OutboxDrain(
+        engine, Broken, retry_for=3600, clock=Clock(T0), rng=lambda: 0.0
+    ).run_once()
     assert report.retried == 1
     assert "boom" in rows(engine)[row]["last_error"]
 
@@ -388,7 +380,7 @@ def test_recover_releases_rows_left_sending(engine: Engine, server: SmtpServer) 
     row = enqueue(engine, 1)
     with engine.begin() as conn:
         q.claim(conn, now=T0, lease_until=T0 + timedelta(hours=1), limit=10)
-    clock = Clock()
+    clock = Clock(T0)
     d = drain(engine, server.port, clock)
     assert d.run_once().claimed == 0  # still leased
     if engine.dialect.name == "sqlite":  # one daemon a file: its own dead run's rows
@@ -451,7 +443,7 @@ def test_sigkill_during_delivery_loses_nothing(
     assert 10 <= killed_at < total
 
     server.behaviour.delay = 0.0
-    clock = Clock()
+    clock = Clock(T0)
     if engine.dialect.name != "sqlite":  # no recovery there: wait out the child's lease
         clock.now = datetime.now(UTC) + timedelta(minutes=11)
     d = drain(engine, server.port, clock, max_per_run=1000)
@@ -468,7 +460,7 @@ def test_drain_thread_delivers_and_stops(engine: Engine, server: SmtpServer) -> 
 
     for n in range(1, 4):
         enqueue(engine, n)
-    d = drain(engine, server.port, Clock(), max_per_run=2)
+    d = drain(engine, server.port, Clock(T0), max_per_run=2)
     stop = threading.Event()
     thread = threading.Thread(target=d.run, args=(stop,), kwargs={"interval": 30.0})
     thread.start()

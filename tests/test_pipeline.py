@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
+from support.clock import Clock
 
 from inboxd.core.desk import transitions
 from inboxd.core.rules import load_rules
@@ -22,17 +23,9 @@ from inboxd.ingest.sink import Checkpoint, FetchedMail
 SECRET = b"pipeline-secret"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from support.clock import Clock
 
 from inboxd.config import parse_settings
 from inboxd.daemon import App, Daemon
@@ -42,14 +43,6 @@ RULES = textwrap.dedent(
 )
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TEMPLATES = Path(__file__).resolve().parent.parent / "templates"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def free_port() -> int:
@@ -107,7 +100,7 @@ def test_the_daemon_reminds_then_alerts_once_each_across_a_restart(tmp_path: Pat
     (tmp_path / "secret").write_text("sla-daemon-secret\n")
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "00.yaml").write_text(RULES)
-    clock, port = Clock(), free_port()
+    clock, port = Clock(T0), free_port()
     daemon = start(tmp_path, clock, port)
     try:
         mail = (

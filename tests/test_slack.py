@@ -15,6 +15,7 @@ from servers.slack_api import Reply, SlackApiServer
 from slack_sdk import WebClient
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
+from support.clock import Clock
 
 from inboxd.config import ConfigError, SlackConfig
 from inboxd.core.rules import RuleError
@@ -54,17 +55,6 @@ RULES = textwrap.dedent(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
-
-
 class Recorder:
     """A second reactor that keeps what the pipeline handed the reactors."""
 
@@ -91,7 +81,7 @@ def api() -> Iterator[SlackApiServer]:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(T0)
 
 
 def client_for(

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import textwrap
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from servers.slack_api import SlackApiServer
 from sqlalchemy.engine import Engine
+from support.clock import Clock
 
 from inboxd.config import SlackConfig
 from inboxd.db import ops_alerts, slack_threads
@@ -47,21 +48,10 @@ RULES = textwrap.dedent(
 )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **kw: float) -> None:
-        self.now += timedelta(**kw)
-
-
 class Desk:
     def __init__(self, engine: Engine, tmp_path: Path, api: SlackApiServer, token: str) -> None:
         self.engine = engine
-        self.clock = Clock()
+        self.clock = Clock(T0)
         self.api = api
         rules_dir = tmp_path / "rules"
         rules_dir.mkdir()
