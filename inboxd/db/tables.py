@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, LargeBinary, MetaData, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, LargeBinary, MetaData, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from inboxd.core.desk import Status
@@ -216,7 +216,10 @@ class Outbox(SQLModel, table=True):
     rcpts: list[str] = _json_list()
     rcpt_key: str = ""
     rcpt_domain: str = ""  # the domain of rcpt_key
+    # the mail's bytes; b"" while ``intent`` (core.queued, JSON) says what to write:
+    # the drain renders it
     raw: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    intent: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
     status: str = Field(default="queued", index=True)  # queued | sending | sent | failed
     attempts: int = 0
     next_attempt_at: datetime
