@@ -14,7 +14,15 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 Security = Literal["none", "starttls", "tls"]
 
@@ -212,6 +220,41 @@ class DirConfig(_Strict):
     dir: Path
 
 
+_SUBTEAM_ID = re.compile(r"^S[A-Z0-9]{2,20}$")  # a Slack user group id
+# alert kinds that may wait for the next opening (core.quiet_hours.DEFERRABLE)
+QuietKind = Literal["new_vip", "new_ticket", "customer_reply", "sla_warning"]
+
+
+def _subteam(value: str) -> str:
+    if not _SUBTEAM_ID.match(value):
+        raise ValueError("must be a Slack user group id such as S0123ABC")
+    return value
+
+
+class QuietHoursConfig(_Strict):
+    """Alerts of ``kinds`` that come while the team's calendar (a calendar of the rule
+    files: ``teams[TEAM]``, else ``calendar``) is closed wait for one summary per
+    channel at its next opening. Breaches and urgent tickets always go at once."""
+
+    kinds: list[QuietKind] = []
+    calendar: str = ""
+    teams: dict[str, str] = {}
+    interval: Annotated[float, Field(gt=0)] = 60.0  # how often the summary job looks
+
+    @field_validator("kinds", mode="before")
+    @classmethod
+    def _never(cls, value: object) -> object:
+        if isinstance(value, list) and {"sla_breach", "urgent"} & set(value):
+            raise ValueError("breaches and urgent tickets always go at once")
+        return value
+
+    @model_validator(mode="after")
+    def _calendar(self) -> QuietHoursConfig:
+        if self.kinds and not (self.calendar or self.teams):
+            raise ValueError("kinds wait for a calendar: set calendar (or teams)")
+        return self
+
+
 class SlackConfig(_Strict):
     token_env: str | None = None
     token_file: Path | None = None
@@ -225,11 +268,73 @@ class SlackConfig(_Strict):
     # the app-level token (xapp-...) of Socket Mode: buttons on the living messages
     app_token_env: str | None = None
     app_token_file: Path | None = None
+    # the user group (S0123ABC) a breach alert pings; per team (the ticket's) first
+    breach_mention: str | None = None
+    breach_mentions: dict[str, str] = {}
+    quiet_hours: QuietHoursConfig = QuietHoursConfig()
+    # an incoming webhook instead of a bot token: posts only (no threads, updates,
+    # buttons); the URL is a secret: never printed, logged or put in an error
+    webhook_url: SecretStr | None = None
+    webhook_url_env: str | None = None
+    webhook_url_file: Path | None = None
+
+    @field_validator("breach_mention")
+    @classmethod
+    def _mention(cls, value: str | None) -> str | None:
+        return _subteam(value) if value is not None else None
+
+    @field_validator("breach_mentions")
+    @classmethod
+    def _mentions(cls, value: dict[str, str]) -> dict[str, str]:
+        for team, group in value.items():
+            if not _SUBTEAM_ID.match(group):
+                raise ValueError(f"{team}: must be a Slack user group id such as S0123ABC")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way_in(self) -> SlackConfig:
+        hooks = [self.webhook_url, self.webhook_url_env, self.webhook_url_file]
+        if sum(h is not None for h in hooks) > 1:
+            raise ValueError("set one of webhook_url, webhook_url_env, webhook_url_file")
+        if self.webhook and (self.token_env or self.token_file):
+            raise ValueError("set a bot token or an incoming webhook, not both")
+        if self.webhook and self.interactive:
+            raise ValueError("buttons (app_token_*) need a bot token, not a webhook")
+        return self
 
     @property
     def interactive(self) -> bool:
         """Socket Mode is configured: roots carry buttons and a listener runs."""
         return bool(self.app_token_env or self.app_token_file)
+
+    @property
+    def webhook(self) -> bool:
+        """Alerts go through an incoming webhook: plain posts, no threads or updates."""
+        return bool(self.webhook_url or self.webhook_url_env or self.webhook_url_file)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token_env or self.token_file or self.webhook)
+
+    def mention_for(self, team: str | None) -> str | None:
+        """The user group a breach of ``team``'s ticket pings, if any."""
+        return self.breach_mentions.get(team or "") or self.breach_mention
+
+    def read_webhook_url(self) -> str | None:
+        """The webhook URL, or None when none is configured. Errors never carry it."""
+        if self.webhook_url is not None:
+            return self.webhook_url.get_secret_value().strip() or None
+        url = read_secret(self.webhook_url_env, self.webhook_url_file, "slack.webhook_url")
+        if url is not None and not url.startswith(("https://", "http://")):
+            raise ConfigError("slack.webhook_url: not an http(s) URL")
+        return url
 
 
 class IngestConfig(_Strict):

@@ -27,6 +27,8 @@ ERROR_LINE_CHARS = 300
 ELLIPSIS = "…"
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+# a Slack user group's id (``S0123ABC``): the only ping inboxd writes itself
+SUBTEAM_ID = re.compile(r"^S[A-Z0-9]{2,20}$")
 _PARTIAL_ENTITY = re.compile(r"&[a-z]{0,4}$")
 _BLANK_RUNS = re.compile(r"\n\s*\n(\s*\n)+")
 _SPACES = re.compile(r"[ \t\r\f\v]+")
@@ -229,6 +231,14 @@ def human_duration(delta: timedelta) -> str:
     return " ".join(p for p in parts if p)
 
 
+def mention(subteam: str) -> str:
+    """``<!subteam^S0123ABC>``: pings the user group; ``ValueError`` for anything but a
+    user group id (what goes between the brackets is never from a mail)."""
+    if not SUBTEAM_ID.match(subteam):
+        raise ValueError(f"not a Slack user group id: {subteam!r} (expected e.g. S0123ABC)")
+    return f"<!subteam^{subteam}>"
+
+
 def sla_message(
     *,
     label: str,
@@ -239,8 +249,10 @@ def sla_message(
     now: datetime,
     assignee: str | None,
     team: str | None,
+    mentions: Sequence[str] = (),
 ) -> SlackMessage:
-    """An SLA stage in Slack: overdue (at or after the due time) or a warning."""
+    """An SLA stage in Slack: overdue (at or after the due time) or a warning.
+    ``mentions``: user group ids pinged at the start of the text and of the section."""
     overdue = now >= due_at
     head = (
         f"SLA breached: {target} of {label} is {human_duration(now - due_at)} overdue"
@@ -252,11 +264,14 @@ def sla_message(
         f"*{escape(truncate(subject, 200))}*\npolicy `{escape(policy)}`, due"
         f" {due_at.strftime('%Y-%m-%d %H:%M')} UTC, {escape(who)}"
     )
+    pings = " ".join(mention(m) for m in dict.fromkeys(mentions))
+    if pings:
+        detail = f"{pings}\n{detail}"
     blocks = [
         {"type": "header", "text": _plain(truncate(head, 150))},
         {"type": "section", "text": _mrkdwn(detail)},
     ]
-    return SlackMessage(escape(head), blocks)
+    return SlackMessage(f"{pings} {escape(head)}" if pings else escape(head), blocks)
 
 
 def _number(value: float) -> str:
@@ -333,6 +348,7 @@ __all__ = [
     "excerpt",
     "fit",
     "human_duration",
+    "mention",
     "outage_message",
     "rules_error_message",
     "sla_message",

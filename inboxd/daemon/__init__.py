@@ -177,7 +177,13 @@ class App:
         )
         pipeline = Pipeline(engine, ctx)
         workers = IngestWorkers(settings.ingest.workers)
-        actions = SlaStageActions(outbound.flow, tag_format=tag_format, living=living)
+        actions = SlaStageActions(
+            outbound.flow,
+            tag_format=tag_format,
+            living=living,
+            breach_mention=settings.slack.breach_mention,
+            team_mentions=settings.slack.breach_mentions,
+        )
         sweep = SlaSweep(engine, lambda: rules.current, actions, clock=clock)
         surveys = None
         if settings.csat.enabled:

@@ -6,12 +6,15 @@ once; this carries it out inside the sweep's transaction, only writing rows
 (the team when nobody is assigned), ``team`` and ``lead`` (of the ticket's
 team, or of the team the stage names), ``slack:CHANNEL`` (into the ticket's living
 thread there, ``flows.slack_threads``). A reminder's mail is
-``sla_reminder``; an alert's is ``sla_breach``.
+``sla_reminder``; an alert's is ``sla_breach``. A Slack alert pings the user groups
+the stage names (``mention:S0123ABC``); a breach without one pings the ticket's
+team's group or the default one (``[slack] breach_mentions`` / ``breach_mention``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -59,11 +62,28 @@ class SlaStageActions:
     """The daemon hands this to the sweep (``sched.sla_sweep.StageActions``)."""
 
     def __init__(
-        self, flow: Flow, *, tag_format: str = "[#{id}]", living: LivingMessages | None = None
+        self,
+        flow: Flow,
+        *,
+        tag_format: str = "[#{id}]",
+        living: LivingMessages | None = None,
+        breach_mention: str | None = None,
+        team_mentions: Mapping[str, str] | None = None,
     ) -> None:
         self.flow = flow
         self.tag_format = tag_format
         self.living = living or LivingMessages(tag_format=tag_format)
+        self.breach_mention = breach_mention
+        self.team_mentions = dict(team_mentions or {})
+
+    def mentions(self, ticket: Ticket, stage: StageTime, overdue: bool) -> tuple[str, ...]:
+        """The user groups this stage's Slack alerts ping: the stage's own, else on a
+        breach the ticket's team's or the default one."""
+        own = tuple(to.name for to in stage.stage.to if to.kind == "mention" and to.name)
+        if own or not overdue:
+            return own
+        group = self.team_mentions.get(ticket.team or "") or self.breach_mention
+        return (group,) if group else ()
 
     def fire(
         self,
@@ -132,6 +152,7 @@ class SlaStageActions:
             now=now,
             assignee=ticket.assignee,
             team=ticket.team,
+            mentions=self.mentions(ticket, stage, now >= due),
         )
         key = f"sla:{ticket.id}:{stage.key}"
         self.living.alert(conn, rules, ticket, channel, message, now, dedupe_key=key)

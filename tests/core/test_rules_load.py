@@ -499,7 +499,8 @@ def test_overnight_shifts_special_days_and_closures() -> None:
             "sla_policies:\n  s:\n    resolution: 3d\n    stages:\n"
             "      - {at: breach, alert: boss}\n",
             "rules/10-t.yaml:5:29: SLA policy 's': stage: bad stage recipient 'boss': expected "
-            "assignee, team, team:NAME, lead, lead:NAME or a Slack channel (#name)",
+            "assignee, team, team:NAME, lead, lead:NAME, a Slack channel (#name) or "
+            "mention:USERGROUP_ID (S0123ABC)",
         ),
         (
             "sla_policies:\n  s:\n    resolution: 3d\n    stages:\n"

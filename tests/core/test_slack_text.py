@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from inboxd.core.slack_text import (
     FIELD_LIMIT,
     HEADER_LIMIT,
@@ -149,3 +151,17 @@ def test_rules_error_message_cannot_break_out_of_the_code_block() -> None:
     msg = rules_error_message(["rules/a.yaml:1:1: bad ```value```"])
     code = msg.blocks[2]["text"]["text"]
     assert code.count("```") == 2
+
+
+def test_mention_is_a_user_group_ping_and_nothing_else() -> None:
+    from inboxd.core.sla.model import Recipient, parse_recipient
+    from inboxd.core.slack_text import mention
+
+    assert mention("S0123ABC") == "<!subteam^S0123ABC>"
+    for bad in ("!channel", "here", "U0123ABC", "S0123ABC>", "<!subteam^S0123ABC>"):
+        with pytest.raises(ValueError, match="user group id"):
+            mention(bad)
+    assert parse_recipient("mention:S0123ABC") == Recipient("mention", "S0123ABC")
+    assert str(parse_recipient("mention:S0123ABC")) == "mention:S0123ABC"
+    with pytest.raises(ValueError, match="mention:USERGROUP_ID"):
+        parse_recipient("mention:@oncall")

@@ -198,7 +198,10 @@ def json_schema() -> dict[str, Any]:
     recipients = _one_or_many(
         {
             "type": "string",
-            "description": "assignee, team, team:NAME, lead, lead:NAME, #channel, slack:#channel",
+            "description": (
+                "assignee, team, team:NAME, lead, lead:NAME, #channel, slack:#channel,"
+                " mention:USERGROUP_ID"
+            ),
         }
     )
     stage = {

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from inboxd.core.slack_text import SUBTEAM_ID
+
 TARGET_NAMES: tuple[str, ...] = ("first_response", "next_response", "resolution")
 TARGET_LABELS = {
     "first_response": "first response",
@@ -106,14 +108,15 @@ class When:
 @dataclass(frozen=True, slots=True)
 class Recipient:
     """``assignee`` (or the team when unassigned), ``team`` / ``lead`` (of the ticket's
-    team, or of the team ``name``), or ``slack`` (channel ``name``)."""
+    team, or of the team ``name``), ``slack`` (channel ``name``), or ``mention`` (the
+    Slack user group ``name``, pinged in the stage's Slack alerts)."""
 
-    kind: Literal["assignee", "team", "lead", "slack"]
+    kind: Literal["assignee", "team", "lead", "slack", "mention"]
     name: str | None = None
 
     def __str__(self) -> str:
-        if self.kind == "slack":
-            return f"slack:{self.name}"
+        if self.kind in ("slack", "mention"):
+            return f"{self.kind}:{self.name}"
         return f"{self.kind}:{self.name}" if self.name else self.kind
 
 
@@ -175,7 +178,8 @@ def parse_when(text: str) -> tuple[When, Action | None]:
 
 
 def parse_recipient(text: str) -> Recipient:
-    """'assignee', 'team', 'team:billing', 'lead', 'lead:billing', '#chan', 'slack:#chan'."""
+    """'assignee', 'team', 'team:billing', 'lead', 'lead:billing', '#chan', 'slack:#chan',
+    'mention:S0123ABC' (a Slack user group id)."""
     spec = text.strip()
     if spec.startswith("#"):
         return Recipient("slack", spec)
@@ -183,13 +187,15 @@ def parse_recipient(text: str) -> Recipient:
     kind = kind.lower()
     if kind == "slack" and name:
         return Recipient("slack", name if name.startswith("#") else f"#{name}")
+    if kind == "mention" and SUBTEAM_ID.match(name):
+        return Recipient("mention", name)
     if kind == "assignee" and not name:
         return Recipient("assignee")
     if kind in ("team", "lead"):
         return Recipient("lead" if kind == "lead" else "team", name or None)
     raise ValueError(
         f"bad stage recipient {text!r}: expected assignee, team, team:NAME, lead, "
-        "lead:NAME or a Slack channel (#name)"
+        "lead:NAME, a Slack channel (#name) or mention:USERGROUP_ID (S0123ABC)"
     )
 
 
