@@ -32,6 +32,7 @@ from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
 from inboxd.flows.csat import SurveyInterceptor, Surveys
 from inboxd.flows.mailflow import Flow, FlowConfig
 from inboxd.flows.notify import AckNotifyReactor
+from inboxd.flows.queued_mail import QueuedMailWriter
 from inboxd.flows.render import TemplateRenderer
 from inboxd.flows.sent_folder import SentFolderInterceptor
 from inboxd.ingest.pipeline import IngestContext, Pipeline
@@ -84,6 +85,7 @@ class Desk:
             clock=self.clock,
             rng=lambda: 0.5,
             on_failed=alerts.on_failed,
+            write=self.writer,
             **kw,
         )
 
@@ -99,10 +101,21 @@ class Desk:
         from inboxd.db.tables import Outbox
 
         table = Outbox.__table__  # type: ignore[attr-defined]
-        stmt = select(table.c.raw, table.c.kind).order_by(table.c.id)
+        stmt = select(table.c.id, table.c.kind).order_by(table.c.id)
         with self.engine.connect() as conn:
-            raws = [bytes(r.raw) for r in conn.execute(stmt) if kind is None or r.kind == kind]
-        return [parse(r) for r in raws]
+            ids = [r.id for r in conn.execute(stmt) if kind is None or r.kind == kind]
+        return [parse(self.written(i)) for i in ids]
+
+    @property
+    def writer(self) -> QueuedMailWriter:
+        return QueuedMailWriter(self.engine, lambda: self.flow.config.renderer())
+
+    def written(self, row_id: int) -> bytes:
+        """Outbox row ``row_id`` as the drain would send it (its intent rendered)."""
+        with self.engine.connect() as conn:
+            row = q.get(conn, row_id)
+        assert row is not None
+        return self.writer(row)
 
     def alice_answers(self, when: datetime, ticket: int, body: str, n: int) -> None:
         """Alice replies at ``when`` to her latest notification about ``ticket``."""

@@ -22,6 +22,7 @@ def test_the_outbox_writes_each_mail_into_new_with_its_envelope(tmp_path: Path) 
         lambda: MaildirSender(sent),
         retry_for=SmtpConfig().retry_for,
         clock=desk.clock,
+        write=desk.writer,
     )
     report = drain.run_once()
     files = sorted((sent / "new").iterdir())

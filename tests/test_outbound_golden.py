@@ -122,8 +122,8 @@ def _rows(desk: Desk) -> list[tuple[str, bytes]]:
 
     table = Outbox.__table__  # type: ignore[attr-defined]
     with desk.engine.connect() as conn:
-        rows = conn.execute(select(table.c.kind, table.c.raw).order_by(table.c.id)).all()
-    return [(r.kind, bytes(r.raw)) for r in rows]
+        rows = conn.execute(select(table.c.kind, table.c.id).order_by(table.c.id)).all()
+    return [(r.kind, desk.written(r.id)) for r in rows]
 
 
 @pytest.fixture

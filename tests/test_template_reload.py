@@ -17,6 +17,8 @@ from sqlalchemy import text
 
 from inboxd.config import parse_settings
 from inboxd.daemon import App, Daemon
+from inboxd.db import outbox_queries as q
+from inboxd.flows.queued_mail import QueuedMailWriter
 from inboxd.flows.render import SAMPLE_CONTEXT
 from inboxd.ingest.pipeline import Source
 from inboxd.sdnotify import Notifier
@@ -53,11 +55,14 @@ def new_mail(n: int) -> bytes:
 
 
 def ack_subjects(app: App) -> list[str]:
+    """The acknowledgements' subjects as the drain would write them now (the
+    templates current at this moment: a queued mail is written when it is sent)."""
+    writer = QueuedMailWriter(app.engine, lambda: app.outbound.templates.current)
     with app.engine.connect() as conn:
-        raws = conn.execute(text("SELECT raw FROM outbox WHERE kind = 'ack' ORDER BY id")).all()
-    return [
-        str(email.message_from_bytes(bytes(r[0]), policy=policy.default)["Subject"]) for r in raws
-    ]
+        ids = conn.execute(text("SELECT id FROM outbox WHERE kind = 'ack' ORDER BY id")).all()
+        rows = [q.get(conn, i) for (i,) in ids]
+    raws = [writer(row) for row in rows if row is not None]
+    return [str(email.message_from_bytes(r, policy=policy.default)["Subject"]) for r in raws]
 
 
 def test_template_edit_applies_after_reload_only(tmp_path: Path) -> None:
@@ -67,11 +72,12 @@ def test_template_edit_applies_after_reload_only(tmp_path: Path) -> None:
     ack = tmp_path / "templates" / "ack.txt"
     ack.write_text("Subject: Edited {{ ticket.subject }}\n" + ack.read_text().partition("\n")[2])
     assert app.pipeline.ingest(new_mail(2), Source("lmtp", "support")).status == "stored"
+    before_reload = ack_subjects(app)
     daemon.reload_rules(trigger="SIGHUP")
     assert app.pipeline.ingest(new_mail(3), Source("lmtp", "support")).status == "stored"
     subjects = ack_subjects(app)
-    assert len(subjects) == 3, subjects
-    assert not any("Edited" in s for s in subjects[:2]), subjects
+    assert len(before_reload) == 2 and len(subjects) == 3, subjects
+    assert not any("Edited" in s for s in before_reload), before_reload
     assert subjects[2].startswith("[#") and "Edited Question 3" in subjects[2], subjects
 
 

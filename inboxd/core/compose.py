@@ -680,6 +680,20 @@ def _automatic_headers(auto_submitted: str) -> list[str]:
 def render_message(mail: OutboundMail, *, date: datetime) -> bytes:
     """RFC 5322 bytes with CRLF line ends and 7-bit content, ready for SMTP DATA;
     UTF-8 only in an address with a non-ASCII local part (then send with SMTPUTF8)."""
+    message_id = clean_msgid(mail.message_id)
+    tree = _body_tree(mail)
+    tree.headers[:0] = message_headers(mail, date=date)
+    out: list[str] = []
+    seed = hashlib.sha256(message_id.encode("ascii")).hexdigest()[:24]
+    _serialize(tree, seed, out)
+    return "".join(out).encode("utf-8")  # ASCII unless an address needs SMTPUTF8
+
+
+def check_addressing(mail: OutboundMail, *, date: datetime) -> str:
+    """Raise ComposeError for whatever in ``mail``'s addressing ``render_message``
+    would refuse; returns the clean Message-ID. A mail queued to be written later
+    is checked with this at queue time, where the flow can still say so on the
+    ticket; the body (templates, attachments) is the drain's."""
     if not mail.to:
         raise ComposeError("a mail needs at least one To address")
     message_id = clean_msgid(mail.message_id)
@@ -687,6 +701,19 @@ def render_message(mail: OutboundMail, *, date: datetime) -> bytes:
         raise ComposeError(f"invalid Message-ID {mail.message_id!r}")
     if date.tzinfo is None:
         raise ComposeError("date must be timezone-aware")
+    for addr in (mail.from_addr, *mail.to, *mail.cc):
+        _addr_spec(addr)
+    if mail.reply_to is not None:
+        _addr_spec(mail.reply_to)
+    for name, _ in mail.extra_headers:
+        if not _FIELD_NAME_RE.match(name) or name.lower() in _RESERVED:
+            raise ComposeError(f"extra header {name!r} is not allowed")
+    return message_id
+
+
+def message_headers(mail: OutboundMail, *, date: datetime) -> list[str]:
+    """The header lines of ``render_message`` (no body headers)."""
+    message_id = check_addressing(mail, date=date)
 
     headers = [_address_header("From", (mail.from_addr,)), _address_header("To", mail.to)]
     if mail.cc:
@@ -710,14 +737,6 @@ def render_message(mail: OutboundMail, *, date: datetime) -> bytes:
     if index:
         headers.append(f"Thread-Index: {index}")
     for name, value in mail.extra_headers:
-        if not _FIELD_NAME_RE.match(name) or name.lower() in _RESERVED:
-            raise ComposeError(f"extra header {name!r} is not allowed")
         headers.append(_unstructured(name, header_safe(value)))
     headers.append("MIME-Version: 1.0")
-
-    tree = _body_tree(mail)
-    tree.headers[:0] = headers
-    out: list[str] = []
-    seed = hashlib.sha256(message_id.encode("ascii")).hexdigest()[:24]
-    _serialize(tree, seed, out)
-    return "".join(out).encode("utf-8")  # ASCII unless an address needs SMTPUTF8
+    return headers

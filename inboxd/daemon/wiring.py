@@ -27,6 +27,7 @@ from inboxd.flows.bounces import BounceInterceptor, DeliveryAlerts
 from inboxd.flows.csat import SurveyInterceptor, Surveys
 from inboxd.flows.mailflow import Flow, FlowConfig
 from inboxd.flows.notify import AckNotifyReactor, CapAlert
+from inboxd.flows.queued_mail import QueuedMailWriter
 from inboxd.flows.render import TemplateRenderer
 from inboxd.flows.sent_folder import SentFolderInterceptor
 
@@ -122,6 +123,7 @@ def build_outbound(
         max_per_run=smtp.max_per_run,
         clock=clock,
         on_failed=DeliveryAlerts(flow).on_failed,
+        write=QueuedMailWriter(engine, lambda: templates.current),
     )
     on_bad = settings.csat.on_bad
     surveys = Surveys(flow, reopen_on_bad="reopen" in on_bad, alert_lead="alert_lead" in on_bad)

@@ -471,6 +471,15 @@ def blob(db: DB, sha256: str) -> bytes | None:
     return bytes(value) if value is not None else None
 
 
+def blobs(db: DB, digests: Iterable[str]) -> dict[str, bytes]:
+    """The stored bytes of each of ``digests`` that is stored (a queued mail's files)."""
+    wanted = sorted(set(digests))
+    if not wanted:
+        return {}
+    rows = db.execute(sa_select(_BLOB.c.sha256, _BLOB.c.data).where(_BLOB.c.sha256.in_(wanted)))
+    return {r.sha256: bytes(r.data) for r in rows}
+
+
 def ticket_of_message_id(db: DB, message_id: str) -> int | None:
     """The ticket holding a stored mail with this Message-ID (any direction)."""
     return db.execute(

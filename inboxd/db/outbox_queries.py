@@ -39,14 +39,16 @@ class OutboxMail:
     message_id: str
     mail_from: str
     rcpts: tuple[str, ...]
-    raw: bytes
+    raw: bytes  # b"" while ``intent`` says what to write (core.queued)
     attempts: int  # including the attempt this claim is for
     created_at: datetime
+    intent: str = ""
 
 
 QUEUE = rq.RowQueue(_T, OutboxMail, rcpts=tuple, raw=bytes)
 # the names the flows, the CLI and the tests use
 claim = QUEUE.claim
+get = QUEUE.get
 mark_failed = QUEUE.mark_failed
 retry_now = QUEUE.retry_now
 counts = QUEUE.counts
@@ -76,11 +78,14 @@ def enqueue(
     message_id: str,
     mail_from: str,
     rcpts: Sequence[str],
-    raw: bytes,
+    raw: bytes = b"",
     now: datetime,
     not_before: datetime | None = None,
+    intent: str = "",
 ) -> int:
-    """Queue one rendered mail; returns the row id. Call inside the state change's transaction."""
+    """Queue one mail, as its bytes (``raw``) or as what to write (``intent``, the
+    JSON of a ``core.queued.QueuedMail``); returns the row id. Call inside the state
+    change's transaction."""
     row = {
         "ticket_id": ticket_id,
         "kind": kind,
@@ -90,6 +95,7 @@ def enqueue(
         "rcpt_key": rcpts[0].lower() if rcpts else "",
         "rcpt_domain": rcpts[0].lower().rpartition("@")[2] if rcpts else "",
         "raw": raw,
+        "intent": intent,
         **QUEUE.fresh(now=now, not_before=not_before),
         "sent_at": None,
     }

@@ -23,6 +23,7 @@ from sqlalchemy import delete, func, select, union, update
 
 from inboxd.core.desk import Status
 from inboxd.core.desk import events as ev
+from inboxd.db import outbox_queries as oq
 from inboxd.db import tickets
 from inboxd.db.messages import put_blob
 from inboxd.db.sql import DB
@@ -176,17 +177,26 @@ def forget(db: DB, address: str, pseudonym: str, now: datetime) -> ForgetReport:
 
 def _scrub_outbox(db: DB, scrub: _Scrub) -> int:
     changed = 0
-    for row in db.execute(select(_O.c.id, _O.c.rcpts, _O.c.raw, _O.c.rcpt_key)).all():
+    rows = db.execute(
+        select(_O.c.id, _O.c.rcpts, _O.c.raw, _O.c.intent, _O.c.rcpt_key, _O.c.status)
+    )
+    for row in rows.all():
         rcpts = list(row.rcpts or [])
         if not (
-            scrub.names(bytes(row.raw or b"")) or any(scrub.address == r.lower() for r in rcpts)
+            scrub.names(bytes(row.raw or b""))
+            or scrub.names((row.intent or "").encode())
+            or any(scrub.address == r.lower() for r in rcpts)
         ):
             continue
-        db.execute(
-            update(_O)
-            .where(_O.c.id == row.id)
-            .values(rcpts=scrub.json(rcpts), rcpt_key=scrub.text(row.rcpt_key) or "", raw=EMPTY)
-        )
+        values: dict[str, object] = {
+            "rcpts": scrub.json(rcpts),
+            "rcpt_key": scrub.text(row.rcpt_key) or "",
+            "raw": EMPTY,
+            "intent": "",
+        }
+        if row.status in (oq.QUEUED, oq.SENDING):  # nothing is left to send
+            values.update(status=oq.FAILED, last_error="forgotten before it was sent")
+        db.execute(update(_O).where(_O.c.id == row.id).values(**values))
         changed += 1
     return changed
 

@@ -83,6 +83,20 @@ class RowQueue(Generic[R]):
             **{name: self._convert.get(name, _same)(row[name]) for name in self._names}
         )
 
+    def get(self, db: DB, row_id: int) -> R | None:
+        """Row ``row_id`` as the claim would hand it out (whatever its status)."""
+        columns = [self.table.c[name] for name in self._names if name != "attempts"]
+        row = (
+            db.execute(
+                select(*columns, (self.table.c.attempts + 1).label("attempts")).where(
+                    self.table.c.id == row_id
+                )
+            )
+            .mappings()
+            .first()
+        )
+        return self._decode(row) if row is not None else None
+
     @staticmethod
     def fresh(*, now: datetime, not_before: datetime | None = None) -> dict[str, Any]:
         """The queue's columns of a new row: queued, due at ``not_before`` (or now)."""
@@ -198,9 +212,8 @@ class RowQueue(Generic[R]):
         t = self.table
         kind = t.c[kind_column] if kind_column else None
         columns = [kind] if kind is not None else []
-        stmt = (
-            select(*columns, func.count(), func.min(t.c.created_at))
-            .where(t.c.status.in_((QUEUED, SENDING)))
+        stmt = select(*columns, func.count(), func.min(t.c.created_at)).where(
+            t.c.status.in_((QUEUED, SENDING))
         )
         if kind is not None:
             stmt = stmt.group_by(kind)

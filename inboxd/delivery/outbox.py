@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from inboxd.core.compose import kind_of
 from inboxd.core.desk import events as ev
+from inboxd.core.queued import IntentError
 from inboxd.core.retry import next_attempt
 from inboxd.db import outbox_queries as q
 from inboxd.db import tickets
@@ -44,6 +45,12 @@ class Sender(Protocol):
 
 SenderFactory = Callable[[], AbstractContextManager[Sender]]
 FailureHook = Callable[[Connection, q.OutboxMail, str, datetime], None]
+# a row held as intent -> the bytes to send (flows.queued_mail; IntentError: unwritable)
+MailWriter = Callable[[q.OutboxMail], bytes]
+
+
+def _no_writer(row: q.OutboxMail) -> bytes:
+    raise IntentError("this drain has no writer for mail queued as intent")
 
 
 @dataclass
@@ -54,6 +61,7 @@ class SmtpDeliverer(Deliverer[q.OutboxMail]):
     retry_for: float | timedelta  # a follow-up row keeps the mail's deadline
     rng: Callable[[], float]
     on_failed: FailureHook | None = None
+    write: MailWriter = _no_writer
 
     @contextmanager
     def connect(self) -> Iterator[Callable[[q.OutboxMail], Delivery]]:
@@ -68,10 +76,14 @@ class SmtpDeliverer(Deliverer[q.OutboxMail]):
         return f"msgid={row.message_id} kind={row.kind} ticket={row.ticket_id}"
 
     def _send(self, sender: Sender, mail: q.OutboxMail) -> Delivery:
-        result = sender.send(mail.mail_from, list(mail.rcpts), mail.raw)
+        try:
+            raw = self.write(mail) if mail.intent else mail.raw
+        except IntentError as exc:
+            return Delivery("permanent", f"cannot write the mail: {exc}")
+        result = sender.send(mail.mail_from, list(mail.rcpts), raw)
         if result.ok:
             note = "; ".join(f"{r.rcpt}: {r.code} {r.detail}" for r in result.refused)
-            after = partial(self._partly_sent, mail, result) if result.refused else None
+            after = partial(self._partly_sent, mail, raw, result) if result.refused else None
             return Delivery("ok", result.detail, note=note, record=after)
         if result.status == "temporary":
             after = partial(self._narrowed, mail, result) if result.refused else None
@@ -79,7 +91,7 @@ class SmtpDeliverer(Deliverer[q.OutboxMail]):
         return Delivery("permanent", f"{result.code} {result.detail}".strip())
 
     def _partly_sent(
-        self, mail: q.OutboxMail, result: SendResult, conn: Connection, now: datetime
+        self, mail: q.OutboxMail, raw: bytes, result: SendResult, conn: Connection, now: datetime
     ) -> None:
         """Sent to some: those who said "later" get a new row, same bytes, same deadline."""
         if result.retry_rcpts:
@@ -92,7 +104,7 @@ class SmtpDeliverer(Deliverer[q.OutboxMail]):
                     message_id=mail.message_id,
                     mail_from=mail.mail_from,
                     rcpts=result.retry_rcpts,
-                    raw=mail.raw,
+                    raw=raw,
                     now=mail.created_at,
                     not_before=nxt,
                 )
@@ -145,11 +157,20 @@ class OutboxDrain(Drain[q.OutboxMail]):
         *,
         retry_for: float,
         on_failed: FailureHook | None = None,
+        write: MailWriter = _no_writer,
         **options: Unpack[Options],
     ) -> None:
         rng = options.setdefault("rng", random.random)
-        deliverer = SmtpDeliverer(sender_factory, retry_for, rng, on_failed)
+        deliverer = SmtpDeliverer(sender_factory, retry_for, rng, on_failed, write)
         super().__init__(engine, q.QUEUE, deliverer, name="outbox", retry_for=retry_for, **options)
 
 
-__all__ = ["DrainReport", "FailureHook", "OutboxDrain", "Sender", "SenderFactory", "SmtpDeliverer"]
+__all__ = [
+    "DrainReport",
+    "FailureHook",
+    "MailWriter",
+    "OutboxDrain",
+    "Sender",
+    "SenderFactory",
+    "SmtpDeliverer",
+]

@@ -29,13 +29,14 @@ from sqlmodel import Session
 from inboxd.core.compose import (
     OutboundKind,
     OutboundMail,
+    check_addressing,
     envelope_address,
     kind_of,
-    render_message,
     subject_with_tag,
 )
 from inboxd.core.desk import Ticket
 from inboxd.core.model import Address, Attachment
+from inboxd.core.queued import AttachmentRef, Letter, QueuedMail, encode
 from inboxd.core.rules import RuleSet
 from inboxd.core.rules.model import Agent
 from inboxd.core.subject import strip_prefixes, strip_ticket_tag
@@ -169,7 +170,7 @@ class Flow:
         *,
         kind: OutboundKind,
         ticket: Ticket,
-        rendered: Rendered,
+        rendered: Rendered | Letter,
         from_addr: Address,
         to: tuple[Address, ...],
         now: datetime,
@@ -180,8 +181,10 @@ class Flow:
         attachments: tuple[Attachment, ...] = (),
         thread: ThreadInfo | None = None,
     ) -> str:
-        """Render ``rendered`` into a mail of ``kind`` for ``ticket`` and queue it;
-        returns its Message-ID. The envelope sender follows the kind's table row."""
+        """Queue a mail of ``kind`` for ``ticket``: ``rendered``, or a ``Letter`` (a
+        template and its context) the drain renders; returns its Message-ID. The
+        addressing is fixed and checked here (ComposeError), the envelope sender
+        follows the kind's table row; attachments go by blob (those of stored mail)."""
         thread = thread or self.thread_info(db, ticket)
         message_id = self.new_message_id(ticket.id)
         mail = OutboundMail(
@@ -191,49 +194,29 @@ class Flow:
             to=to,
             cc=cc,
             reply_to=reply_to,
-            subject=self.subject(rendered.subject, ticket.id),
-            text=rendered.text,
-            html=rendered.html,
+            subject="",
+            text="",
             message_id=message_id,
             in_reply_to=in_reply_to,
             references=references,
-            attachments=attachments,
             thread_topic=self.topic(ticket.subject),
             thread_root_id=thread.root_id,
             thread_started=thread.started,
             thread_root_index=thread.root_thread_index,
             extra_headers=(("X-Inboxd-Ticket", str(ticket.id)),),
         )
-        raw = render_message(mail, date=now)
         mail_from = self.return_path(ticket.mailbox, ticket.id) if kind_of(kind).verp else ""
-        q.enqueue(
-            connection(db),
-            ticket_id=ticket.id,
-            kind=kind.value,
-            message_id=message_id,
-            mail_from=envelope_address(mail_from),
-            rcpts=mail.recipients,
-            raw=raw,
-            now=now,
-        )
+        self._enqueue(db, mail, rendered, now, mail_from, attachments, self.config.tag_format)
         # our own mail threads back to this ticket even if a client drops References
         messages.add_thread_keys(connection(db), ticket.id, message_id, (), own_was_ref=False)
-        log.info(
-            "queued kind=%s ticket=%s msgid=%s rcpts=%d",
-            kind.value,
-            ticket.id,
-            message_id,
-            len(mail.recipients),
-        )
         return message_id
-
 
     def queue_plain(
         self,
         db: DB,
         *,
         kind: OutboundKind,
-        rendered: Rendered,
+        rendered: Rendered | Letter,
         to: tuple[Address, ...],
         now: datetime,
     ) -> str:
@@ -245,24 +228,49 @@ class Flow:
             ticket_id=None,
             from_addr=Address(self.support_address(""), self.config.helpdesk_name),
             to=to,
-            subject=rendered.subject,
-            text=rendered.text,
-            html=rendered.html,
+            subject="",
+            text="",
             message_id=message_id,
         )
-        raw = render_message(mail, date=now)
+        self._enqueue(db, mail, rendered, now, "", (), "")
+        return message_id
+
+    def _enqueue(
+        self,
+        db: DB,
+        mail: OutboundMail,
+        rendered: Rendered | Letter,
+        now: datetime,
+        mail_from: str,
+        attachments: tuple[Attachment, ...],
+        tag_format: str,
+    ) -> None:
+        check_addressing(mail, date=now)  # what cannot be addressed fails now, not in the drain
+        letter = (
+            rendered
+            if isinstance(rendered, Letter)
+            else Letter(subject=rendered.subject, text=rendered.text, html=rendered.html)
+        )
+        queued = QueuedMail(
+            mail, letter, now, tuple(AttachmentRef.of(a) for a in attachments), tag_format
+        )
         q.enqueue(
             connection(db),
-            ticket_id=None,
-            kind=kind.value,
-            message_id=message_id,
-            mail_from="",
+            ticket_id=mail.ticket_id,
+            kind=mail.kind.value,
+            message_id=mail.message_id,
+            mail_from=envelope_address(mail_from),
             rcpts=mail.recipients,
-            raw=raw,
+            intent=encode(queued),
             now=now,
         )
-        log.info("queued kind=%s msgid=%s rcpts=%d", kind.value, message_id, len(mail.recipients))
-        return message_id
+        log.info(
+            "queued kind=%s ticket=%s msgid=%s rcpts=%d",
+            mail.kind.value,
+            mail.ticket_id,
+            mail.message_id,
+            len(mail.recipients),
+        )
 
 
 class FlowView:
@@ -309,9 +317,18 @@ class FlowView:
         }
 
     def render(self, template: str, ticket: Ticket, **ctx: Any) -> Rendered:
+        return self.templates.render(template, **self._context(ticket, ctx))
+
+    def letter(self, template: str, ticket: Ticket, **ctx: Any) -> Letter:
+        """What ``render`` would render, for the drain to render: the mail kinds of
+        every stored mail (acknowledgement, notification) queue this, so ingest
+        writes a small row. A template that fails then fails that delivery."""
+        return Letter(template, self._context(ticket, ctx))
+
+    def _context(self, ticket: Ticket, ctx: Mapping[str, Any]) -> dict[str, Any]:
         base: dict[str, Any] = {"helpdesk": self.helpdesk(ticket), "ticket": ticket_context(ticket)}
         base.update(ctx)
-        return self.templates.render(template, **base)
+        return base
 
     # --- the two audiences ------------------------------------------------------------
 
@@ -320,7 +337,7 @@ class FlowView:
         db: DB,
         kind: OutboundKind,
         ticket: Ticket,
-        rendered: Rendered,
+        rendered: Rendered | Letter,
         *,
         to: tuple[Address, ...],
         now: datetime,
@@ -357,7 +374,7 @@ class FlowView:
         kind: OutboundKind,
         ticket: Ticket,
         agent: Agent,
-        rendered: Rendered,
+        rendered: Rendered | Letter,
         *,
         now: datetime,
         sender_name: str = "",

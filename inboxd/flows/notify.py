@@ -41,7 +41,6 @@ from inboxd.core.rules.model import Agent
 from inboxd.db import messages, tickets
 from inboxd.db import outbox_queries as q
 from inboxd.flows.mailflow import Flow, FlowView, ThreadInfo, connection, person
-from inboxd.flows.render import TemplateError
 
 log = logging.getLogger("inboxd.flow")
 
@@ -113,20 +112,18 @@ class AckNotifyReactor:
         if not quote:  # the sender's words never go to a stranger: no subject, no name
             recipient = Address(recipient.email)
         shown = ticket if quote else dataclasses.replace(ticket, subject=NEUTRAL_SUBJECT)
-        try:
-            rendered = view.render(
-                template or "ack",
-                shown,
-                customer={"name": recipient.name, "email": recipient.email},
-            )
-        except TemplateError as exc:
-            return self._skipped(session, ticket, str(exc), mail.now, logging.ERROR)
+        # written by the drain: a template that fails there fails this mail, not the ticket
+        letter = view.letter(
+            template or "ack",
+            shown,
+            customer={"name": recipient.name, "email": recipient.email},
+        )
         try:
             message_id = view.to_customer(
                 session,
                 OutboundKind.ACK,
                 shown,
-                rendered,
+                letter,
                 to=(recipient,),
                 now=mail.now,
                 sender_name=cfg.helpdesk_name,
@@ -250,21 +247,17 @@ def queue_notifications(
     helpdesk_name = view.flow.config.helpdesk_name
     sent_to: list[str] = []
     for agent in agents:
-        try:
-            rendered = view.render(
-                "notify", ticket, event=event, message=message, agent=person(agent), **ctx
-            )
-        except TemplateError as exc:
-            log.error("notify template failed ticket=%s error=%s", ticket.id, exc)
-            tickets.record(session, ticket.id, ev.NotifyFailed(at=now, reason=str(exc)))
-            return []
+        # written by the drain: a template that fails there fails that mail
+        letter = view.letter(
+            "notify", ticket, event=event, message=message, agent=person(agent), **ctx
+        )
         try:
             view.to_agent(
                 session,
                 OutboundKind.NOTIFY,
                 ticket,
                 agent,
-                rendered,
+                letter,
                 now=now,
                 sender_name=f"{sender_name} via {helpdesk_name}",
                 in_reply_to=in_reply_to,

@@ -1,0 +1,55 @@
+"""Write a queued mail: the outbox row's intent rendered into the bytes to send.
+
+The drain calls this for each row it delivers (``delivery`` takes it as a
+plain callable from the daemon). The templates are the current set; the
+attachments are read from their blobs. Whatever makes the mail unwritable (a
+template that fails, a blob that was forgotten, an unreadable intent) is an
+``IntentError``: the drain fails the row for good with that reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine
+
+from inboxd.core.compose import ComposeError, render_message
+from inboxd.core.model import Attachment
+from inboxd.core.queued import IntentError, decode
+from inboxd.db import messages
+from inboxd.db.outbox_queries import OutboxMail
+from inboxd.flows.render import Rendered, TemplateError, TemplateRenderer
+
+
+class QueuedMailWriter:
+    """``renderer``: the current template set (reloadable)."""
+
+    def __init__(self, engine: Engine, renderer: Callable[[], TemplateRenderer]) -> None:
+        self.engine = engine
+        self.renderer = renderer
+
+    def __call__(self, row: OutboxMail) -> bytes:
+        if not row.intent:
+            return row.raw
+        queued = decode(row.intent)
+        letter = queued.letter
+        try:
+            if letter.template:
+                rendered = self.renderer().render(letter.template, **letter.context)
+            else:
+                rendered = Rendered(letter.subject, letter.text, letter.html)
+        except TemplateError as exc:
+            raise IntentError(f"template {exc}") from exc
+        attachments: tuple[Attachment, ...] = ()
+        if queued.attachments:
+            with self.engine.connect() as conn:
+                found = messages.blobs(conn, [r.sha256 for r in queued.attachments])
+            missing = [r.filename for r in queued.attachments if r.sha256 not in found]
+            if missing:
+                raise IntentError(f"attachment no longer stored: {', '.join(missing)}")
+            attachments = tuple(r.with_data(found[r.sha256]) for r in queued.attachments)
+        mail = queued.outbound(rendered.subject, rendered.text, rendered.html, attachments)
+        try:
+            return render_message(mail, date=queued.date)
+        except ComposeError as exc:
+            raise IntentError(str(exc)) from exc
