@@ -12,6 +12,7 @@ import pytest
 from mailflow_kit import (
     SECRET,
     SUPPORT,
+    TEMPLATES,
     Desk,
     body_text,
     dsn,
@@ -727,3 +728,27 @@ def test_customer_address_no_mail_can_reach_still_makes_a_ticket(desk: Desk) -> 
     [(_, _, data)] = [e for e in desk.events(tid) if e[1] == "ack_skipped"]
     assert "not a usable address" in data["reason"]
     assert len(desk.outbox("notify")) == 2  # the agents still hear of it
+
+
+def test_a_mail_the_drain_cannot_write_fails_for_good_and_says_why(tmp_path: Path) -> None:
+    """Notifications are written by the drain: a template missing by then fails that
+    mail (an event on the ticket), never the stored mail or the other mails."""
+    import shutil
+
+    templates = tmp_path / "templates"
+    shutil.copytree(TEMPLATES, templates)
+    relay = SmtpServer().start()
+    try:
+        desk = make_desk(tmp_path, smtp_port=relay.port, templates=templates)
+        tid = open_ticket(desk)
+        assert len(desk.outbox("notify")) == 2  # queued: nothing was rendered yet
+        (templates / "notify.txt").unlink()
+        report = desk.drain().run_once()
+        assert (report.sent, report.failed) == (1, 2)  # the ack went
+        for row in desk.outbox("notify"):
+            assert row["status"] == "failed"
+            assert "cannot write the mail: template notify.txt" in row["last_error"]
+        assert desk.event_kinds(tid).count("delivery_failed") == 2
+        assert [c.rcpt_tos for c in relay.captured] == [["carol@customer.example"]]
+    finally:
+        relay.stop()
