@@ -418,3 +418,22 @@ class MailboxHealth(SQLModel, table=True):
     last_error_at: datetime | None = None
     reported_by: str = ""  # host:pid of that daemon
     updated_at: datetime
+
+
+class SlackDeferred(SQLModel, table=True):
+    """A Slack alert that came while its team's calendar was closed: it waits for the
+    summary posted at ``due_at`` (the next opening). ``claim`` is set, in one UPDATE,
+    by the summary that takes it, so two daemons never summarize it twice."""
+
+    __table_args__ = (Index("ix_slackdeferred_due", "claim", "due_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    channel: str
+    kind: str
+    text: str
+    dedupe_key: str = Field(unique=True)  # the alert's own: the same alert waits once
+    created_at: datetime
+    due_at: datetime
+    claim: str | None = None
+    summarized_at: datetime | None = None

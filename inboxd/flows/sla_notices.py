@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 
 from inboxd.core.compose import ComposeError, OutboundKind
 from inboxd.core.desk import Ticket
+from inboxd.core.quiet_hours import sla_alert_kind
 from inboxd.core.rules import RuleSet
 from inboxd.core.rules.model import Agent, SlaPolicy
 from inboxd.core.sla.model import Recipient
@@ -155,4 +156,5 @@ class SlaStageActions:
             mentions=self.mentions(ticket, stage, now >= due),
         )
         key = f"sla:{ticket.id}:{stage.key}"
-        self.living.alert(conn, rules, ticket, channel, message, now, dedupe_key=key)
+        kind = sla_alert_kind(now=now, due_at=due)
+        self.living.alert(conn, rules, ticket, channel, message, now, dedupe_key=key, kind=kind)

@@ -24,6 +24,7 @@ from inboxd.core.desk import events as ev
 from inboxd.core.inbound import StoredMail
 from inboxd.core.loops import CapTrip, alert_key
 from inboxd.core.model import MessageKind
+from inboxd.core.quiet_hours import rule_alert_kind
 from inboxd.core.rules import Decision, RuleError
 from inboxd.core.slack_text import (
     FiredRule,
@@ -108,9 +109,12 @@ class SlackRuleReactor:
             message,
             mail.now,
             dedupe_key=rule_dedupe_key(mail.ticket_id, mail.message_row_id, channel),
+            kind=rule_alert_kind(
+                priority=ticket.priority, vip=ticket.vip, new_ticket=mail.new_ticket
+            ),
         )
-        if row_id is None:
-            log.info("slack notice already queued ticket=%s channel=%s", mail.ticket_id, channel)
+        if row_id is None:  # queued before, or held for the quiet-hours summary
+            log.info("slack notice not queued now ticket=%s channel=%s", mail.ticket_id, channel)
             return
         rules = tuple(r.name for r in alert.rules)
         queued = ev.SlackQueued(at=mail.now, channel=channel, notice=row_id, rules=rules)

@@ -8,6 +8,11 @@ every root whose ticket now shows something else than what was last posted
 (compared by digest); the root sync job (``sched.slack_roots``) calls it for
 the candidates, the Slack buttons for the ticket they changed. Only rows are
 written, in the caller's transaction; the Slack drain makes the calls.
+
+With quiet hours, an alert of a kind that may wait (``core.quiet_hours``) is held
+for the summary at its team's next opening instead (``db.quiet_alerts``). Through
+an incoming webhook (``threads=False``) every alert is a plain post: no root, no
+thread.
 """
 
 from __future__ import annotations
@@ -21,12 +26,13 @@ from sqlalchemy import Connection
 from inboxd.core.calendar import ALWAYS_NAME
 from inboxd.core.desk import Ticket
 from inboxd.core.desk import events as ev
+from inboxd.core.quiet_hours import QuietHours, defer_until
 from inboxd.core.rules import RuleSet
 from inboxd.core.sla import holds
 from inboxd.core.sla.targets import clocks
 from inboxd.core.slack_text import SlackMessage
 from inboxd.core.slack_ticket import SlaLine, TicketCard, digest, root_message, sla_line
-from inboxd.db import ops_alerts, tickets
+from inboxd.db import ops_alerts, quiet_alerts, tickets
 from inboxd.db import slack_queries as sq
 from inboxd.db import slack_threads as threads
 
@@ -54,11 +60,21 @@ def sla_of(
 
 
 class LivingMessages:
-    """Queues roots, thread replies and root updates. ``buttons``: Socket Mode is on."""
+    """Queues roots, thread replies and root updates. ``buttons``: Socket Mode is on;
+    ``quiet``: the kinds that wait for the opening; ``threads``: False through a webhook."""
 
-    def __init__(self, *, tag_format: str = "[#{id}]", buttons: bool = False) -> None:
+    def __init__(
+        self,
+        *,
+        tag_format: str = "[#{id}]",
+        buttons: bool = False,
+        quiet: QuietHours | None = None,
+        threads: bool = True,
+    ) -> None:
         self.tag_format = tag_format
         self.buttons = buttons
+        self.quiet = quiet
+        self.threads = threads
 
     def label(self, ticket_id: int) -> str:
         return self.tag_format.replace("{id}", str(ticket_id))
@@ -106,13 +122,28 @@ class LivingMessages:
         now: datetime,
         *,
         dedupe_key: str,
+        kind: str = "",
     ) -> int | None:
         """Queue an alert about ``ticket`` into its thread in ``channel`` (made, with its
-        root, by the first alert); None when this alert was queued before. While a
-        spike on one of its tags (or an outage of its mailbox) is on in ``channel``,
-        the alert goes into that alert's thread instead: one message for the storm."""
-        if sq.find_id(conn, dedupe_key) is not None:
+        root, by the first alert); None when this alert was queued (or held) before, or
+        is held now for the quiet-hours summary (``kind`` may wait, the team is away).
+        While a spike on one of its tags (or an outage of its mailbox) is on in
+        ``channel``, the alert goes into that alert's thread instead: one message for
+        the storm."""
+        if sq.find_id(conn, dedupe_key) is not None or quiet_alerts.held(conn, dedupe_key):
             return None
+        if self._hold(conn, rules, ticket, channel, message, now, dedupe_key, kind):
+            return None
+        if not self.threads:  # an incoming webhook: the alert alone
+            return sq.enqueue(
+                conn,
+                channel=channel,
+                text=message.text,
+                blocks=message.blocks,
+                now=now,
+                ticket_id=ticket.id,
+                dedupe_key=dedupe_key,
+            )
         grouped = ops_alerts.routing_thread(
             conn, channel=channel, tags=ticket.tags, mailbox=ticket.mailbox
         )
@@ -134,6 +165,43 @@ class LivingMessages:
             call=sq.REPLY,
             thread_id=thread_id,
         )
+
+    def _hold(
+        self,
+        conn: Connection,
+        rules: RuleSet | None,
+        ticket: Ticket,
+        channel: str,
+        message: SlackMessage,
+        now: datetime,
+        dedupe_key: str,
+        kind: str,
+    ) -> bool:
+        """Hold the alert for the summary when its kind waits and its team is away."""
+        if self.quiet is None or not kind:
+            return False
+        calendars = rules.calendars if rules is not None else {}
+        until = defer_until(self.quiet, kind, ticket.team, calendars, now)
+        if until is None:
+            return False
+        quiet_alerts.hold(
+            conn,
+            channel=channel,
+            kind=kind,
+            text=message.text,
+            dedupe_key=dedupe_key,
+            now=now,
+            due_at=until,
+            ticket_id=ticket.id,
+        )
+        log.info(
+            "slack alert held for the summary at %s ticket=%s channel=%s kind=%s",
+            until.isoformat(),
+            ticket.id,
+            channel,
+            kind,
+        )
+        return True
 
     def _own_thread(
         self,
