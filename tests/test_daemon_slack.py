@@ -116,3 +116,21 @@ def test_socket_mode_wired_only_with_an_app_token(
     assert interactive.socket is not None and interactive.living.buttons
     assert interactive.socket.app_token == "xapp-test"
     interactive.close()
+
+
+def test_quiet_hours_wired_with_their_summary_job(
+    tmp_path: Path, slack_api: SlackApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = build_app(tmp_path, slack_api, monkeypatch)
+    assert app.summaries is None and app.living.quiet is None
+    assert "slack-quiet" not in [j.name for j in Daemon(app, notifier=Notifier(None))._jobs()]
+    app.close()
+
+    (tmp_path / "q").mkdir()
+    extra = '[slack.quiet_hours]\nkinds = ["new_vip", "sla_warning"]\ncalendar = "office-eu"'
+    quiet = build_app(tmp_path / "q", slack_api, monkeypatch, extra)
+    assert quiet.summaries is not None and quiet.living.quiet is not None
+    assert quiet.living.quiet.kinds == {"new_vip", "sla_warning"}
+    assert quiet.living.quiet.calendar_of("billing") == "office-eu"
+    assert "slack-quiet" in [j.name for j in Daemon(quiet, notifier=Notifier(None))._jobs()]
+    quiet.close()

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from inboxd.config import MailboxConfig, Settings
+from inboxd.config import MailboxConfig, QuietHoursConfig, Settings
+from inboxd.core.quiet_hours import QuietHours
 from inboxd.core.rules import RuleSet
 from inboxd.core.thread import tag_pattern
 from inboxd.daemon.wiring import Outbound, build_outbound, hourly_caps
@@ -38,6 +39,7 @@ from inboxd.rulesdir import RuleStore
 from inboxd.sched.csat_surveys import SurveyJob
 from inboxd.sched.digest import DigestJob
 from inboxd.sched.outage import OutageJob
+from inboxd.sched.quiet_summaries import QuietSummaries
 from inboxd.sched.scheduler import Job, Scheduler
 from inboxd.sched.sla_sweep import SlaSweep, recompute_changed
 from inboxd.sched.slack_roots import RootSync
@@ -57,6 +59,25 @@ log = logging.getLogger("inboxd.daemon")
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def quiet_hours(config: QuietHoursConfig) -> QuietHours | None:
+    """``[slack.quiet_hours]`` as ``core.quiet_hours`` takes it; None when no kind waits."""
+    if not config.kinds:
+        return None
+    return QuietHours(frozenset(config.kinds), config.calendar, dict(config.teams))
+
+
+def _check_quiet_calendars(quiet: QuietHours, current: RuleSet | None) -> None:
+    """Say so at start when a quiet-hours calendar is not in the rule files: the
+    alerts it would hold go at once."""
+    named = {quiet.calendar, *quiet.teams.values()} - {""}
+    missing = sorted(named - set(current.calendars)) if current is not None else []
+    if missing:
+        log.warning(
+            "slack.quiet_hours: no calendar %s in the rule files; those alerts go at once",
+            ", ".join(missing),
+        )
 
 
 def _from_unix(value: float | None) -> datetime | None:
@@ -83,6 +104,7 @@ class App:
     digests: DigestJob | None = None  # the weekly digest ([digest] enabled)
     spikes: SpikeJob | None = None  # spike alerts per tag (Slack on)
     outage: OutageJob | None = None  # one alert per unreachable mailbox (Slack and ops_channel)
+    summaries: QuietSummaries | None = None  # quiet-hours summaries ([slack.quiet_hours])
 
     @classmethod
     def build(
@@ -100,7 +122,19 @@ class App:
             log.error("rules: %s", error)
         secret = settings.helpdesk.read_secret()
         slack = None
-        if settings.slack.token_env or settings.slack.token_file:
+        if settings.slack.webhook:  # the simpler set-up: posts only
+            from inboxd.delivery.slack import SlackDrain
+            from inboxd.delivery.slack_webhook import WebhookDeliverer, make_webhook_client
+
+            hook = make_webhook_client(settings.slack)
+            if hook is not None:
+                slack = SlackDrain(
+                    engine,
+                    retry_for=settings.slack.retry_for,
+                    deliverer=WebhookDeliverer(lambda: hook),
+                    clock=clock,
+                )
+        elif settings.slack.token_env or settings.slack.token_file:
             from inboxd.delivery.slack import SlackDrain, make_slack_client
 
             client = make_slack_client(settings.slack)
@@ -126,14 +160,23 @@ class App:
         reactors: tuple[Reactor, ...] = outbound.reactors
         on_commit: tuple[Callable[[], None], ...] = (outbound.drain.wake,)
         tag_format = settings.helpdesk.subject_tag
-        living = LivingMessages(tag_format=tag_format, buttons=settings.slack.interactive)
-        roots = spikes = outage = None
+        living = LivingMessages(
+            tag_format=tag_format,
+            buttons=settings.slack.interactive,
+            quiet=quiet_hours(settings.slack.quiet_hours),
+            threads=not settings.slack.webhook,
+        )
+        roots = spikes = outage = summaries = None
         if slack is not None:
             reactors += (SlackRuleReactor(tag_format=tag_format, living=living), TagArrivals())
             on_commit += (slack.wake,)
-            roots = RootSync(
-                engine, lambda: rules.current, living.refresh, clock=clock, on_queued=slack.wake
-            )
+            if not settings.slack.webhook:  # a webhook cannot update a message
+                roots = RootSync(
+                    engine, lambda: rules.current, living.refresh, clock=clock, on_queued=slack.wake
+                )
+            if living.quiet is not None:
+                summaries = QuietSummaries(engine, clock=clock, on_queued=slack.wake)
+                _check_quiet_calendars(living.quiet, rules.current)
             spikes = SpikeJob(
                 engine, lambda: rules.current, channel=ops or "", clock=clock, on_queued=slack.wake
             )
@@ -149,7 +192,7 @@ class App:
                     on_queued=slack.wake,
                 )
         socket = None
-        if slack is not None and settings.slack.interactive:
+        if slack is not None and settings.slack.interactive and not settings.slack.webhook:
             from inboxd.delivery.slack import make_slack_client
             from inboxd.delivery.socket_mode import SocketModeListener, read_app_token
             from inboxd.flows.slack_buttons import ButtonHandler
@@ -214,6 +257,7 @@ class App:
             digests=digests,
             spikes=spikes,
             outage=outage,
+            summaries=summaries,
         )
 
     def fetcher(self, box: MailboxConfig, *, leased: bool = False) -> MailboxFetcher:
@@ -388,6 +432,9 @@ class Daemon:
             jobs.append(Job("spikes", self.app.spikes.run_once, 60.0, first_in=15.0))
         if self.app.outage is not None:
             jobs.append(Job("mailbox-outage", self.app.outage.run_once, 30.0, first_in=30.0))
+        if self.app.summaries is not None:
+            every = self.app.settings.slack.quiet_hours.interval
+            jobs.append(Job("slack-quiet", self.app.summaries.run_once, every, first_in=20.0))
         if self.app.surveys is not None:
             every = self.app.settings.csat.interval
             jobs.append(Job("csat-surveys", self.app.surveys.run_once, every, first_in=10.0))

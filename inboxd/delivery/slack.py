@@ -105,11 +105,11 @@ class ShortRateLimitRetryHandler(RateLimitErrorRetryHandler):
     ) -> bool:
         if response is None or response.status_code != 429:
             return False
-        wait = _retry_after({k: v[0] if v else "" for k, v in response.headers.items()})
+        wait = retry_after({k: v[0] if v else "" for k, v in response.headers.items()})
         return wait is None or wait <= self.max_wait
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after(headers: Any) -> float | None:
     """Seconds from a Retry-After header (any case), or None."""
     if not headers:
         return None
@@ -175,7 +175,7 @@ def classify(exc: Exception) -> Delivery:
         return Delivery("temporary", f"{type(exc).__name__}: {exc}")
     error, status = _error_of(exc)
     if status == 429 or error == "ratelimited":
-        wait = _retry_after(exc.response.headers if exc.response is not None else None)
+        wait = retry_after(exc.response.headers if exc.response is not None else None)
         return Delivery("temporary", f"rate limited (429) {error}".strip(), retry_after=wait)
     if error in PERMANENT_ERRORS:
         return Delivery("permanent", error)
@@ -321,19 +321,25 @@ class SlackDeliverer(Deliverer[q.SlackPost]):
 
 
 class SlackDrain(Drain[q.SlackPost]):
-    """Posts queued Slack notices. ``run_once`` for one round, ``run`` as a thread."""
+    """Posts queued Slack notices. ``run_once`` for one round, ``run`` as a thread.
+
+    With the bot token's ``client_factory`` (the Web API); or with another
+    ``deliverer`` (``delivery.slack_webhook``: an incoming webhook)."""
 
     def __init__(
         self,
         engine: Engine,
-        client_factory: ClientFactory,
+        client_factory: ClientFactory | None = None,
         *,
         retry_for: float | timedelta = 86400.0,
+        deliverer: Deliverer[q.SlackPost] | None = None,
         **options: Unpack[Options],
     ) -> None:
         options.setdefault("max_per_run", 50)
         options.setdefault("lease", timedelta(minutes=5))
-        deliverer = SlackDeliverer(client_factory, engine, options.get("clock", _utcnow))
+        if deliverer is None:
+            assert client_factory is not None, "a Web API client or a deliverer"
+            deliverer = SlackDeliverer(client_factory, engine, options.get("clock", _utcnow))
         super().__init__(engine, q.QUEUE, deliverer, name="slack", retry_for=retry_for, **options)
 
 
@@ -348,4 +354,5 @@ __all__ = [
     "make_slack_client",
     "post",
     "read_token",
+    "retry_after",
 ]

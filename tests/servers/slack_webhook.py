@@ -1,0 +1,121 @@
+"""A stand-in for a Slack incoming webhook on 127.0.0.1 (stdlib http.server in a thread).
+
+Point slack_sdk's real ``WebhookClient`` at ``server.url`` (a path that looks like
+``/services/T.../B.../SECRET``). It records every POST (path and JSON body) and
+answers ``200 ok`` as Slack does, unless a scripted reply is queued:
+``server.script(HookReply(429, "rate_limited", {"Retry-After": "120"}))`` or
+``HookReply(404, "no_service")``; used in order, one per request. ``stop()``
+closes the port (connection refused).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class HookReply:
+    status: int = 200
+    body: str = "ok"
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class HookRequest:
+    path: str
+    body: dict[str, Any]
+    status: int  # what we answered
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = json.loads(self.rfile.read(length).decode("utf-8") or "{}")
+        owner = self.server.owner
+        reply = owner.next_reply()
+        owner.record(HookRequest(self.path, body, reply.status))
+        data = reply.body.encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
+        return
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: WebhookServer
+
+
+class WebhookServer:
+    SECRET_PATH = "/services/T0TEST/B0TEST/sEcReTwEbHoOkToKeN42"
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._script: list[HookReply] = []
+        self._requests: list[HookRequest] = []
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    def start(self) -> WebhookServer:
+        server = _Server(("127.0.0.1", self.port), _Handler)
+        server.owner = self
+        self._server = server
+        self.port = server.server_address[1]
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> WebhookServer:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.SECRET_PATH}"
+
+    def script(self, *replies: HookReply) -> None:
+        with self._lock:
+            self._script.extend(replies)
+
+    def next_reply(self) -> HookReply:
+        with self._lock:
+            return self._script.pop(0) if self._script else HookReply()
+
+    def record(self, request: HookRequest) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    @property
+    def requests(self) -> list[HookRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    def posts(self) -> list[dict[str, Any]]:
+        """The bodies answered 200 ok (what reached the channel)."""
+        return [r.body for r in self.requests if r.status == 200]
