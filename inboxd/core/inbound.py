@@ -63,6 +63,9 @@ class StoredMail:
     new_ticket: bool
     match: ThreadMatch
     decision: Decision | None
+    # the sender's role on the ticket after this mail (db.tickets.Person.role; "" for
+    # machine mail or no sender): the pipeline read it, the reactors need not again
+    sender_role: str = ""
 
     @property
     def parsed(self) -> ParsedMessage:

@@ -204,10 +204,9 @@ class AckNotifyReactor:
             attachments = ()
         customer = parsed.from_.name or sender if parsed.from_ else "customer"
         joined = None
-        if not mail.new_ticket and sender:
-            role = tickets.participant_roles(connection(session), ticket.id).get(sender)
-            if role == "pending":  # the agents decide whether a stranger hears back
-                joined = {"email": sender, "name": parsed.from_.name if parsed.from_ else ""}
+        if not mail.new_ticket and sender and mail.sender_role == "pending":
+            # the agents decide whether a stranger hears back
+            joined = {"email": sender, "name": parsed.from_.name if parsed.from_ else ""}
         queue_notifications(
             view,
             session,

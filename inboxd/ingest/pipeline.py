@@ -579,7 +579,13 @@ class Pipeline:
         """Hand the stored mail to the reactors (acknowledgement, notifications, Slack)."""
         assert mail.ticket is not None
         stored = StoredMail(
-            mail.arrival, mail.ticket, mail.row_id, mail.new_ticket, mail.match, mail.decision
+            mail.arrival,
+            mail.ticket,
+            mail.row_id,
+            mail.new_ticket,
+            mail.match,
+            mail.decision,
+            mail.sender_role,
         )
         for reactor in self.ctx.reactors:
             reactor.on_stored(mail.session, stored)
@@ -615,6 +621,9 @@ class Pipeline:
             )
             trusted = role in tickets.RECIPIENT_ROLES
             sender_role = role if role is not None else "pending"
+        # what the reactors see: the stored role, or what a new address is added as
+        # (add_participants keeps a stored one); an agent's address counts as agent
+        mail.sender_role = sender_role if sender else ""
         people = [tickets.Person(sender.email, sender.name, sender_role)] if sender else []
         cc_role = "customer" if trusted else "pending"
         people += [
@@ -668,6 +677,7 @@ class _Mail:
         "new_ticket",
         "own_was_ref",
         "row_id",
+        "sender_role",
         "session",
         "ticket",
     )
@@ -684,6 +694,7 @@ class _Mail:
         self.decision: Decision | None = None
         self.new_ticket = False
         self.row_id = 0
+        self.sender_role = ""
 
     @property
     def person(self) -> bool:
