@@ -17,13 +17,15 @@ from pathlib import Path
 import pytest
 from mailflow_kit import Desk, mail, make_desk
 from servers.slack_api import SlackApiServer
+from sqlalchemy import select
 
 from inboxd.config import ConfigError, SlackConfig, parse_settings
 from inboxd.core import quiet_hours as qh
 from inboxd.core.inbound import Source
 from inboxd.core.slack_text import SlackMessage
-from inboxd.db import quiet_alerts, tickets
+from inboxd.db import privacy, quiet_alerts, tickets
 from inboxd.db.engine import make_engine
+from inboxd.db.tables import SlackDeferred
 from inboxd.delivery.slack import SlackDrain, make_slack_client
 from inboxd.flows.sla_notices import SlaStageActions
 from inboxd.flows.slack_notices import SlackRuleReactor
@@ -251,3 +253,21 @@ def test_config_lists_only_kinds_that_may_wait(tmp_path: Path) -> None:
         parse_settings('[slack.quiet_hours]\nkinds = ["new_vip"]\n', path)
     with pytest.raises(ConfigError, match=r"slack\.quiet_hours\.kinds"):
         parse_settings('[slack.quiet_hours]\nkinds = ["spike"]\ncalendar = "o"\n', path)
+
+
+def test_forget_scrubs_a_held_alert_and_purge_removes_it(quiet: QuietDesk) -> None:
+    quiet.at(MONDAY_EVENING)
+    ticket_id = quiet.mail("v1@bigcorp.example")
+    engine = quiet.desk.engine
+
+    def texts() -> list[str]:
+        with engine.connect() as conn:
+            return [str(r[0]) for r in conn.execute(select(SlackDeferred.__table__.c.text))]  # type: ignore[attr-defined]
+
+    assert any("vera@bigcorp.example" in t for t in texts())
+    with engine.begin() as conn:
+        privacy.forget(conn, "vera@bigcorp.example", "forgotten-1@invalid", quiet.desk.clock())
+    assert texts() and not any("vera@bigcorp.example" in t for t in texts())
+    with engine.begin() as conn:  # on PostgreSQL the held row's foreign key would refuse
+        privacy.purge(conn, [ticket_id])
+    assert texts() == []

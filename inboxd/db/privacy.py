@@ -35,6 +35,7 @@ from inboxd.db.tables import (
     Outbox,
     Participant,
     Quarantine,
+    SlackDeferred,
     SlackNotice,
     SlackThread,
     SlaStage,
@@ -54,6 +55,7 @@ _N = SlackNotice.__table__  # type: ignore[attr-defined]
 _ST = SlackThread.__table__  # type: ignore[attr-defined]
 _S = SlaStage.__table__  # type: ignore[attr-defined]
 _K = ThreadKey.__table__  # type: ignore[attr-defined]
+_SD = SlackDeferred.__table__  # type: ignore[attr-defined]
 
 EMPTY = b""
 EMPTY_SHA = hashlib.sha256(EMPTY).hexdigest()  # what a removed raw mail points at
@@ -208,6 +210,11 @@ def _scrub_slack(db: DB, scrub: _Scrub) -> int:
         if text != row.text or blocks != row.blocks:
             db.execute(update(_N).where(_N.c.id == row.id).values(text=text, blocks=blocks))
             changed += 1
+    for row in db.execute(select(_SD.c.id, _SD.c.text)).all():  # held for a quiet-hours summary
+        text = scrub.text(row.text) or ""
+        if text != row.text:
+            db.execute(update(_SD).where(_SD.c.id == row.id).values(text=text))
+            changed += 1
     return changed
 
 
@@ -265,7 +272,7 @@ def purge(db: DB, ticket_ids: Iterable[int]) -> PurgeReport:
     db.execute(update(_T).where(_T.c.merged_into.in_(ids)).values(merged_into=None))
     db.execute(update(_T).where(_T.c.previous_ticket_id.in_(ids)).values(previous_ticket_id=None))
     db.execute(delete(_A).where(_A.c.message_row_id.in_(message_ids)))
-    for table in (_M, _P, _E, _O, _N, _ST, _S, _K):
+    for table in (_M, _P, _E, _O, _N, _ST, _S, _K, _SD):
         db.execute(delete(table).where(table.c.ticket_id.in_(ids)))
     db.execute(delete(_T).where(_T.c.id.in_(ids)))
     report.blobs = _drop_orphan_blobs(db)
