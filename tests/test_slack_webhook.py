@@ -137,6 +137,7 @@ def test_daemon_posts_a_rule_alert_through_the_webhook_and_nothing_else(
     try:
         assert app.slack is not None and app.roots is None and app.socket is None
         assert not app.living.threads
+        assert app.spikes is not None and not app.spikes.grouped  # no thread to promise
         jobs = [j.name for j in Daemon(app, notifier=Notifier(None))._jobs()]
         assert "slack-roots" not in jobs and "slack-wake" in jobs
         assert app.pipeline.ingest(VIP_MAIL, Source("lmtp", "support")).status == "stored"

@@ -294,9 +294,11 @@ def spike_message(
     window: timedelta,
     started_at: datetime,
     ended_at: datetime | None = None,
+    grouped: bool = True,
 ) -> SlackMessage:
     """A tag's spike while it is on, and (``ended_at``) the same message once it is over:
-    ``refund spike over: 42 mails in 1 h against 3 usual``."""
+    ``refund spike over: 42 mails in 1 h against 3 usual``. ``grouped``: the tickets'
+    alerts go into its thread (not through an incoming webhook, which has none)."""
     span = human_duration(window)
     name = escape(truncate(tag, 100))
     since = started_at.strftime("%Y-%m-%d %H:%M")
@@ -305,6 +307,8 @@ def spike_message(
         context = (
             f"since {since} UTC · alerts about tickets tagged {name} go into this thread"
             " until it is over"
+            if grouped
+            else f"since {since} UTC · another message says when it is over"
         )
     else:
         head = f"{name} spike over: {count} mails in {span} against {_number(usual)} usual"

@@ -178,7 +178,12 @@ class App:
                 summaries = QuietSummaries(engine, clock=clock, on_queued=slack.wake)
                 _check_quiet_calendars(living.quiet, rules.current)
             spikes = SpikeJob(
-                engine, lambda: rules.current, channel=ops or "", clock=clock, on_queued=slack.wake
+                engine,
+                lambda: rules.current,
+                channel=ops or "",
+                clock=clock,
+                on_queued=slack.wake,
+                grouped=not settings.slack.webhook,
             )
             if ops and any(box.uses_imap for box in settings.mailbox):
                 from inboxd.metrics import HEALTH

@@ -48,12 +48,14 @@ class SpikeJob:
         channel: str = "",
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_queued: Callable[[], None] = lambda: None,
+        grouped: bool = True,
     ) -> None:
         self.engine = engine
         self.rules = rules
         self.channel = channel  # [slack] ops_channel: for tags that name none
         self.clock = clock
         self.on_queued = on_queued
+        self.grouped = grouped  # False through a webhook: no thread to group into
 
     def run_once(self) -> SpikeRound:
         rules = self.rules()
@@ -90,6 +92,7 @@ class SpikeJob:
                 usual=decision.baseline,
                 window=rule.window,
                 started_at=now,
+                grouped=self.grouped,
             )
             opened = ops_alerts.open_alert(
                 conn,
@@ -121,6 +124,7 @@ class SpikeJob:
                 window=rule.window,
                 started_at=last.started_at,
                 ended_at=now,
+                grouped=self.grouped,
             )
             if ops_alerts.close(conn, last, message, now):
                 log.info("spike over tag=%s peak=%d", rule.tag, last.peak)

@@ -165,3 +165,17 @@ def test_mention_is_a_user_group_ping_and_nothing_else() -> None:
     assert str(parse_recipient("mention:S0123ABC")) == "mention:S0123ABC"
     with pytest.raises(ValueError, match="mention:USERGROUP_ID"):
         parse_recipient("mention:@oncall")
+
+
+def test_a_spike_without_a_thread_does_not_promise_one() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from inboxd.core.slack_text import spike_message
+
+    at = datetime(2026, 3, 2, 8, 1, tzinfo=UTC)
+    args = {"tag": "refund", "count": 12, "usual": 0.6, "window": timedelta(hours=1)}
+    threaded = spike_message(**args, started_at=at)  # type: ignore[arg-type]
+    alone = spike_message(**args, started_at=at, grouped=False)  # type: ignore[arg-type]
+    assert "go into this thread" in json.dumps(threaded.blocks)
+    assert "thread" not in json.dumps(alone.blocks)
+    assert alone.text == threaded.text == "refund spike: 12 mails in 1 h against 0.6 usual"
