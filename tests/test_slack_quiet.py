@@ -96,6 +96,11 @@ class QuietDesk:
             return quiet_alerts.waiting(conn)
 
 
+def rows_kept(quiet: QuietDesk) -> int:
+    with quiet.desk.engine.connect() as conn:
+        return len(conn.execute(select(SlackDeferred.__table__.c.id)).all())  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def api() -> Iterator[SlackApiServer]:
     with SlackApiServer() as server:
@@ -169,6 +174,9 @@ def test_the_night_waits_for_one_summary_breaches_and_urgent_go_at_once(
     assert any(t.startswith(f"New ticket [#{later}]") for t in quiet.texts())
     quiet.at(TUESDAY_OPENING + timedelta(days=1))
     assert quiet.summaries.run_once() == 0
+    assert rows_kept(quiet) == 2  # summarized, kept a while
+    quiet.at(TUESDAY_OPENING + timedelta(days=31))
+    assert quiet.summaries.run_once() == 0 and rows_kept(quiet) == 0
 
 
 def test_an_alert_queued_again_is_held_once_and_not_posted_by_day(quiet: QuietDesk) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, func, select, update
 
 from inboxd.core.quiet_hours import Deferred
 from inboxd.db.sql import DB, insert_ignore, utc
@@ -85,8 +85,14 @@ def claim(db: DB, channel: str, token: str, now: datetime) -> list[Deferred]:
 
 def waiting(db: DB) -> int:
     """Alerts still held (for tests and status)."""
-    stmt = select(_Q.c.id).where(_Q.c.claim.is_(None))
-    return len(db.execute(stmt).all())
+    stmt = select(func.count()).select_from(_Q).where(_Q.c.claim.is_(None))
+    return int(db.execute(stmt).scalar_one())
 
 
-__all__ = ["claim", "due_channels", "held", "hold", "waiting"]
+def prune(db: DB, before: datetime) -> int:
+    """Forget alerts summarized before ``before`` (their dedupe keys do not come back)."""
+    result = db.execute(delete(_Q).where(_Q.c.summarized_at < utc(before)))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+__all__ = ["claim", "due_channels", "held", "hold", "prune", "waiting"]

@@ -7,7 +7,7 @@ queues one post listing them (``core.quiet_hours.summary_message``). The claim
 is one conditional UPDATE, so with two daemons the second finds nothing to
 claim and posts nothing; a crash before the commit leaves them unclaimed for
 the next run. Alerts held after the summary (none should be: the calendar is
-open then) go in the next run's.
+open then) go in the next run's. Summarized alerts are forgotten after ``KEEP``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.engine import Engine
 
@@ -24,6 +24,7 @@ from inboxd.db import quiet_alerts
 from inboxd.db import slack_queries as sq
 
 log = logging.getLogger("inboxd.slack")
+KEEP = timedelta(days=30)  # how long a summarized alert is kept (``inboxd forget`` scrubs it)
 
 
 class QuietSummaries:
@@ -43,7 +44,8 @@ class QuietSummaries:
     def run_once(self) -> int:
         """The summaries this run queued (the drain is woken)."""
         now = self.clock()
-        with self.engine.connect() as conn:
+        with self.engine.begin() as conn:
+            quiet_alerts.prune(conn, now - KEEP)
             channels = quiet_alerts.due_channels(conn, now)[: self.max_channels]
         queued = 0
         for channel in channels:
