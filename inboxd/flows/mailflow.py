@@ -35,6 +35,7 @@ from inboxd.core.compose import (
     subject_with_tag,
 )
 from inboxd.core.desk import Ticket
+from inboxd.core.inbound import StoredMail
 from inboxd.core.model import Address, Attachment
 from inboxd.core.queued import AttachmentRef, Letter, QueuedMail, encode
 from inboxd.core.rules import RuleSet
@@ -160,6 +161,22 @@ class Flow:
             started=ticket.created_at,
             root_thread_index=thread_index_in_headers(first[1]) if first else "",
             last_customer_id=last.message_id if last else "",
+        )
+
+    def thread_of_stored(self, db: DB, mail: StoredMail) -> ThreadInfo:
+        """``thread_info`` of the ticket a customer's mail was just stored on: that mail
+        is its newest customer mail, and the first when it opened the ticket, so at
+        most the first is read."""
+        if mail.new_ticket:
+            root_id, head = mail.parsed.message_id, mail.arrival.raw[: messages.HEAD_BYTES]
+        else:
+            first = messages.first_message_head(db, mail.ticket.id)
+            root_id, head = first if first else ("", b"")
+        return ThreadInfo(
+            root_id=root_id,
+            started=mail.ticket.created_at,
+            root_thread_index=thread_index_in_headers(head) if head else "",
+            last_customer_id=mail.parsed.message_id,
         )
 
     # --- queueing -----------------------------------------------------------------------

@@ -70,7 +70,7 @@ class AckNotifyReactor:
         conn = connection(session)
         ticket = mail.ticket
         # looked up only when a mail is actually composed: most stored mail sends nothing
-        thread = functools.cache(lambda: self.flow.thread_info(conn, ticket))
+        thread = functools.cache(lambda: self.flow.thread_of_stored(conn, mail))
         if mail.new_ticket:
             ticket = self._acknowledge(session, view, mail, ticket, thread)
         if ticket.status not in QUIET_STATUSES:
