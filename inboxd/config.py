@@ -3,7 +3,9 @@
 Secrets never live in the file: a mailbox or SMTP login names an environment
 variable (``password_env``) or a file (``password_file``, e.g. systemd's
 ``LoadCredential=``) and the secret is read only when a connection is made.
-Nothing happens on import; ``load_settings`` is called by the CLI.
+(One exception for the simplest Slack set-up: ``[slack] webhook_url`` may be
+written inline; it is a ``SecretStr``, so it never prints.) Nothing happens on
+import; ``load_settings`` is called by the CLI.
 """
 
 from __future__ import annotations
