@@ -53,13 +53,19 @@ class AttachmentRef:
 @dataclass(frozen=True, slots=True)
 class Letter:
     """What the mail says: template ``template`` with ``context``, or, when
-    ``template`` is "", the ``subject``/``text``/``html`` rendered already."""
+    ``template`` is "", the ``subject``/``text``/``html`` rendered already.
+
+    ``text_of``: the row id of a stored mail whose text the context's ``message``
+    quotes; its ``text`` and ``html`` are then left out of the row and read from
+    that mail when the letter is written (a notification per agent would otherwise
+    store a copy of the customer's whole mail each)."""
 
     template: str = ""
     context: Mapping[str, Any] = field(default_factory=dict)
     subject: str = ""
     text: str = ""
     html: str = ""
+    text_of: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,8 @@ def encode(queued: QueuedMail) -> str:
     if letter.template:
         data["template"] = letter.template
         data["context"] = letter.context
+        if letter.text_of:
+            data["text_of"] = letter.text_of
     else:
         data["rendered"] = [letter.subject, letter.text, letter.html]
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default)
@@ -167,7 +175,11 @@ def decode(text: str) -> QueuedMail:
             extra_headers=tuple((str(k), str(v)) for k, v in data["headers"]),
         )
         if "template" in data:
-            letter = Letter(template=data["template"], context=data["context"])
+            letter = Letter(
+                template=data["template"],
+                context=data["context"],
+                text_of=int(data.get("text_of", 0)),
+            )
         else:
             subject, body, html = data["rendered"]
             letter = Letter(subject=subject, text=body, html=html)

@@ -466,6 +466,22 @@ def last_customer_summary(db: DB, ticket_id: int) -> CustomerMail | None:
     )
 
 
+_TEXT_OF = PreparedQuery(
+    lambda _n: sa_select(_MESSAGE_T.c.text, _MESSAGE_T.c.new_text, _MESSAGE_T.c.html).where(
+        _MESSAGE_T.c.id == bindparam("rid")
+    )
+)
+
+
+def text_of(db: DB, row_id: int) -> tuple[str, str, str] | None:
+    """(new text, whole text, html) of stored mail ``row_id``, as a notification quotes it."""
+    rows = _TEXT_OF.all(conn_of(db), {"rid": row_id})
+    if not rows:
+        return None
+    text, new_text, html = rows[0]
+    return (text if new_text is None else new_text), text, html
+
+
 def blob(db: DB, sha256: str) -> bytes | None:
     value = db.execute(sa_select(_BLOB.c.data).where(_BLOB.c.sha256 == sha256)).scalar()
     return bytes(value) if value is not None else None
@@ -487,4 +503,3 @@ def ticket_of_message_id(db: DB, message_id: str) -> int | None:
         .where(_MESSAGE_T.c.message_id == message_id, _MESSAGE_T.c.ticket_id.is_not(None))
         .order_by(_MESSAGE_T.c.id)
     ).scalar()
-

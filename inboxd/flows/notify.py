@@ -213,7 +213,8 @@ class AckNotifyReactor:
             ticket,
             agents,
             event="created" if mail.new_ticket else "customer_reply",
-            message=_message_context(parsed),
+            message=without_text(_message_context(parsed)),
+            text_of=mail.message_row_id,
             sender_name=customer,
             in_reply_to=parsed.message_id,
             references=parsed.references,
@@ -238,6 +239,7 @@ def queue_notifications(
     thread: ThreadInfo,
     now: datetime,
     attachments: tuple[Attachment, ...] = (),
+    text_of: int = 0,
     **ctx: Any,
 ) -> list[str]:
     """Queue the ``notify`` template to each agent, From "SENDER via HELPDESK" with the
@@ -250,6 +252,8 @@ def queue_notifications(
         letter = view.letter(
             "notify", ticket, event=event, message=message, agent=person(agent), **ctx
         )
+        if text_of:
+            letter = dataclasses.replace(letter, text_of=text_of)
         try:
             view.to_agent(
                 session,
@@ -330,10 +334,21 @@ def _context(
         "from_email": from_email,
         "subject": subject,
         "date": date,
-        "text": new_text.strip() or text,
+        "text": quoted_text(new_text, text),
         "html": html,
         "attachments": [{"filename": name, "size": size} for name, size in files],
     }
+
+
+def quoted_text(new_text: str, text: str) -> str:
+    """What a notification quotes of a mail: what the sender wrote this time, else all."""
+    return new_text.strip() or text
+
+
+def without_text(message: dict[str, Any]) -> dict[str, Any]:
+    """A ``message`` context whose text and html the drain reads from the stored mail
+    (``Letter.text_of``): each agent's queued notification would hold a copy."""
+    return {k: v for k, v in message.items() if k not in ("text", "html")}
 
 
 def _message_context(parsed: ParsedMessage) -> dict[str, Any]:

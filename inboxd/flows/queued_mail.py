@@ -9,7 +9,8 @@ template that fails, a blob that was forgotten, an unreadable intent) is an
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from sqlalchemy import Engine
 
@@ -18,6 +19,7 @@ from inboxd.core.model import Attachment
 from inboxd.core.queued import IntentError, decode
 from inboxd.db import messages
 from inboxd.db.outbox_queries import OutboxMail
+from inboxd.flows.notify import quoted_text
 from inboxd.flows.render import Rendered, TemplateError, TemplateRenderer
 
 
@@ -33,9 +35,12 @@ class QueuedMailWriter:
             return row.raw
         queued = decode(row.intent)
         letter = queued.letter
+        context = letter.context
+        if letter.text_of:
+            context = self._with_text(letter.text_of, context)
         try:
             if letter.template:
-                rendered = self.renderer().render(letter.template, **letter.context)
+                rendered = self.renderer().render(letter.template, **context)
             else:
                 rendered = Rendered(letter.subject, letter.text, letter.html)
         except TemplateError as exc:
@@ -53,3 +58,13 @@ class QueuedMailWriter:
             return render_message(mail, date=queued.date)
         except ComposeError as exc:
             raise IntentError(str(exc)) from exc
+
+    def _with_text(self, row_id: int, context: Mapping[str, Any]) -> dict[str, Any]:
+        """``context`` with its ``message`` quoting stored mail ``row_id`` (Letter.text_of)."""
+        with self.engine.connect() as conn:
+            found = messages.text_of(conn, row_id)
+        if found is None:
+            raise IntentError(f"the mail it quotes (row {row_id}) is no longer stored")
+        new_text, text, html = found
+        message = {**context.get("message", {}), "text": quoted_text(new_text, text), "html": html}
+        return {**context, "message": message}

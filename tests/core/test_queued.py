@@ -43,8 +43,9 @@ def test_a_template_intent_round_trips_with_its_datetimes_and_offsets() -> None:
         "message": {"date": datetime(2026, 3, 2, 10, 0, tzinfo=BERLIN), "text": "Grüße\n"},
         "agent": {"name": "Alice"},
     }
-    queued = _queued(Letter("notify", context))
+    queued = _queued(Letter("notify", context, text_of=5))
     back = decode(encode(queued))
+    assert back.letter.text_of == 5
     assert back.mail == queued.mail and back.date == queued.date
     assert back.attachments == queued.attachments and back.tag_format == "[#{id}]"
     assert back.letter.template == "notify"
