@@ -134,26 +134,10 @@ class LivingMessages:
             return None
         if self._hold(conn, rules, ticket, channel, message, now, dedupe_key, kind):
             return None
-        if not self.threads:  # an incoming webhook: the alert alone
-            return sq.enqueue(
-                conn,
-                channel=channel,
-                text=message.text,
-                blocks=message.blocks,
-                now=now,
-                ticket_id=ticket.id,
-                dedupe_key=dedupe_key,
-            )
-        grouped = ops_alerts.routing_thread(
-            conn, channel=channel, tags=ticket.tags, mailbox=ticket.mailbox
-        )
-        if grouped is not None:  # a spike or an outage is on: its thread, not a root each
-            log.info(
-                "slack alert grouped ticket=%s into %s=%s", ticket.id, grouped.kind, grouped.subject
-            )
-            thread_id = grouped.thread_id
-        else:
-            thread_id = self._own_thread(conn, rules, ticket, channel, now)
+        if self.threads:
+            call, thread_id = sq.REPLY, self._thread_for(conn, rules, ticket, channel, now)
+        else:  # an incoming webhook: the alert alone
+            call, thread_id = sq.POST, None
         return sq.enqueue(
             conn,
             channel=channel,
@@ -162,9 +146,29 @@ class LivingMessages:
             now=now,
             ticket_id=ticket.id,
             dedupe_key=dedupe_key,
-            call=sq.REPLY,
+            call=call,
             thread_id=thread_id,
         )
+
+    def _thread_for(
+        self,
+        conn: Connection,
+        rules: RuleSet | None,
+        ticket: Ticket,
+        channel: str,
+        now: datetime,
+    ) -> int | None:
+        """The thread the alert goes into: an ongoing spike's or outage's, else the
+        ticket's own."""
+        grouped = ops_alerts.routing_thread(
+            conn, channel=channel, tags=ticket.tags, mailbox=ticket.mailbox
+        )
+        if grouped is None:
+            return self._own_thread(conn, rules, ticket, channel, now)
+        log.info(
+            "slack alert grouped ticket=%s into %s=%s", ticket.id, grouped.kind, grouped.subject
+        )
+        return grouped.thread_id
 
     def _hold(
         self,
