@@ -317,3 +317,20 @@ def test_helpdesk_keys_become_the_caps(tmp_path: Path) -> None:
     assert hourly_caps(off.helpdesk).tickets_per_domain == 0  # 0: the cap is off
     with pytest.raises(ConfigError, match="tickets_per_domain_per_hour"):
         parse_settings("[helpdesk]\ntickets_per_domain_per_hour = -1\n", tmp_path / "x.toml")
+
+
+def test_the_ack_caps_count_the_acks_of_the_batch_being_stored(tmp_path: Path) -> None:
+    """An IMAP batch holds its outbox rows until its end: the caps count them anyway."""
+    from inboxd.ingest.sink import FetchedMail
+
+    caps = dataclasses.replace(DEFAULTS, ack_per_sender=3, tickets_per_sender=0)
+    desk = capped(make_desk(tmp_path), caps)
+    batch = [
+        FetchedMail(n, mail(subject=f"Question {n}", msgid=f"q{n}@customer.example"))
+        for n in range(1, 7)
+    ]
+    desk.pipeline.store_batch("support", "INBOX", 1, batch)
+    assert count(desk, Ticket) == 6
+    assert [r["rcpts"] for r in desk.outbox("ack")] == [["carol@customer.example"]] * 3
+    skipped = [d for t in range(4, 7) for d in cap_events(desk, t)]
+    assert [d["action"] for d in skipped] == ["ack_skipped"] * 3

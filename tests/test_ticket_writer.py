@@ -14,7 +14,7 @@ from sqlmodel import Session
 from inboxd.core.desk import Change, Status, Ticket
 from inboxd.core.desk import events as ev
 from inboxd.core.desk import transitions as tr
-from inboxd.db import tickets
+from inboxd.db import behind, tickets
 from inboxd.db.engine import make_engine, upgrade
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -173,14 +173,14 @@ def test_batched_events_are_written_at_the_end_and_dropped_with_their_mail(db_ur
     t1 = T0 + timedelta(hours=1)
     with Session(engine) as s, s.begin():
         made = new_ticket(s)
-        with tickets.batched_events(s.connection()):
+        with behind.batch(s.connection()):
             tickets.record(s, made.id, ev.NoteAdded(at=t1, actor="agent:a", message=1))
-            mark = tickets.events_mark()
+            mark = behind.mark()
             tickets.record(s, made.id, ev.NoteAdded(at=t1, actor="agent:a", message=2))
             # held, not written, yet visible to reads of the log
             assert [e.kind for e in tickets.typed_events(s, made.id)] == ["created", "note", "note"]
             assert len(tickets.event_rows(s, made.id)) == 1
-            tickets.drop_events(mark)  # the second one's mail was rolled back
+            behind.drop(mark)  # the second one's mail was rolled back
         rows = [(r.kind, r.data.get("message")) for r in tickets.event_rows(s, made.id)]
     assert rows == [("created", None), ("note", 1)]
     engine.dispose()

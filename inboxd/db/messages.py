@@ -9,7 +9,7 @@ ingest hot path are prepared once (``db.fastexec``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +20,7 @@ from sqlmodel import Session, col, select
 
 from inboxd.core.inbound import Arrival, Source
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
+from inboxd.db import behind
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.sql import DB, add_rows, conn_of, in_list, in_params, insert_ignore, utc
 from inboxd.db.tables import Attachment as AttachmentRow
@@ -165,6 +166,21 @@ def add_thread_keys(
     insert_ignore(db, ThreadKey, rows)
     if own_was_ref:
         db.execute(_UPGRADE_KEY, {"k": own})
+
+
+def _write_keys(db: DB, rows: Sequence[dict[str, Any]]) -> None:
+    insert_ignore(db, ThreadKey, rows)
+
+
+# our own new Message-IDs' keys, written at the end of an ingest batch
+_HELD_OWN_KEYS = behind.Held("own_keys", _write_keys)
+
+
+def add_own_key(db: DB, ticket_id: int, message_id: str) -> None:
+    """The thread key of a Message-ID we just made: our mail threads back to the ticket
+    even when a client drops References. Nothing can cite it before it is sent, so
+    inside an ingest batch it waits for the batch's one statement."""
+    _HELD_OWN_KEYS.add(db, [{"key": message_id, "ticket_id": ticket_id, "origin": "self"}])
 
 
 def repoint_thread_keys(db: DB, from_ticket: int, to_ticket: int) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, func, select, update
 from sqlmodel import Session
 
+from inboxd.db import behind
 from inboxd.db import row_queue as rq
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.tables import Outbox
@@ -86,7 +87,40 @@ def enqueue(
     """Queue one mail, as its bytes (``raw``) or as what to write (``intent``, the
     JSON of a ``core.queued.QueuedMail``); returns the row id. Call inside the state
     change's transaction."""
-    row = {
+    row = _row(ticket_id, kind, message_id, mail_from, rcpts, raw, intent, now, not_before)
+    return int(_INSERT.run(_conn(db), row).fetchone()[0])
+
+
+def enqueue_held(
+    db: DB,
+    *,
+    ticket_id: int | None,
+    kind: str,
+    message_id: str,
+    mail_from: str,
+    rcpts: Sequence[str],
+    intent: str,
+    now: datetime,
+) -> None:
+    """``enqueue`` for the flows of a stored mail: inside an ingest batch the row waits
+    for the batch's one statement (nothing reads it before the commit but the ack
+    caps, which count held rows too)."""
+    row = _row(ticket_id, kind, message_id, mail_from, rcpts, b"", intent, now, None)
+    _HELD.add(db, [row])
+
+
+def _row(
+    ticket_id: int | None,
+    kind: str,
+    message_id: str,
+    mail_from: str,
+    rcpts: Sequence[str],
+    raw: bytes,
+    intent: str,
+    now: datetime,
+    not_before: datetime | None,
+) -> dict[str, Any]:
+    return {
         "ticket_id": ticket_id,
         "kind": kind,
         "message_id": message_id,
@@ -99,7 +133,21 @@ def enqueue(
         **QUEUE.fresh(now=now, not_before=not_before),
         "sent_at": None,
     }
-    return int(_INSERT.run(_conn(db), row).fetchone()[0])
+
+
+_INSERT_MANY = Prepared(lambda _d: _T.insert())
+_HELD = behind.Held("outbox", lambda conn, rows: _INSERT_MANY.run_many(conn, rows))
+
+
+def _held_count(kind: str, since: datetime, **match: str) -> int:
+    """Rows of ``kind`` held in this batch since ``since`` matching ``match``."""
+    return sum(
+        1
+        for r in _HELD.held()
+        if r["kind"] == kind
+        and r["created_at"] >= since
+        and all(r[k] == v for k, v in match.items())
+    )
 
 
 def narrow_rcpts(db: DB, row_id: int, rcpts: Sequence[str]) -> None:
@@ -113,8 +161,10 @@ def count_to_recipient(db: DB, *, kind: str, rcpt: str, since: datetime) -> int:
     For the hourly ack cap: an ack has exactly one recipient, so "first" is "the".
     One range of ``ix_outbox_rcpt_kind_created``, however many acks went out.
     """
-    params = {"rcpt": rcpt.lower(), "kind": kind, "since": _utc(since)}
-    return int(_COUNT_TO.all(_conn(db), params)[0][0])
+    key, start = rcpt.lower(), _utc(since)
+    params: dict[str, Any] = {"rcpt": key, "kind": kind, "since": start}
+    held = _held_count(kind, start, rcpt_key=key)
+    return int(_COUNT_TO.all(_conn(db), params)[0][0]) + held
 
 
 _COUNT_KIND = PreparedQuery(
@@ -140,9 +190,11 @@ def count_kind(db: DB, *, kind: str, since: datetime, domain: str = "") -> int:
     """
     params: dict[str, Any] = {"kind": kind, "since": _utc(since)}
     if not domain:
-        return int(_COUNT_KIND.all(_conn(db), params)[0][0])
+        held = _held_count(kind, params["since"])
+        return int(_COUNT_KIND.all(_conn(db), params)[0][0]) + held
     params["domain"] = domain.lower()
-    return int(_COUNT_KIND_DOMAIN.all(_conn(db), params)[0][0])
+    held = _held_count(kind, params["since"], rcpt_domain=params["domain"])
+    return int(_COUNT_KIND_DOMAIN.all(_conn(db), params)[0][0]) + held
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,7 @@ round robin) and the CLI's listings, which return typed rows.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
-from contextvars import ContextVar
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -25,6 +23,7 @@ from sqlmodel import Session, col, select
 from inboxd.core.desk import OPEN_STATUSES, STORED_FIELDS, Change, Status, Ticket
 from inboxd.core.desk import events as ev
 from inboxd.core.desk.vocab import REOPENABLE
+from inboxd.db import behind
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.sql import DB, conn_of, in_list, in_params, insert_ignore, utc
 from inboxd.db.tables import AssignmentCursor, Event, Participant
@@ -181,47 +180,13 @@ def record(db: DB, ticket_id: int, *events: ev.Event) -> None:
 
 def record_many(db: DB, items: Sequence[tuple[int, ev.Event]]) -> None:
     """Append events to several tickets' logs in one statement (batch work); inside
-    :func:`batched_events` they wait for the batch's one statement."""
+    an ingest batch (``db.behind.batch``) they wait for the batch's one statement,
+    and reads of the log (``typed_events_of``) see them."""
     rows = [
         {"ticket_id": ticket_id, "at": e.at, "actor": e.actor, "kind": e.kind, "data": e.data()}
         for ticket_id, e in items
     ]
-    pending = _PENDING.get()
-    if pending is not None:
-        pending.extend(rows)
-        return
-    _write_events(db, rows)
-
-
-# Events recorded inside ``batched_events`` (this thread's ingest batch), not written yet.
-_PENDING: ContextVar[list[dict[str, Any]] | None] = ContextVar("inboxd_events", default=None)
-
-
-@contextmanager
-def batched_events(db: DB) -> Iterator[None]:
-    """Hold the events recorded inside and write them in one statement at the end, in
-    the caller's transaction (an IMAP batch writes several per mail). Reads of the
-    log inside (``typed_events_of``) see them; :func:`events_mark` and
-    :func:`drop_events` take back those of a mail whose savepoint rolled back."""
-    rows: list[dict[str, Any]] = []
-    token = _PENDING.set(rows)
-    try:
-        yield
-    finally:
-        _PENDING.reset(token)
-    _write_events(db, rows)  # not reached when the body raised: its transaction is lost
-
-
-def events_mark() -> int:
-    pending = _PENDING.get()
-    return len(pending) if pending is not None else 0
-
-
-def drop_events(mark: int) -> None:
-    """Forget the events held since ``mark`` (their mail was rolled back)."""
-    pending = _PENDING.get()
-    if pending is not None:
-        del pending[mark:]
+    _HELD_EVENTS.add(db, rows)
 
 
 def _write_events(db: DB, rows: Sequence[dict[str, Any]]) -> None:
@@ -229,6 +194,10 @@ def _write_events(db: DB, rows: Sequence[dict[str, Any]]) -> None:
         _INSERT_EVENT.run(conn_of(db), rows[0])
     elif rows:
         _INSERT_EVENT.run_many(conn_of(db), rows)
+
+
+# the events of an ingest batch, written together at its end
+_HELD_EVENTS = behind.Held("events", _write_events)
 
 
 # --- participants ---------------------------------------------------------------------
@@ -470,7 +439,7 @@ def typed_events_of(db: DB, ticket_ids: Sequence[int]) -> dict[int, list[ev.Even
     wanted = set(ticket_ids)
     found += [
         (p["ticket_id"], p["kind"], p["at"], p["actor"], p["data"])
-        for p in _PENDING.get() or ()
+        for p in _HELD_EVENTS.held()
         if p["ticket_id"] in wanted
     ]
     out: dict[int, list[ev.Event]] = {int(i): [] for i in ticket_ids}

@@ -224,8 +224,7 @@ class Flow:
         )
         mail_from = self.return_path(ticket.mailbox, ticket.id) if kind_of(kind).verp else ""
         self._enqueue(db, mail, rendered, now, mail_from, attachments, self.config.tag_format)
-        # our own mail threads back to this ticket even if a client drops References
-        messages.add_thread_keys(connection(db), ticket.id, message_id, (), own_was_ref=False)
+        messages.add_own_key(connection(db), ticket.id, message_id)
         return message_id
 
     def queue_plain(
@@ -271,7 +270,7 @@ class Flow:
         queued = QueuedMail(
             mail, letter, now, tuple(AttachmentRef.of(a) for a in attachments), tag_format
         )
-        q.enqueue(
+        q.enqueue_held(
             connection(db),
             ticket_id=mail.ticket_id,
             kind=mail.kind.value,

@@ -42,7 +42,7 @@ from inboxd.core.thread import (
     plan_join,
     thread_keys,
 )
-from inboxd.db import mailboxes, messages, tickets
+from inboxd.db import behind, mailboxes, messages, tickets
 from inboxd.db.sql import savepoint
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 from inboxd.metrics import INGEST_LATENCY, MAIL_INGESTED, RULE_HITS, TICKETS_CREATED
@@ -168,8 +168,9 @@ class Pipeline:
                 )
             tally: Counter[str] = Counter(quarantined=len(oversize))
             done: list[tuple[Outcome, float]] = []
-            # the batch's ticket events go in one statement (several per mail)
-            with tickets.batched_events(session.connection()):
+            # the batch's events, outbox rows and our new Message-IDs' thread keys go in
+            # one statement each (several per mail)
+            with behind.batch(session.connection()):
                 for mail in mails:
                     source = Source("imap", mailbox, folder, mail.uid)
                     outcome = self.ingest_in(session, mail.raw, source, mail.parsed, quiet=True)
@@ -237,12 +238,12 @@ class Pipeline:
             parsed = parse_outcome(raw, max_bytes=self.ctx.max_bytes)
         if isinstance(parsed, ParseFailure):  # a parser bug too: it must not lose the mail
             return self._quarantine(db, raw, source, now, parsed.reason)
-        mark = tickets.events_mark()
+        mark = behind.mark()
         try:
             with savepoint(db):
                 outcome = self._store(session, db, parsed, raw, source, now)
         except Exception as exc:
-            tickets.drop_events(mark)  # the savepoint took the mail's rows back
+            behind.drop(mark)  # the savepoint took the mail's rows back
             if _is_db_failure(exc):
                 raise
             log.exception("store failed msgid=%s source=%s", parsed.message_id, source.label)
