@@ -3,7 +3,8 @@
 ``load_dir`` reads ``*.yaml``/``*.yml`` in lexical order plus the plain VIP list
 files (``*.txt``) next to them and hands the texts to the pure loader.
 ``RuleStore`` keeps the current good set for the daemon: ``reload`` swaps in a
-new set atomically, or keeps the old one and returns the errors.
+new set atomically, or keeps the old one and returns the errors (also when the
+new set lost every team or agent the old one had: see ``lost_desk``).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 from pathlib import Path
 
 from inboxd.core.rules import LoadResult, RuleError, RuleSet, load_rules
+from inboxd.core.rules.load import lost_desk
 
 RULE_SUFFIXES = (".yaml", ".yml")
 LIST_SUFFIXES = (".txt",)
@@ -97,8 +99,11 @@ class RuleStore:
         """Load ``directory``; swap it in if valid. Returns the errors (empty on success)."""
         with self._lock:
             result = load_dir(directory, templates=self._templates)
-            self._last_errors = list(result.errors)
-            if result.ruleset is not None and not result.errors:
+            errors = list(result.errors)
+            if result.ruleset is not None and not errors:
+                errors = lost_desk(self._current, result.ruleset, str(directory))
+            self._last_errors = errors
+            if result.ruleset is not None and not errors:
                 self._current = result.ruleset
                 self._generation += 1
-            return list(result.errors)
+            return list(errors)

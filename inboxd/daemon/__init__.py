@@ -80,6 +80,21 @@ def _check_quiet_calendars(quiet: QuietHours, current: RuleSet | None) -> None:
         )
 
 
+def warn_without_agents(current: RuleSet | None) -> bool:
+    """Say loudly at start when the rules list no agents (an empty rules directory,
+    a checkout under way): nobody is notified, and agents' answers to notifications
+    sent before are kept as notes and answered with the reason. The daemon still
+    starts, so mail keeps being taken in; a reload refuses to drop agents later."""
+    if current is None or current.agents:
+        return False
+    log.error(
+        "rules: no agents in %d rule files: nobody is notified and agents' answers are "
+        "kept as notes until the rules list them",
+        len(current.source_files),
+    )
+    return True
+
+
 def _from_unix(value: float | None) -> datetime | None:
     return datetime.fromtimestamp(value, UTC) if value is not None else None
 
@@ -362,6 +377,7 @@ class Daemon:
             self._spawn("slack-socket", self.app.socket.run)
         if self.app.rules.last_errors:
             self._alert_ops(list(self.app.rules.last_errors), "start")
+        warn_without_agents(self.app.rules.current)
         self._register()
         self.scheduler = Scheduler(self._jobs())
         self.scheduler.start()

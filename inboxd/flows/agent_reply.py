@@ -6,17 +6,20 @@ goes the normal way (as plain customer text, executing nothing):
 1. it is addressed to ``support+TOKEN@...`` with a token whose HMAC verifies
    and that names an agent (notifications carry such a token; customers never
    get one);
-2. the From address is exactly the agent the token was made for, and that
-   agent is still in the rules;
+2. the From address is exactly the agent the token was made for;
 3. where ``trusted_authserv_ids`` is configured, our receiving server's
    Authentication-Results shows DKIM or DMARC pass for the agent's domain;
 4. its In-Reply-To/References cite a Message-ID we sent for the token's ticket
    (or for a ticket merged into it): a token leaks with any copied notification,
    and must not carry commands or text into another ticket's thread;
-5. it is a person's mail (not an out-of-office answering the notification).
+5. it is a person's mail (not an out-of-office answering the notification);
+6. that agent is still in the rules.
 
 A valid agent token that fails 2-4 leaves an ``agent_token_refused`` event on
-its ticket, with the reason and the tickets the mail cited.
+its ticket, with the reason and the tickets the mail cited. One that fails only
+6 (the agent left the rules, or the daemon runs on rules without agents) is
+never the customer's text: it is kept as a note on the ticket, runs nothing,
+and the sender hears why.
 
 Then the leading ``#commands`` are checked as a whole; with any error nothing
 runs and nothing reaches the customer, and the agent gets the reasons (and
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -66,6 +70,15 @@ from inboxd.flows.render import TemplateError
 log = logging.getLogger("inboxd.flow")
 
 
+@dataclass(frozen=True, slots=True)
+class NotListed:
+    """A genuine answer to an agent's notification (checks 2-4 hold) from an address
+    the current rules do not list: the agent as the token knew them, and why."""
+
+    agent: Agent
+    reason: str
+
+
 class AgentReplyInterceptor:
     def __init__(self, flow: Flow, *, trusted_authserv_ids: tuple[str, ...] = ()) -> None:
         self.flow = flow
@@ -84,7 +97,7 @@ class AgentReplyInterceptor:
 
     def identify(
         self, session: Session, view: FlowView, parsed: ParsedMessage, now: datetime
-    ) -> tuple[TicketToken, Agent] | None:
+    ) -> tuple[TicketToken, Agent | NotListed] | None:
         """(token, agent) when ``parsed`` is a genuine agent reply, else None (see module
         doc); a valid agent token refused is recorded on its ticket, with the reason."""
         token = self._agent_token(parsed)
@@ -98,23 +111,31 @@ class AgentReplyInterceptor:
 
     def _vet(
         self, session: Session, view: FlowView, parsed: ParsedMessage, token: TicketToken
-    ) -> Agent | str:
-        """The agent a mail to a valid agent token comes from, or why it is not theirs."""
+    ) -> Agent | NotListed | str:
+        """The agent a mail to a valid agent token comes from, or why it is not theirs.
+        Membership is checked last: a sender who passes the rest is the token's agent,
+        and their mail must not fall through to the customer's side unnoticed."""
         if parsed.from_ is None:
             return "no From address"
         bound = agents.agent_email_by_number(connection(session), token.agent_id)
         sender = parsed.from_.email.lower()
         if bound is None or bound.lower() != sender:
             return f"the token was made for {bound or 'an unknown agent'}, not for {sender}"
-        agent = view.agent_by_email(sender)
-        if agent is None:
-            return f"{sender} is no longer an agent"
         if self.trusted and not auth_passes(
             parsed.header_all("authentication-results"), self.trusted, parsed.from_.domain
         ):
             return "no DKIM/DMARC pass from a trusted receiving server"
         refusal = self._citation_refusal(session, parsed, token)
-        return agent if refusal is None else refusal
+        if refusal is not None:
+            return refusal
+        agent = view.agent_by_email(sender)
+        if agent is not None:
+            return agent
+        reason = f"{sender} is not an agent in the current rules"
+        if view.rules is None or not view.rules.agents:
+            reason += " (they list no agents at all: is the rules directory empty?)"
+        former = Agent(sender.partition("@")[0], sender, parsed.from_.name)
+        return NotListed(former, reason)
 
     def _cited(self, parsed: ParsedMessage) -> tuple[int, ...]:
         return cited_tickets(self.flow.config.secret, (*parsed.in_reply_to, *parsed.references))
@@ -170,10 +191,13 @@ class AgentReplyInterceptor:
         found = self.identify(session, view, parsed, now)
         if found is None:
             return None
-        token, agent = found
+        token, who = found
         ticket = tickets.resolve(session, token.ticket_id)
         if ticket is None:
             return None
+        if isinstance(who, NotListed):
+            return self._not_listed(session, view, arrival, ticket, who)
+        agent = who
         if ticket.id != token.ticket_id:
             return self._merged_token(session, view, arrival, token, ticket, agent)
         commands = parse_commands(parsed.new_text)
@@ -253,6 +277,41 @@ class AgentReplyInterceptor:
         )
         self._command_result(session, view, survivor, agent, [], [reason], parsed, now)
         return self._handled(survivor, row_id, agent, "merged token")
+
+    def _not_listed(
+        self,
+        session: Session,
+        view: FlowView,
+        arrival: Arrival,
+        ticket: Ticket,
+        who: NotListed,
+    ) -> Outcome:
+        """An answer to our notification from someone the rules no longer list: kept as
+        a note (never the customer's text), nothing run or relayed, and the sender told
+        at the address the token was made for (where the notification went)."""
+        parsed, now = arrival.parsed, arrival.now
+        reason = (
+            f"{who.reason}; your mail is kept as a note on ticket #{ticket.id}: "
+            "answer again once you are back in the rules"
+        )
+        row_id = messages.store_mail(
+            session,
+            arrival,
+            ticket_id=ticket.id,
+            direction=Direction.NOTE.value,
+            matched_by="token",
+            reason=f"answer by {who.agent.email}, not an agent in the current rules",
+            new_text=parsed.new_text,
+        )
+        refused = ev.AgentTokenRefused(
+            at=now, reason=who.reason, sender=who.agent.email, cited=self._cited(parsed)
+        )
+        tickets.record(session, ticket.id, refused)
+        log.error("agent token ticket=%s sender=%s: %s", ticket.id, who.agent.email, who.reason)
+        self._command_result(session, view, ticket, who.agent, [], [reason], parsed, now)
+        return Outcome(
+            "stored", ticket.id, row_id, "token", f"kept as a note: {who.agent.email} not listed"
+        )
 
     def _context(
         self,

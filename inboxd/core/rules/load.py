@@ -91,6 +91,35 @@ def load_rules(
     return loader.finish([path for path, _ in files])
 
 
+def lost_desk(before: RuleSet | None, after: RuleSet, where: str) -> list[RuleError]:
+    """Why ``after`` may not replace ``before``: a set that has no teams or no agents
+    where the last good one had some is an empty or half-copied directory (a checkout
+    under way) far more often than an intent, and swapping it in strips new tickets of
+    team and assignee and stops agents' replies being recognised. One directory-level
+    error; none when ``before`` had nothing to lose (start-up, desks without teams)."""
+    if before is None:
+        return []
+    lost = [
+        what
+        for what, had, has in (
+            ("teams", before.teams, after.teams),
+            ("agents", before.agents, after.agents),
+        )
+        if had and not has
+    ]
+    if not lost:
+        return []
+    had = " and ".join(
+        f"{len(getattr(before, what))} {what}" for what in ("teams", "agents") if what in lost
+    )
+    message = (
+        f"no {' and no '.join(lost)} in these rules where the last good rules had {had} "
+        "(an empty or half-copied directory?); keeping the last good rules "
+        "(a restart starts without them, if that is meant)"
+    )
+    return [RuleError(where, 1, 1, message)]
+
+
 @dataclass
 class _AgentDef:
     name: str
