@@ -10,10 +10,18 @@ attachments) into a private Dovecot, then measures in the same run:
     process and its ingest workers together, sampled every 50 ms), three times:
     storing only (no rules, no acknowledgements) without ingest workers, the
     same with the default workers (one per core beyond the first), and with the
-    example rules, acknowledgements and agent notifications rendered into the
-    outbox (default workers).
+    example rules, acknowledgements and agent notifications queued in the
+    outbox (default workers);
+(c) after the full-path run, the drain's share: writing every queued outbox row
+    into the bytes it would send (templates, MIME, attachments read back), in
+    this process, without SMTP.
+
+``--databases sqlite,postgresql`` runs (b) on each; PostgreSQL is a private
+server (tests/servers/postgres.py) with its fsync and synchronous commit on,
+as SQLite runs with synchronous=FULL.
 
 Usage: python bench/ingest.py [--sizes 10000,40000] [--rounds 3] [--store-only]
+       [--databases sqlite,postgresql]
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -79,6 +88,7 @@ def inboxd_sync(
     full: bool,
     workers: int | None,
     batch_size: int,
+    db_url: str,
 ) -> tuple[int, float, int]:
     """``full``: the example rules, acknowledgements and agent notifications (each
     new ticket queues rendered mail in the ingest transaction); otherwise only
@@ -91,7 +101,7 @@ def inboxd_sync(
     cfg.write_text(
         f"""
 [database]
-url = "sqlite:///{work / "inboxd.db"}"
+url = "{db_url}"
 [helpdesk]
 secret_file = "secret"
 acknowledge = {"true" if full else "false"}
@@ -139,13 +149,65 @@ batch_size = {batch_size}
     return fetched, elapsed, max(peak[0], usage.ru_maxrss * 1024) // (1024 * 1024)
 
 
-def run_size(n: int, batch_size: int, rounds: int, store_only: bool) -> None:
-    runs: tuple[tuple[str, bool, int | None], ...] = (
-        ("store only, no workers", False, 0),
-        ("store only", False, None),
-    )
-    if not store_only:
-        runs += (("rules + ack + notify", True, None),)
+def write_queued(db_url: str, templates: Path) -> tuple[int, float]:
+    """(c): every queued outbox row written into its bytes, as the drain would."""
+    from sqlalchemy import select
+
+    from inboxd.db import outbox_queries as q
+    from inboxd.db.engine import make_engine
+    from inboxd.db.tables import Outbox
+    from inboxd.flows.queued_mail import QueuedMailWriter
+    from inboxd.flows.render import TemplateRenderer
+
+    engine = make_engine(db_url, read_only=True)
+    renderer = TemplateRenderer(templates)
+    writer = QueuedMailWriter(engine, lambda: renderer)
+    table = Outbox.__table__  # type: ignore[attr-defined]
+    with engine.connect() as conn:
+        ids = [r[0] for r in conn.execute(select(table.c.id).order_by(table.c.id))]
+    start = time.perf_counter()
+    with engine.connect() as conn:
+        for row_id in ids:
+            row = q.get(conn, row_id)
+            assert row is not None
+            writer(row)
+    took = time.perf_counter() - start
+    engine.dispose()
+    return len(ids), took
+
+
+class Databases:
+    """A database URL per run: a fresh SQLite file, or a fresh database on one private
+    PostgreSQL server (started on first use)."""
+
+    def __init__(self) -> None:
+        self._pg: Any = None
+
+    def url(self, kind: str, work: Path) -> str:
+        if kind == "sqlite":  # ``work`` is made by the run
+            return f"sqlite:///{work / 'inboxd.db'}"
+        if self._pg is None:
+            from servers.postgres import PostgresServer
+
+            self._pg = PostgresServer(durable=True).start()
+        return str(self._pg.create_database())
+
+    def stop(self) -> None:
+        if self._pg is not None:
+            self._pg.stop()
+
+
+def run_size(n: int, batch_size: int, rounds: int, store_only: bool, databases: list[str]) -> None:
+    runs: list[tuple[str, bool, int | None, str]] = []
+    for db in databases:
+        runs += [
+            (f"{db}: store only, no workers", False, 0, db),
+            (f"{db}: store only", False, None, db),
+        ]
+        if not store_only:
+            runs.append((f"{db}: rules + ack + notify", True, None, db))
+    width = max(len(label) for label, *_ in runs) + 1
+    dbs = Databases()
     with tempfile.TemporaryDirectory(prefix="inboxd-bench-") as tmp:
         work = Path(tmp)
         server = DovecotServer().start()
@@ -176,31 +238,41 @@ def run_size(n: int, batch_size: int, rounds: int, store_only: bool) -> None:
                     f"round {round_no}: (a) baseline imapclient fetch + policy.default parse: "
                     f"{base_rate:8.0f} msgs/s ({base_s:.1f} s)"
                 )
-                for i, (label, full, workers) in enumerate(runs):
+                for i, (label, full, workers, db) in enumerate(runs):
+                    run_dir = work / f"round{round_no}-run{i}"
+                    url = dbs.url(db, run_dir)
                     fetched, sync_s, rss = inboxd_sync(
                         server,
                         "bench",
-                        work / f"round{round_no}-run{i}",
+                        run_dir,
                         full=full,
                         workers=workers,
                         batch_size=batch_size,
+                        db_url=url,
                     )
                     rate = fetched / sync_s
                     ratios.setdefault(label, []).append(rate / base_rate)
                     print(
-                        f"round {round_no}: (b) inboxd sync --once, {label:<23}"
+                        f"round {round_no}: (b) inboxd sync --once, {label:<{width}}"
                         f"{rate:8.0f} msgs/s ({sync_s:.1f} s, {fetched} stored), "
                         f"ratio {rate / base_rate:.2f}, peak RSS {rss} MB"
                     )
+                    if full:
+                        written, write_s = write_queued(url, ROOT / "templates")
+                        print(
+                            f"round {round_no}: (c) the drain's writing of those {written} "
+                            f"queued mails: {written / write_s:8.0f} mails/s ({write_s:.1f} s)"
+                        )
             if rounds > 1:
                 for label, values in ratios.items():
                     print(
-                        f"ratio over {rounds} rounds, {label:<23} median "
+                        f"ratio over {rounds} rounds, {label:<{width}} median "
                         f"{statistics.median(values):.2f} (min {min(values):.2f}, "
                         f"max {max(values):.2f})"
                     )
         finally:
             server.stop()
+            dbs.stop()
 
 
 def main() -> None:
@@ -213,9 +285,14 @@ def main() -> None:
     parser.add_argument(
         "--store-only", action="store_true", help="skip the run with rules, acks and notifications"
     )
+    parser.add_argument("--databases", default="sqlite", help="comma-separated: sqlite, postgresql")
     args = parser.parse_args()
+    databases = [d.strip() for d in args.databases.split(",") if d.strip()]
+    for db in databases:
+        if db not in ("sqlite", "postgresql"):
+            parser.error(f"unknown database {db!r}")
     for n in (int(s) for s in args.sizes.split(",")):
-        run_size(n, args.batch_size, args.rounds, args.store_only)
+        run_size(n, args.batch_size, args.rounds, args.store_only, databases)
 
 
 if __name__ == "__main__":

@@ -108,7 +108,8 @@ class Desk:
 
     @property
     def writer(self) -> QueuedMailWriter:
-        return QueuedMailWriter(self.engine, lambda: self.flow.config.renderer())
+        url = self.engine.url.render_as_string(hide_password=False)
+        return QueuedMailWriter(make_engine(url, read_only=True), self.flow.config.renderer)
 
     def written(self, row_id: int) -> bytes:
         """Outbox row ``row_id`` as the drain would send it (its intent rendered)."""

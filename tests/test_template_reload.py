@@ -18,6 +18,7 @@ from sqlalchemy import text
 from inboxd.config import parse_settings
 from inboxd.daemon import App, Daemon
 from inboxd.db import outbox_queries as q
+from inboxd.db.engine import make_engine
 from inboxd.flows.queued_mail import QueuedMailWriter
 from inboxd.flows.render import SAMPLE_CONTEXT
 from inboxd.ingest.pipeline import Source
@@ -57,7 +58,8 @@ def new_mail(n: int) -> bytes:
 def ack_subjects(app: App) -> list[str]:
     """The acknowledgements' subjects as the drain would write them now (the
     templates current at this moment: a queued mail is written when it is sent)."""
-    writer = QueuedMailWriter(app.engine, lambda: app.outbound.templates.current)
+    read_only = make_engine(app.settings.database.url, read_only=True)
+    writer = QueuedMailWriter(read_only, lambda: app.outbound.templates.current)
     with app.engine.connect() as conn:
         ids = conn.execute(text("SELECT id FROM outbox WHERE kind = 'ack' ORDER BY id")).all()
         rows = [q.get(conn, i) for (i,) in ids]

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Engine
 from inboxd.config import HelpdeskConfig, Settings
 from inboxd.core.loops import HourlyCaps
 from inboxd.core.rules import RuleSet
+from inboxd.db.engine import make_engine
 from inboxd.delivery.maildir_send import MaildirSender
 from inboxd.delivery.outbox import OutboxDrain
 from inboxd.delivery.smtp_send import SmtpSender
@@ -123,7 +124,10 @@ def build_outbound(
         max_per_run=smtp.max_per_run,
         clock=clock,
         on_failed=DeliveryAlerts(flow).on_failed,
-        write=QueuedMailWriter(engine, lambda: templates.current),
+        # a snapshot reader: writing a mail never waits for an import's write lock
+        write=QueuedMailWriter(
+            make_engine(settings.database.url, read_only=True), lambda: templates.current
+        ),
     )
     on_bad = settings.csat.on_bad
     surveys = Surveys(flow, reopen_on_bad="reopen" in on_bad, alert_lead="alert_lead" in on_bad)

@@ -24,7 +24,9 @@ from inboxd.flows.render import Rendered, TemplateError, TemplateRenderer
 
 
 class QueuedMailWriter:
-    """``renderer``: the current template set (reloadable)."""
+    """``engine``: a read-only one (``make_engine(url, read_only=True)``), so the drain
+    reads a snapshot instead of queueing behind an import for the SQLite write lock;
+    ``renderer``: the current template set (reloadable)."""
 
     def __init__(self, engine: Engine, renderer: Callable[[], TemplateRenderer]) -> None:
         self.engine = engine
