@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from inboxd.db import sql, tickets
+from inboxd.db import messages, sql, tickets
 from inboxd.db.engine import make_engine, upgrade
-from inboxd.db.tables import Message
-from inboxd.ingest.lmtp import InboundController, InboundHandler, base_address
+from inboxd.db.tables import Message, Quarantine
+from inboxd.ingest.lmtp import InboundController, InboundHandler, base_address, quarantine_to
 from inboxd.ingest.pipeline import IngestContext, Outcome, Pipeline, Source
 
 MAILBOXES = {"support@help.example": "support", "billing@help.example": "billing"}
@@ -95,3 +95,78 @@ def test_storage_failure_answers_451_so_the_mta_retries(pipeline: Pipeline) -> N
             assert err.value.smtp_code == 451
     finally:
         controller.stop()
+
+
+def two_recipient_data(port: int, raw: bytes) -> list[tuple[int, bytes]]:
+    """DATA of ``raw`` for two recipients: the replies to it, one per recipient (a
+    missing one times out after 10 s), then a NOOP's, which shows the session is
+    still in step."""
+    with smtplib.LMTP("127.0.0.1", port, timeout=10) as client:
+        client.ehlo()
+        assert client.mail("carol@customer.example")[0] == 250
+        for rcpt in ("support@help.example", "billing@help.example"):
+            assert client.rcpt(rcpt)[0] == 250
+        replies = [client.data(raw), client.getreply()]
+        replies.append(client.noop())
+    return replies
+
+
+def test_a_mail_over_the_size_limit_is_refused_once_per_recipient() -> None:
+    """RFC 2033: aiosmtpd refused the oversize DATA once, and an LMTP client waiting
+    for the second recipient's answer hung (or took it for the next command's)."""
+
+    def never(raw: bytes, source: Source) -> Outcome:  # pragma: no cover - refused before
+        raise AssertionError("an oversize mail reached the pipeline")
+
+    handler = InboundHandler(MAILBOXES, never, lmtp=True)
+    controller = InboundController(handler, "127.0.0.1", free_port(), 2000)
+    controller.start()
+    try:
+        many_lines = MAIL + b"Hello again, a line of text.\r\n" * 300
+        one_line = MAIL + b"x" * 5000 + b"\r\n"  # one line longer than the whole limit
+        for raw in (many_lines, one_line):
+            first, second, noop = two_recipient_data(controller.port, raw)
+            assert first[0] == second[0] == 552, (first, second)
+            assert noop[0] == 250
+    finally:
+        controller.stop()
+
+
+HUGE_HEADER = (
+    b"From: Carol <carol@customer.example>\r\nTo: support@help.example\r\n"
+    b"Subject: " + b"A" * 1_000_000 + b"\r\nMessage-ID: <long-1@customer.example>\r\n\r\nHello\r\n"
+)
+LONG_BODY_LINE = (
+    b"From: Carol <carol@customer.example>\r\nTo: support@help.example\r\n"
+    b"Subject: One long line\r\nMessage-ID: <long-2@customer.example>\r\n\r\n"
+    + b"<p>html on one line</p>" * 5000
+    + b"\r\n"
+)
+
+
+def test_long_lines_are_accepted_and_a_huge_header_line_is_quarantined(
+    pipeline: Pipeline,
+) -> None:
+    """A line over RFC 5321's 1000 octets got a permanent 500 (the sender a bounce)
+    while IMAP stored the same mail. Long body lines are stored as IMAP stores them;
+    a header line longer than the store keeps whole is held in quarantine, with
+    the reason, instead of being cut."""
+    handler = InboundHandler(
+        MAILBOXES, pipeline.ingest, lmtp=True, quarantine=quarantine_to(pipeline.engine)
+    )
+    controller = InboundController(handler, "127.0.0.1", free_port(), 10 * 1024 * 1024)
+    controller.start()
+    try:
+        held, held_too, noop = two_recipient_data(controller.port, HUGE_HEADER)
+        assert held[0] == held_too[0] == 250 and b"quarantined" in held[1], held
+        assert noop[0] == 250
+        kept, kept_too, _ = two_recipient_data(controller.port, LONG_BODY_LINE)
+        assert kept[0] == kept_too[0] == 250 and b"stored" in kept[1], kept
+    finally:
+        controller.stop()
+    with Session(pipeline.engine) as s:
+        [message] = s.exec(select(Message)).all()
+        assert message.message_id == "long-2@customer.example"
+        [row] = s.exec(select(Quarantine)).all()
+        assert "header line" in row.reason and row.source == "lmtp:support"
+        assert messages.blob(s.connection(), row.raw_sha256) == HUGE_HEADER

@@ -355,12 +355,13 @@ class Daemon:
     def start(self) -> None:
         settings = self.app.settings
         if settings.lmtp.enabled:
-            from inboxd.ingest.lmtp import InboundController, InboundHandler
+            from inboxd.ingest.lmtp import InboundController, InboundHandler, quarantine_to
 
             handler = InboundHandler(
                 {box.address: box.name for box in settings.mailbox},
                 self.app.pipeline.ingest,
                 lmtp=settings.lmtp.protocol == "lmtp",
+                quarantine=quarantine_to(self.app.engine, self.app.clock),
             )
             host, port = settings.lmtp.host_port
             self.controller = InboundController(handler, host, port, settings.lmtp.max_message_size)

@@ -4,26 +4,74 @@ RCPT is accepted only for configured support addresses (and their
 ``+token`` sub-addresses). DATA is stored through the pipeline in a worker
 thread; the answer is 250 only after the transaction committed, and 451 (the
 MTA retries) when it could not be stored. LMTP answers once per recipient
-(RFC 2033); one mail for support@ and billing@ is stored once.
+(RFC 2033), also when the mail is refused for its size; one mail for support@
+and billing@ is stored once.
+
+Lines of any length are taken (up to the size limit), as IMAP takes them: a
+permanent 500 for a line over RFC 5321's 1000 octets bounced mail IMAP stored.
+A mail with a header line longer than the parser keeps whole is held in
+quarantine with the reason (``quarantine_to``) rather than stored cut.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
 from collections.abc import Callable
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, AnyStr
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP, Envelope
 from aiosmtpd.smtp import Session as SmtpSession
+from sqlalchemy.engine import Engine
 
-from inboxd.ingest.pipeline import Outcome, Source
+from inboxd.core.parse import MAX_HEADER_VALUE
+from inboxd.db import messages
+from inboxd.ingest.pipeline import Outcome, Source, count_committed
 
 log = logging.getLogger("inboxd.lmtp")
 
 Ingest = Callable[[bytes, Source], Outcome]
+# (raw, source, reason) -> the outcome: keeps a mail aside instead of storing it
+Quarantine = Callable[[bytes, Source, str], Outcome]
+
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+
+
+def overlong_header(raw: bytes, limit: int = MAX_HEADER_VALUE) -> str | None:
+    """Why ``raw`` must not be stored as parsed: a header line longer than ``limit``
+    (the parser would keep only its first part), else None. One linear pass."""
+    end = _HEAD_END.search(raw)
+    head = raw[: end.start()] if end is not None else raw
+    start = 0
+    for number in range(1, head.count(b"\n") + 2):
+        stop = head.find(b"\n", start)
+        stop = len(head) if stop < 0 else stop
+        if stop - start > limit:
+            return f"header line {number} is {stop - start} bytes (over {limit}); held whole"
+        start = stop + 1
+    return None
+
+
+def quarantine_to(
+    engine: Engine, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+) -> Quarantine:
+    """Keep a mail in quarantine with the reason, in its own transaction."""
+
+    def hold(raw: bytes, source: Source, reason: str) -> Outcome:
+        arrived = time.time()
+        with engine.begin() as conn:
+            qid = messages.quarantine_raw(conn, raw, source, reason=reason, now=clock())
+        outcome = Outcome("quarantined", reason=reason)
+        count_committed(source.mailbox, [(outcome, arrived)])
+        log.warning("quarantined id=%s source=%s reason=%s", qid, source.label, reason)
+        return outcome
+
+    return hold
 
 
 def base_address(address: str) -> str:
@@ -35,10 +83,18 @@ def base_address(address: str) -> str:
 class InboundHandler:
     """aiosmtpd handler: ``mailboxes`` maps a support address to its mailbox name."""
 
-    def __init__(self, mailboxes: dict[str, str], ingest: Ingest, *, lmtp: bool) -> None:
+    def __init__(
+        self,
+        mailboxes: dict[str, str],
+        ingest: Ingest,
+        *,
+        lmtp: bool,
+        quarantine: Quarantine | None = None,
+    ) -> None:
         self.mailboxes = {a.lower(): n for a, n in mailboxes.items()}
         self.ingest = ingest
         self.lmtp = lmtp
+        self.quarantine = quarantine  # None: an over-long header goes to ``ingest`` too
 
     async def handle_RCPT(
         self,
@@ -60,8 +116,13 @@ class InboundHandler:
         mailbox = self.mailboxes[base_address(envelope.rcpt_tos[0])]
         kind = "lmtp" if self.lmtp else "smtp"
         loop = asyncio.get_running_loop()
+        source = Source(kind, mailbox)
+        held = overlong_header(raw) if self.quarantine is not None else None
         try:
-            outcome = await loop.run_in_executor(None, self.ingest, raw, Source(kind, mailbox))
+            if held is not None and self.quarantine is not None:
+                outcome = await loop.run_in_executor(None, self.quarantine, raw, source, held)
+            else:
+                outcome = await loop.run_in_executor(None, self.ingest, raw, source)
         except Exception:
             log.exception("store failed mailbox=%s size=%d", mailbox, len(raw))
             status = "451 4.3.0 Could not store the message, try again later"
@@ -74,8 +135,9 @@ class InboundHandler:
         return status
 
 
-# Sessions at once: each may buffer a whole mail up to the size limit (and copies of
-# it while it is stored), so this times ``max_size`` bounds the listener's memory.
+# Sessions at once: each may buffer a whole mail up to the size limit (its stream
+# buffer a line as long, and copies of the mail while it is stored), so this times a
+# small multiple of ``max_size`` bounds the listener's memory.
 MAX_SESSIONS = 16
 
 
@@ -87,10 +149,48 @@ class _Gate:
         self.open = 0
 
 
+# aiosmtpd's answer to a line longer than its stream limit (then over the size limit)
+_LINE_TOO_LONG = "500 Line too long"
+_TOO_BIG = "552 5.3.4 Message too big for this server"
+
+
 class _Capped:
-    """Mixin: over the gate's limit a new session is answered 421 and closed."""
+    """Mixin: over the gate's limit a new session is answered 421 and closed.
+
+    Also takes lines up to the whole size limit (aiosmtpd's ``line_length_limit``,
+    which sizes its stream buffer too, is RFC 5321's 1001 by default), and after
+    DATA's 354 repeats a one-line answer once per recipient in LMTP (RFC 2033 4.2:
+    aiosmtpd answers a mail it refused in its DATA loop once, and the client hung
+    waiting for the rest)."""
 
     gate: _Gate
+    per_recipient = False
+    _data_replies = 0  # -1: in DATA before the 354; n: the n replies the mail needs
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        size = kwargs.get("data_size_limit") or 0
+        self.line_length_limit = max(1001, size + 3)  # '.'-stuffing and CRLF
+        super().__init__(*args, **kwargs)
+
+    async def smtp_DATA(self, arg: str) -> None:
+        self._data_replies = -1
+        try:
+            await super().smtp_DATA(arg)  # type: ignore[misc]
+        finally:
+            self._data_replies = 0
+
+    async def push(self, status: AnyStr) -> None:
+        if isinstance(status, str) and self._data_replies:
+            if self._data_replies == -1:
+                if status.startswith("354"):
+                    envelope = self.envelope  # type: ignore[attr-defined]
+                    self._data_replies = len(envelope.rcpt_tos) if self.per_recipient else 1
+            elif "\r\n" not in status:  # the handler's answer is one line per recipient
+                if status.startswith(_LINE_TOO_LONG):  # a line over the whole size limit
+                    status = _TOO_BIG  # type: ignore[assignment]
+                status = "\r\n".join([status] * self._data_replies)  # type: ignore[assignment]
+                self._data_replies = 0
+        await super().push(status)  # type: ignore[misc]
 
     async def _handle_client(self) -> None:
         if self.gate.open >= self.gate.limit:
@@ -106,7 +206,7 @@ class _Capped:
 
 
 class _CappedLMTP(_Capped, LMTP):
-    pass
+    per_recipient = True
 
 
 class _CappedSMTP(_Capped, SMTP):
