@@ -47,10 +47,12 @@ class Context:
         return self._settings
 
     def app(self) -> App:
+        """The wired app of a command that writes state (it may create the database)."""
         from inboxd.config import ConfigError
-        from inboxd.daemon import App
+        from inboxd.daemon import App, private_files
         from inboxd.db.engine import SchemaError
 
+        private_files()
         try:
             return App.build(self.settings)
         except (ConfigError, SchemaError) as exc:
@@ -352,8 +354,10 @@ def db() -> None:
 @pass_ctx
 def db_upgrade(ctx: Context) -> None:
     """Create or migrate the schema to the current version."""
+    from inboxd.daemon import private_files
     from inboxd.db.engine import make_engine, upgrade
 
+    private_files()
     engine = make_engine(ctx.settings.database.url)
     click.echo(f"schema at {upgrade(engine)}")
 

@@ -80,6 +80,18 @@ def _check_quiet_calendars(quiet: QuietHours, current: RuleSet | None) -> None:
         )
 
 
+# what inboxd creates (the SQLite file and its WAL, maildirs) holds customer mail:
+# the owner's only, also when started from a shell (umask 022: world-readable)
+PRIVATE_UMASK = 0o077
+
+
+def private_files() -> None:
+    """Files and directories created from now on are the owner's only; a stricter
+    umask inherited stays (the systemd unit's 0027 becomes 0077)."""
+    inherited = os.umask(PRIVATE_UMASK)
+    os.umask(inherited | PRIVATE_UMASK)
+
+
 def warn_without_agents(current: RuleSet | None) -> bool:
     """Say loudly at start when the rules list no agents (an empty rules directory,
     a checkout under way): nobody is notified, and agents' answers to notifications
@@ -475,6 +487,7 @@ class Daemon:
 
         Signals arrive through a :class:`SignalPipe`, never through a handler
         that takes a lock (see that module for the hang this avoids)."""
+        private_files()
         signals = SignalPipe((signal.SIGTERM, signal.SIGINT, signal.SIGHUP))
         watchdog = self.notifier.watchdog_interval()
         try:
