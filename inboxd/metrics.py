@@ -100,15 +100,27 @@ class MailboxHealth:
         # the first failure since the last good sync: a login that works while every
         # SELECT fails is still an outage, so only ``synced`` ends one
         self.down_since: dict[str, float] = {}
+        # mailboxes another daemon fetches (it holds their lease) -> that daemon: this
+        # one is their standby, not unready (several daemons on one database)
+        self.standby_for: dict[str, str] = {}
 
     def up(self, mailbox: str) -> None:
         with self._lock:
             self.connected[mailbox] = True
+            self.standby_for.pop(mailbox, None)
         MAILBOX_CONNECTED.labels(mailbox).set(1)
+
+    def standby(self, mailbox: str, holder: str) -> None:
+        """Another daemon (``holder``) holds the mailbox's lease; this one waits for it."""
+        with self._lock:
+            self.connected[mailbox] = False
+            self.standby_for[mailbox] = holder
+        MAILBOX_CONNECTED.labels(mailbox).set(0)
 
     def down(self, mailbox: str, error: str, at: float | None = None) -> None:
         with self._lock:
             self.connected[mailbox] = False
+            self.standby_for.pop(mailbox, None)  # it failed here: this daemon fetches it
             when = time.time() if at is None else at
             self.last_error[mailbox] = error[:500]
             self.last_error_at[mailbox] = when
@@ -118,6 +130,7 @@ class MailboxHealth:
     def synced(self, mailbox: str, at: float) -> None:
         with self._lock:
             self.connected[mailbox] = True
+            self.standby_for.pop(mailbox, None)
             self.last_sync[mailbox] = at
             self.down_since.pop(mailbox, None)
         MAILBOX_CONNECTED.labels(mailbox).set(1)
@@ -143,8 +156,13 @@ class MailboxHealth:
             }
 
     def not_connected(self, mailboxes: Iterable[str]) -> list[str]:
+        """The mailboxes neither connected nor another daemon's to fetch."""
         with self._lock:
-            return [m for m in mailboxes if not self.connected.get(m, False)]
+            return [
+                m
+                for m in mailboxes
+                if not self.connected.get(m, False) and m not in self.standby_for
+            ]
 
 
 HEALTH = MailboxHealth()

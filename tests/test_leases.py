@@ -160,3 +160,32 @@ def test_the_owner_names_host_pid_and_a_random_part() -> None:
     host, pid, rand = daemon_owner().split(":")
     assert host and int(pid) > 0 and len(rand) == 8
     assert daemon_owner() == f"{host}:{pid}:{rand}"  # one per process
+
+
+def test_a_daemon_waiting_for_another_daemons_mailbox_is_its_standby_not_unready(
+    engine: Engine,
+) -> None:
+    """/readyz asks the mailboxes of this daemon: one another daemon holds is not down."""
+    from inboxd.metrics import MailboxHealth
+
+    health = MailboxHealth()
+    holder = MailboxLease(engine, "support", seconds=1.0, owner="holder")
+    waiter = MailboxLease(engine, "support", seconds=1.0, owner="waiter")
+    stop = threading.Event()
+    assert holder.acquire(stop)
+    assert health.not_connected(["support"]) == ["support"]  # never connected here
+    seen: list[str] = []
+
+    def on_held(owner: str) -> None:
+        seen.append(owner)
+        health.standby("support", owner)
+        stop.set()  # enough: the test needs the wait, not the takeover
+
+    assert not waiter.acquire(stop, on_held=on_held)
+    assert seen == ["holder"]
+    assert health.not_connected(["support"]) == []
+    health.down("support", "connection refused")  # the holder died, we connect and fail
+    assert health.not_connected(["support"]) == ["support"]
+    health.standby("support", "holder")
+    health.up("support")
+    assert health.standby_for == {} and health.not_connected(["support"]) == []

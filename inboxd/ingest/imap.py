@@ -29,6 +29,7 @@ Connection plumbing is in ``imapconn``; what a worker runs is in ``fetchjob``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import queue
@@ -270,7 +271,8 @@ class MailboxFetcher:
             client = None
             failed = False
             try:
-                if lease is not None and not lease.acquire(stop):
+                standby = functools.partial(HEALTH.standby, self.name)
+                if lease is not None and not lease.acquire(stop, on_held=standby):
                     break
                 client = self._connect()
                 recover = True

@@ -71,12 +71,15 @@ class MailboxLease:
         """Renew after a third of the period: two renewals may fail before it expires."""
         return self.period.total_seconds() / 3
 
-    def acquire(self, stop: threading.Event) -> bool:
+    def acquire(
+        self, stop: threading.Event, on_held: Callable[[str], object] | None = None
+    ) -> bool:
         """Wait until this daemon holds the lease (True) or ``stop`` is set (False).
 
         Each wait ends at the holder's expiry (or after a third of the period, to
         see a renewal or a release), so a dead holder's mailbox is taken within one
-        period of its last renewal. A database error propagates (the fetcher backs off).
+        period of its last renewal. ``on_held`` is told each new holder met while
+        waiting. A database error propagates (the fetcher backs off).
         """
         seen: str | None = None
         while not stop.is_set():
@@ -89,6 +92,8 @@ class MailboxLease:
             if found is not None:
                 if found.owner != seen:
                     seen = found.owner
+                    if on_held is not None and found.owner != self.owner:
+                        on_held(found.owner)
                     self.log.info(
                         f"lease_held mailbox={self.mailbox} owner={found.owner}"
                         f" until={found.expires_at.isoformat()}"
