@@ -15,7 +15,7 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -211,6 +211,35 @@ def _read_session(ctx: Context) -> Session:
     return Session(make_engine(ctx.settings.database.url, read_only=True))
 
 
+PAGE = 1000  # tickets list's page unless --limit says otherwise
+MAX_PAGE = 100_000
+_Row = TypeVar("_Row")
+
+
+class Page:
+    """One page of ``tickets list``: one row more is read than printed, so a page
+    that is not the last says where the next starts (on stderr: stdout stays the
+    JSON or CSV)."""
+
+    def __init__(self, limit: int, after: int) -> None:
+        self.limit = limit
+        self.after = after
+        self.next_after: int | None = None
+
+    def cut(self, rows: list[_Row], ids: list[int]) -> list[_Row]:
+        """The rows to print of the ``limit + 1`` read (``ids``: theirs, in order)."""
+        if len(rows) > self.limit:
+            self.next_after = ids[self.limit - 1]
+        return rows[: self.limit]
+
+    def say_more(self) -> None:
+        if self.next_after is not None:
+            click.echo(
+                f"more tickets after this page of {self.limit}: --after {self.next_after}",
+                err=True,
+            )
+
+
 @main.group()
 def tickets() -> None:
     """Look at tickets."""
@@ -221,14 +250,35 @@ def tickets() -> None:
 @click.option("--quarantined", is_flag=True, help="list quarantined mail instead")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True, help="the --json fields as CSV, for spreadsheets")
+@click.option(
+    "--limit",
+    type=click.IntRange(1, MAX_PAGE),
+    default=PAGE,
+    show_default=True,
+    help="at most this many tickets (by id)",
+)
+@click.option(
+    "--after",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="ID",
+    help="only tickets after this id: the next page (stderr names it)",
+)
 @pass_ctx
 def tickets_list(
-    ctx: Context, status: str | None, quarantined: bool, as_json: bool, as_csv: bool
+    ctx: Context,
+    status: str | None,
+    quarantined: bool,
+    as_json: bool,
+    as_csv: bool,
+    limit: int,
+    after: int,
 ) -> None:
-    """List tickets (or the quarantine)."""
+    """List tickets (or the quarantine), oldest first, a page at a time."""
     if as_json and as_csv:
         raise click.UsageError("give --json or --csv, not both")
-    if not quarantined and _quick_list(ctx, status, as_json, as_csv):
+    page = Page(limit, after)
+    if not quarantined and _quick_list(ctx, status, as_json, as_csv, page):
         return
     with _read_session(ctx) as session:
         if quarantined:
@@ -247,28 +297,31 @@ def tickets_list(
             return
         from inboxd.db import tickets as ticket_rows
 
-        found = ticket_rows.list_rows(session, status)
+        rows = ticket_rows.list_rows(session, status, page.limit + 1, page.after)
+        found = page.cut(rows, [t.id or 0 for t in rows])
         if as_json:
             click.echo(json.dumps([ticket_json(t) for t in found], indent=2))
-            return
-        if as_csv:
+        elif as_csv:
             _write_csv([ticket_json(t) for t in found], list(TICKET_FIELDS))
-            return
-        for t in found:
-            who = t.assignee or t.team or "-"
-            click.echo(
-                f"#{t.id:<6} {t.status:<8} {t.priority:<7} {who:<12} {t.requester:<30} {t.subject}"
-            )
+        else:
+            for t in found:
+                who = t.assignee or t.team or "-"
+                click.echo(
+                    f"#{t.id:<6} {t.status:<8} {t.priority:<7} {who:<12} "
+                    f"{t.requester:<30} {t.subject}"
+                )
+        page.say_more()
 
 
-def _quick_list(ctx: Context, status: str | None, as_json: bool, as_csv: bool) -> bool:
+def _quick_list(ctx: Context, status: str | None, as_json: bool, as_csv: bool, page: Page) -> bool:
     """``tickets list`` through ``cli.quick`` (SQLite, no SQLAlchemy); False: not here."""
     from inboxd.cli import quick
 
     file = quick.sqlite_file(ctx.config_path)
-    found = quick.tickets(file, status) if file is not None else None
-    if found is None:
+    rows = quick.tickets(file, status, page.limit + 1, page.after) if file is not None else None
+    if rows is None:
         return False
+    found = page.cut(rows, [int(t["id"]) for t in rows])
     if as_json:
         click.echo(json.dumps(found, indent=2))
     elif as_csv:
@@ -280,6 +333,7 @@ def _quick_list(ctx: Context, status: str | None, as_json: bool, as_csv: bool) -
                 f"#{t['id']:<6} {t['status']:<8} {t['priority']:<7} {who:<12} "
                 f"{t['requester']:<30} {t['subject']}"
             )
+    page.say_more()
     return True
 
 

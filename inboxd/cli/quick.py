@@ -50,13 +50,16 @@ def _when(value: Any) -> str | None:
     return datetime.fromisoformat(str(value)).replace(tzinfo=UTC).isoformat()
 
 
-def tickets(file: Path, status: str | None, limit: int = 1000) -> list[dict[str, Any]] | None:
-    """The rows ``tickets list`` prints, or None to take the ordinary path."""
-    query = f"SELECT {', '.join(COLUMNS)} FROM ticket"
-    params: tuple[Any, ...] = ()
+def tickets(
+    file: Path, status: str | None, limit: int = 1000, after: int = 0
+) -> list[dict[str, Any]] | None:
+    """The rows ``tickets list`` prints (ids after ``after``, at most ``limit``), or
+    None to take the ordinary path."""
+    query = f"SELECT {', '.join(COLUMNS)} FROM ticket WHERE id > ?"
+    params: tuple[Any, ...] = (after,)
     if status:
-        query += " WHERE status = ?"
-        params = (status,)
+        query += " AND status = ?"
+        params += (status,)
     query += " ORDER BY id LIMIT ?"
     try:
         con = sqlite3.connect(f"file:{file}?mode=ro", uri=True, timeout=5)

@@ -395,8 +395,11 @@ def get_row(session: Session, ticket_id: int) -> TicketRow | None:
     return session.get(TicketRow, ticket_id)
 
 
-def list_rows(session: Session, status: str | None = None, limit: int = 1000) -> list[TicketRow]:
-    stmt = select(TicketRow).order_by(col(TicketRow.id))
+def list_rows(
+    session: Session, status: str | None = None, limit: int = 1000, after: int = 0
+) -> list[TicketRow]:
+    """Up to ``limit`` tickets by id, those after ``after`` (a page that stays put)."""
+    stmt = select(TicketRow).where(col(TicketRow.id) > after).order_by(col(TicketRow.id))
     if status:
         stmt = stmt.where(TicketRow.status == status)
     return list(session.execute(stmt.limit(limit)).scalars())
