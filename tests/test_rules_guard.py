@@ -102,6 +102,7 @@ def test_an_agent_answer_to_a_desk_without_agents_is_a_note_and_the_agent_is_tol
     [told] = after.outbox_mails("command_result")
     text = body_text(told)
     assert "not an agent in the current rules" in text and "kept as a note" in text
+    assert "commands corrected" not in text  # correcting them would not help
     assert "agent_token_refused" in after.event_kinds(1)
 
 

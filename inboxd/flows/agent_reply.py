@@ -308,7 +308,18 @@ class AgentReplyInterceptor:
         )
         tickets.record(session, ticket.id, refused)
         log.error("agent token ticket=%s sender=%s: %s", ticket.id, who.agent.email, who.reason)
-        self._command_result(session, view, ticket, who.agent, [], [reason], parsed, now)
+        self._to_agent(  # no commands' help: correcting them would not help
+            session,
+            view,
+            OutboundKind.COMMAND_RESULT,
+            ticket,
+            who.agent,
+            parsed,
+            now,
+            results=[],
+            errors=[reason],
+            commands_help=[],
+        )
         return Outcome(
             "stored", ticket.id, row_id, "token", f"kept as a note: {who.agent.email} not listed"
         )
