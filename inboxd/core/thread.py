@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 
+from inboxd.core.desk.ticket import Ticket
 from inboxd.core.desk.vocab import REOPENABLE, Status
 from inboxd.core.model import MatchedBy, ParsedMessage
 from inboxd.core.tokens import (
@@ -81,6 +82,10 @@ class TicketSnapshot:
     mailbox: str = ""
     answered: bool = False  # an agent has replied in public (first_agent_reply_at)
     customers: frozenset[str] = frozenset()  # requester and customer roles: the recipients
+    # the whole ticket and each address's role, read with the snapshot, so the mail
+    # that finds its ticket here need not read it again
+    ticket: Ticket | None = None
+    roles: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

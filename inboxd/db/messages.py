@@ -20,7 +20,7 @@ from sqlmodel import Session, col, select
 
 from inboxd.core.inbound import Arrival, Source
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
-from inboxd.db import behind
+from inboxd.db import behind, tickets
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.sql import DB, add_rows, conn_of, in_list, in_params, insert_ignore, utc
 from inboxd.db.tables import Attachment as AttachmentRow
@@ -102,18 +102,13 @@ _SNAPSHOT_PEOPLE = PreparedQuery(
 )
 
 
+# the whole ticket row: the mail that finds its ticket among them keeps it (one read)
 _SNAPSHOT_TICKETS = PreparedQuery(
-    lambda n: sa_select(
-        _TICKET_T.c.id,
-        _TICKET_T.c.status,
-        _TICKET_T.c.status_changed_at,
-        _TICKET_T.c.merged_into,
-        _TICKET_T.c.created_at,
-        _TICKET_T.c.requester,
-        _TICKET_T.c.mailbox,
-        _TICKET_T.c.first_agent_reply_at,
-    ).where(_TICKET_T.c.id.in_(in_list(n)))
+    lambda n: sa_select(*(_TICKET_T.c[name] for name in tickets.COLUMNS)).where(
+        _TICKET_T.c.id.in_(in_list(n))
+    )
 )
+_AT = {name: n for n, name in enumerate(tickets.COLUMNS)}
 
 # the roles whose addresses receive replies (db.tickets.RECIPIENT_ROLES)
 _CUSTOMER_ROLES = frozenset({"requester", "customer"})
@@ -124,26 +119,26 @@ def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnaps
     if not ids:
         return {}
     conn = conn_of(db)
-    people: dict[int, set[str]] = {i: set() for i in ids}
-    customers: dict[int, set[str]] = {i: set() for i in ids}
+    roles: dict[int, dict[str, str]] = {i: {} for i in ids}
     for ticket_id, email, role in _SNAPSHOT_PEOPLE.all(conn, in_params(ids), len(ids)):
-        people[ticket_id].add(email)
-        if role in _CUSTOMER_ROLES:
-            customers[ticket_id].add(email)
+        roles[ticket_id][email] = role
     out: dict[int, TicketSnapshot] = {}
     for row in _SNAPSHOT_TICKETS.all(conn, in_params(ids), len(ids)):
-        tid, status, changed, merged, created, requester, mailbox, answered = row
+        tid = row[_AT["id"]]
+        people = frozenset(roles[tid])
         out[tid] = TicketSnapshot(
             tid,
-            status,
-            changed,
-            frozenset(people[tid]),
-            merged,
-            created_at=utc(created),
-            requester=requester,
-            mailbox=mailbox,
-            answered=answered is not None,
-            customers=frozenset(customers[tid]),
+            row[_AT["status"]],
+            row[_AT["status_changed_at"]],
+            people,
+            row[_AT["merged_into"]],
+            created_at=utc(row[_AT["created_at"]]),
+            requester=row[_AT["requester"]],
+            mailbox=row[_AT["mailbox"]],
+            answered=row[_AT["first_agent_reply_at"]] is not None,
+            customers=frozenset(e for e, r in roles[tid].items() if r in _CUSTOMER_ROLES),
+            ticket=tickets.from_row(row, people),
+            roles=roles[tid],
         )
     return out
 

@@ -49,7 +49,11 @@ _INSERT_EVENT = Prepared(lambda _d: _EVENT_T.insert())
 _MERGE_HOPS = 16
 
 
-def _ticket(row: Sequence[Any], participants: frozenset[str]) -> Ticket:
+COLUMNS = _COLUMNS  # a ticket row as ``from_row`` reads it
+
+
+def from_row(row: Sequence[Any], participants: frozenset[str]) -> Ticket:
+    """The ticket value of a row of ``COLUMNS`` (a read that joins in more than tickets)."""
     values = dict(zip(_COLUMNS, row, strict=True))
     for name in _DATETIMES:
         values[name] = utc(values[name])
@@ -69,7 +73,7 @@ def load(db: DB, ticket_id: int, *, participants: frozenset[str] | None = None) 
     if participants is None:
         people = _PEOPLE.all(conn, {"tid": ticket_id})
         participants = frozenset(str(p[0]) for p in people)
-    return _ticket(rows[0], participants)
+    return from_row(rows[0], participants)
 
 
 def load_many(db: DB, ticket_ids: Sequence[int]) -> dict[int, Ticket]:
@@ -82,7 +86,7 @@ def load_many(db: DB, ticket_ids: Sequence[int]) -> dict[int, Ticket]:
             _TICKET_T.c.id.in_(list(ticket_ids))
         )
     )
-    return {int(row[0]): _ticket(tuple(row), frozenset()) for row in rows}
+    return {int(row[0]): from_row(tuple(row), frozenset()) for row in rows}
 
 
 def resolve(db: DB, ticket_id: int) -> Ticket | None:

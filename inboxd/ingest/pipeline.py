@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -325,8 +325,10 @@ class Pipeline:
         ticket_id = mail.match.ticket_id
         if ticket_id is not None:
             snapshot = lookup.tickets.get(ticket_id)
-            known = snapshot.participants if snapshot is not None else None
-            mail.ticket = tickets.load(mail.db, ticket_id, participants=known)
+            if snapshot is not None and snapshot.ticket is not None:
+                mail.ticket = snapshot.ticket  # read with the lookup, in this transaction
+            else:
+                mail.ticket = tickets.load(mail.db, ticket_id)
         return None
 
     def join(self, mail: _Mail) -> Outcome | None:
@@ -617,9 +619,7 @@ class Pipeline:
         elif sender is not None and rules is not None and rules.agent_by_email(sender.email):
             sender_role, trusted = "agent", True
         else:
-            role = tickets.participant_roles(mail.db, ticket.id).get(
-                sender.email if sender else ""
-            )
+            role = self._roles(mail, ticket).get(sender.email if sender else "")
             trusted = role in tickets.RECIPIENT_ROLES
             sender_role = role if role is not None else "pending"
         # what the reactors see: the stored role, or what a new address is added as
@@ -633,6 +633,14 @@ class Pipeline:
             if not self._ours(a.email)
         ]
         return people
+
+    def _roles(self, mail: _Mail, ticket: Ticket) -> Mapping[str, str]:
+        """Each address's role on ``ticket``: from the thread lookup when it read this
+        ticket and the mail has not changed its people since, else read."""
+        snapshot = mail.lookup.tickets.get(ticket.id) if mail.lookup is not None else None
+        if snapshot is not None and snapshot.participants == ticket.participants:
+            return snapshot.roles
+        return tickets.participant_roles(mail.db, ticket.id)
 
     def _ours(self, address: str) -> bool:
         """A support address, also with a ``+TOKEN`` (our reply and return-path addresses)."""
