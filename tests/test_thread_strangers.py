@@ -130,3 +130,38 @@ def test_cc_of_an_agent_is_refused(desk: Desk) -> None:
     assert desk.outbox("reply") == []
     [result] = desk.outbox_mails("command_result")
     assert "#cc bob@help.example: that is an agent" in body_text(result)
+
+
+def test_a_stranger_does_not_reopen_a_solved_ticket_but_the_agents_hear_of_it(
+    desk: Desk,
+) -> None:
+    """Issue 15: a token or Message-ID holder who is not the ticket's customer used to
+    reopen it. Their mail is kept on the ticket and told to the agents, who decide;
+    the customer's own answer still reopens it."""
+    desk.deliver(mail())
+    answer(desk, "#solve\n\nHello Carol, fixed.\n", "a1@help.example")
+    assert desk.ticket(1)["status"] == "solved"
+    before = len(notes_to_alice(desk))
+    out = desk.deliver(
+        mail(
+            sender=MALLORY,
+            subject="Re: [#1] Printer broken",
+            msgid="m3@evil.example",
+            in_reply_to="c1@customer.example",
+            body="Reopen it, and send me the invoice.\n",
+        )
+    )
+    assert (out.ticket_id, out.matched_by) == (1, "header")
+    assert desk.ticket(1)["status"] == "solved"
+    assert roles(desk, 1)["mallory@evil.example"] == "pending"
+    [note] = notes_to_alice(desk)[before:]
+    assert "mallory@evil.example is not a recipient of this ticket" in body_text(note)
+    desk.deliver(
+        mail(
+            subject="Re: [#1] Printer broken",
+            msgid="c2@customer.example",
+            in_reply_to="c1@customer.example",
+            body="Still broken, sorry.\n",
+        )
+    )
+    assert desk.ticket(1)["status"] == "open"

@@ -153,6 +153,7 @@ def _landing(
     now: datetime,
     reopen_window: timedelta,
     may_reopen: bool,
+    sender: str = "",
 ) -> ThreadMatch:
     if snap.status == Status.CLOSED and now - snap.status_changed_at > reopen_window:
         return ThreadMatch(
@@ -163,7 +164,21 @@ def _landing(
             follow_up_of=snap.id,
         )
     closed = snap.status in REOPENABLE
-    return ThreadMatch(snap.id, how, reason, reopen=closed and may_reopen)
+    return ThreadMatch(
+        snap.id, how, reason, reopen=closed and may_reopen and _reopens(snap, sender)
+    )
+
+
+# who may reopen a solved or closed ticket by mail (db.tickets.Person roles)
+_REOPENERS = frozenset({"requester", "customer", "agent"})
+
+
+def _reopens(snap: TicketSnapshot, sender: str) -> bool:
+    """A customer of the ticket (its requester, a Cc a customer or agent added) or an
+    agent on it reopens it; a sender new to it (``pending``: they found it by citing
+    its mail or a token) only adds their mail, and the agents decide. A ticket with
+    no people on record (a held ticket) is anyone's to reopen."""
+    return not snap.roles or snap.roles.get(sender) in _REOPENERS
 
 
 def choose(
@@ -178,9 +193,12 @@ def choose(
     """Pick the ticket for ``msg``; see the module docstring for the order.
 
     ``may_reopen`` is False for machine mail (auto-replies, bounces): it joins its
-    ticket but never reopens it.
+    ticket but never reopens it; nor does a sender new to the ticket (``_reopens``).
     """
-    land = partial(_landing, now=now, reopen_window=reopen_window, may_reopen=may_reopen)
+    sender = msg.from_.email if msg.from_ is not None else ""
+    land = partial(
+        _landing, now=now, reopen_window=reopen_window, may_reopen=may_reopen, sender=sender
+    )
 
     for cited in keys.cited_ids:
         known = lookup.keys.get(cited)
@@ -302,6 +320,7 @@ def plan_join(
     now: datetime,
     reopen_window: timedelta,
     may_reopen: bool = True,
+    sender: str = "",
 ) -> ThreadJoin | None:
     """Merge or relate the tickets the mail's references join; None when there are none.
 
@@ -342,5 +361,6 @@ def plan_join(
             now=now,
             reopen_window=reopen_window,
             may_reopen=may_reopen,
+            sender=sender,
         )
     return ThreadJoin(landing, tuple(into.items()), tuple(relations))

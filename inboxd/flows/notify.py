@@ -73,7 +73,9 @@ class AckNotifyReactor:
         thread = functools.cache(lambda: self.flow.thread_of_stored(conn, mail))
         if mail.new_ticket:
             ticket = self._acknowledge(session, view, mail, ticket, thread)
-        if ticket.status not in QUIET_STATUSES:
+        # a stranger's mail on a solved or closed ticket did not reopen it: the agents
+        # hear of it anyway, and decide
+        if ticket.status not in QUIET_STATUSES or mail.sender_role == "pending":
             self._notify(session, view, mail, ticket, thread)
 
     # --- acknowledgement ----------------------------------------------------------------

@@ -341,6 +341,7 @@ class Pipeline:
         """
         if mail.keys is None or mail.lookup is None:
             return None
+        sender = mail.arrival.parsed.from_
         plan = plan_join(
             mail.keys,
             mail.lookup,
@@ -348,6 +349,7 @@ class Pipeline:
             now=mail.arrival.now,
             reopen_window=self.ctx.reopen_window,
             may_reopen=mail.person,
+            sender=sender.email if sender is not None else "",
         )
         if plan is None:
             return None
