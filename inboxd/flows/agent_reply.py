@@ -259,24 +259,46 @@ class AgentReplyInterceptor:
             f"ticket #{token.ticket_id} was merged into #{survivor.id}: its reply address "
             f"no longer acts; answer from a notification of #{survivor.id}"
         )
-        row_id = messages.store_mail(
+        row_id = self._keep_refused(
             session,
             arrival,
-            ticket_id=survivor.id,
-            direction=Direction.NOTE.value,
-            matched_by="token",
-            reason=f"agent reply by {agent.name} to merged ticket #{token.ticket_id}",
-            new_text=parsed.new_text,
+            survivor.id,
+            agent.email,
+            f"agent reply by {agent.name} to merged ticket #{token.ticket_id}",
+            reason,
         )
-        refused = ev.AgentTokenRefused(
-            at=now, reason=reason, sender=agent.email, cited=self._cited(parsed)
-        )
-        tickets.record(session, survivor.id, refused)
         log.warning(
             "agent token of merged ticket=%s agent=%s: %s", token.ticket_id, agent.name, reason
         )
         self._command_result(session, view, survivor, agent, [], [reason], parsed, now)
         return self._handled(survivor, row_id, agent, "merged token")
+
+    def _keep_refused(
+        self,
+        session: Session,
+        arrival: Arrival,
+        ticket_id: int,
+        sender: str,
+        note: str,
+        reason: str,
+    ) -> int:
+        """An answer whose token acts no more: kept as a note on ``ticket_id`` (never the
+        customer's text) with an ``agent_token_refused`` event; its row id."""
+        parsed = arrival.parsed
+        row_id = messages.store_mail(
+            session,
+            arrival,
+            ticket_id=ticket_id,
+            direction=Direction.NOTE.value,
+            matched_by="token",
+            reason=note,
+            new_text=parsed.new_text,
+        )
+        refused = ev.AgentTokenRefused(
+            at=arrival.now, reason=reason, sender=sender, cited=self._cited(parsed)
+        )
+        tickets.record(session, ticket_id, refused)
+        return row_id
 
     def _not_listed(
         self,
@@ -294,19 +316,14 @@ class AgentReplyInterceptor:
             f"{who.reason}; your mail is kept as a note on ticket #{ticket.id}: "
             "answer again once you are back in the rules"
         )
-        row_id = messages.store_mail(
+        row_id = self._keep_refused(
             session,
             arrival,
-            ticket_id=ticket.id,
-            direction=Direction.NOTE.value,
-            matched_by="token",
-            reason=f"answer by {who.agent.email}, not an agent in the current rules",
-            new_text=parsed.new_text,
+            ticket.id,
+            who.agent.email,
+            f"answer by {who.agent.email}, not an agent in the current rules",
+            who.reason,
         )
-        refused = ev.AgentTokenRefused(
-            at=now, reason=who.reason, sender=who.agent.email, cited=self._cited(parsed)
-        )
-        tickets.record(session, ticket.id, refused)
         log.error("agent token ticket=%s sender=%s: %s", ticket.id, who.agent.email, who.reason)
         self._to_agent(  # no commands' help: correcting them would not help
             session,
