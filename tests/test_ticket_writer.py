@@ -184,3 +184,24 @@ def test_batched_events_are_written_at_the_end_and_dropped_with_their_mail(db_ur
         rows = [(r.kind, r.data.get("message")) for r in tickets.event_rows(s, made.id)]
     assert rows == [("created", None), ("note", 1)]
     engine.dispose()
+
+
+def test_a_batch_reads_an_agents_number_once_and_forgets_it_after(db_url: str) -> None:
+    from sqlalchemy import text
+
+    from inboxd.db import agents
+
+    engine = engine_at(db_url)
+    with Session(engine) as s, s.begin():
+        conn = s.connection()
+        assert behind.memo("agent_numbers") is None  # no batch, no memo
+        with behind.batch(conn):
+            first = agents.agent_number(conn, "Alice@Help.example", "Alice")
+            conn.execute(text("DELETE FROM agentidentity"))  # the memo answers now
+            assert agents.agent_number(conn, "alice@help.example") == first
+        assert behind.memo("agent_numbers") is None
+        agents.agent_number(conn, "alice@help.example")  # read again: made anew, as deleted
+        assert [r[0] for r in conn.execute(text("SELECT email FROM agentidentity"))] == [
+            "alice@help.example"
+        ]
+    engine.dispose()

@@ -61,16 +61,29 @@ class Held:
 
 
 _KINDS: list[Held] = []
+_MEMOS: ContextVar[dict[str, dict[Any, Any]] | None] = ContextVar("inboxd_memos", default=None)
 
 
 @contextmanager
 def batch(db: DB) -> Iterator[None]:
     """Hold every kind's rows inside; write them at the end, in the caller's
     transaction (no held row refers to another, so their order does not matter)."""
-    with ExitStack() as stack:
-        for kind in _KINDS:
-            stack.enter_context(kind._batch(db))
-        yield
+    token = _MEMOS.set({})
+    try:
+        with ExitStack() as stack:
+            for kind in _KINDS:
+                stack.enter_context(kind._batch(db))
+            yield
+    finally:
+        _MEMOS.reset(token)
+
+
+def memo(name: str) -> dict[Any, Any] | None:
+    """A dict that lives as long as this batch's transaction (None outside a batch):
+    for what a batch reads many times and cannot change, such as an agent's number.
+    Gone with the batch, so a rolled-back batch leaves nothing remembered."""
+    memos = _MEMOS.get()
+    return memos.setdefault(name, {}) if memos is not None else None
 
 
 def mark() -> tuple[int, ...]:
