@@ -126,11 +126,15 @@ def _rows(desk: Desk) -> list[tuple[str, bytes]]:
     return [(r.kind, desk.written(r.id)) for r in rows]
 
 
-@pytest.fixture
-def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Message-IDs from a counter instead of uuid4: the only random part of our mail."""
+def _count_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Message-IDs from a counter from 1 instead of uuid4: the only random part of our mail."""
     counter = itertools.count(1)
     monkeypatch.setattr("inboxd.flows.mailflow.uuid.uuid4", lambda: uuid.UUID(int=next(counter)))
+
+
+@pytest.fixture
+def fixed_ids(monkeypatch: pytest.MonkeyPatch) -> None:
+    _count_ids(monkeypatch)
 
 
 def test_outbound_mail_is_byte_for_byte_as_recorded(tmp_path: Path, fixed_ids: None) -> None:
@@ -148,3 +152,31 @@ def test_outbound_mail_is_byte_for_byte_as_recorded(tmp_path: Path, fixed_ids: N
     assert [p.name for p in recorded] == [f"{n:02d}-{k}.eml" for n, (k, _) in enumerate(got, 1)]
     for path, (_, raw) in zip(recorded, got, strict=True):
         assert raw == path.read_bytes(), f"{path.name} differs"
+
+
+def test_a_batch_queues_the_same_mail_as_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An IMAP batch holds its rows and remembers what it read (agent numbers, each
+    ticket's root) for the batch; what it queues is byte for byte what mail by mail
+    queues: a new ticket and its follow-up in one batch, and in two deliveries."""
+    from inboxd.ingest.sink import FetchedMail
+
+    follow_up = mail(
+        subject="Re: Drucker kaputt",
+        body="Any news?\n",
+        msgid="c2@customer.example",
+        in_reply_to="c1@customer.example",
+        references=["c1@customer.example"],
+    )
+    _count_ids(monkeypatch)
+    one_by_one = make_desk(tmp_path / "a")
+    one_by_one.deliver(HTML_WITH_ATTACHMENT)
+    one_by_one.deliver(follow_up)
+    expected = _rows(one_by_one)
+    _count_ids(monkeypatch)  # the same Message-IDs again
+    batched = make_desk(tmp_path / "b")
+    batch = [FetchedMail(1, HTML_WITH_ATTACHMENT), FetchedMail(2, follow_up)]
+    batched.pipeline.store_batch("support", "INBOX", 1, batch)
+    assert [k for k, _ in expected] == ["ack", "notify", "notify", "notify", "notify"]
+    assert _rows(batched) == expected

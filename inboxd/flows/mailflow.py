@@ -43,7 +43,7 @@ from inboxd.core.rules.model import Agent
 from inboxd.core.subject import strip_prefixes, strip_ticket_tag
 from inboxd.core.threadindex import thread_index_in_headers
 from inboxd.core.tokens import make_message_id, make_reply_token
-from inboxd.db import agents, messages
+from inboxd.db import agents, behind, messages
 from inboxd.db import outbox_queries as q
 from inboxd.flows.render import Rendered, TemplateRenderer
 
@@ -167,15 +167,22 @@ class Flow:
         """``thread_info`` of the ticket a customer's mail was just stored on: that mail
         is its newest customer mail, and the first when it opened the ticket, so at
         most the first is read."""
-        if mail.new_ticket:
-            root_id, head = mail.parsed.message_id, mail.arrival.raw[: messages.HEAD_BYTES]
-        else:
-            first = messages.first_message_head(db, mail.ticket.id)
-            root_id, head = first if first else ("", b"")
+        # an ingest batch remembers each ticket's root: its later mail need not read it
+        roots = behind.memo("thread_roots")
+        root = roots.get(mail.ticket.id) if roots is not None else None
+        if root is None:
+            if mail.new_ticket:
+                root_id, head = mail.parsed.message_id, mail.arrival.raw[: messages.HEAD_BYTES]
+            else:
+                first = messages.first_message_head(db, mail.ticket.id)
+                root_id, head = first if first else ("", b"")
+            root = (root_id, thread_index_in_headers(head) if head else "")
+            if roots is not None:
+                roots[mail.ticket.id] = root
         return ThreadInfo(
-            root_id=root_id,
+            root_id=root[0],
             started=mail.ticket.created_at,
-            root_thread_index=thread_index_in_headers(head) if head else "",
+            root_thread_index=root[1],
             last_customer_id=mail.parsed.message_id,
         )
 
