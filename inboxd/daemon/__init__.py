@@ -366,6 +366,9 @@ class Daemon:
 
     def start(self) -> None:
         settings = self.app.settings
+        # first: /healthz answers while the rest starts, and /readyz says what is not up
+        # yet (a scrape right after the first mail was stored found no endpoint)
+        self._start_metrics()
         if settings.lmtp.enabled:
             from inboxd.ingest.lmtp import InboundController, InboundHandler, quarantine_to
 
@@ -394,7 +397,6 @@ class Daemon:
         self._register()
         self.scheduler = Scheduler(self._jobs())
         self.scheduler.start()
-        self._start_metrics()
         self.notifier.ready(f"{len(settings.mailbox)} mailboxes")
 
     def _start_metrics(self) -> None:
