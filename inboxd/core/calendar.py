@@ -12,6 +12,7 @@ import difflib
 import functools
 import itertools
 import re
+from bisect import bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -280,13 +281,84 @@ Window = tuple[datetime, datetime]
 def open_windows(cal: Calendar, start: datetime) -> Iterator[Window]:
     """Every open window from ``start`` on (aware), as merged UTC pairs in order,
     the first clipped to ``start``. Endless; raises NoOpenHours after
-    MAX_CLOSED_DAYS without any open time, so no caller can loop forever."""
+    MAX_CLOSED_DAYS without any open time, so no caller can loop forever.
+
+    The windows come from the calendar's :class:`_Listing` while it reaches, then
+    from the walk itself: the same windows either way (see ``_Listing``)."""
     if start.tzinfo is None:
         raise ValueError("start must be timezone-aware")
     start = start.astimezone(UTC)
     if cal.always:
         yield start, FAR
         return
+    listing = _listing(cal, start)
+    if listing is None:
+        yield from _walk(cal, start)
+        return
+    windows = listing.windows
+    i = max(bisect_right(listing.starts, start) - 1, 0)
+    last = start
+    for a, b in itertools.islice(windows, i, None):
+        if b > start:
+            yield max(a, start), b
+            last = b
+    yield from _walk(cal, last)
+
+
+_AHEAD = timedelta(days=120)  # how far a listing reaches past the instant that (re)built it
+_BEHIND = timedelta(days=30)  # and how far before it
+_LISTINGS_KEPT = 64
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """A calendar's whole open windows from ``lo`` on, as far as a walk to ``hi`` knows them.
+
+    Why the same windows come out as from a walk at any ``start >= lo``: a walk yields
+    the maximal runs of the open instants (touching windows merged), a set that does not
+    depend on where the walk began, clipped to its start; and a walk from a window's end
+    continues with the windows after it (no shift spans a maximal window's end). The SLA
+    sweep and reports ask the same few calendars about the same weeks for every ticket,
+    and converting each day's shifts is the bulk of a walk. Never changed once made
+    (threads may share it): a longer one replaces it.
+    """
+
+    cal: Calendar
+    lo: datetime
+    hi: datetime
+    starts: tuple[datetime, ...]
+    windows: tuple[Window, ...]
+
+
+_LISTINGS: dict[int, _Listing] = {}  # by id(cal): the listing holds its calendar, so ids stay
+
+
+def _listing(cal: Calendar, start: datetime) -> _Listing | None:
+    """A listing of ``cal`` covering ``start`` and well after it; None when walking from
+    before ``start`` meets a closed stretch a walk from ``start`` would not see."""
+    known = _LISTINGS.get(id(cal))
+    if known is not None and known.cal is cal and known.lo <= start and start + _AHEAD <= known.hi:
+        return known
+    lo, hi = start - _BEHIND, start + 2 * _AHEAD
+    if known is not None and known.cal is cal:
+        lo, hi = min(lo, known.lo), max(hi, known.hi)
+    starts: list[datetime] = []
+    windows: list[Window] = []
+    try:
+        for a, b in _walk(cal, lo, until=hi):
+            starts.append(a)
+            windows.append((a, b))
+    except NoOpenHours:
+        return None
+    if len(_LISTINGS) >= _LISTINGS_KEPT:
+        _LISTINGS.clear()
+    made = _LISTINGS[id(cal)] = _Listing(cal, lo, hi, tuple(starts), tuple(windows))
+    return made
+
+
+def _walk(cal: Calendar, start: datetime, until: datetime | None = None) -> Iterator[Window]:
+    """``open_windows`` day by day from ``start`` (UTC, a calendar not always open);
+    with ``until``, only the windows known to be whole once the walk passes it."""
     day = start.astimezone(cal.zone).date() - timedelta(days=1)
     pending: Window | None = None
     closed_days = 0
@@ -310,9 +382,12 @@ def open_windows(cal: Calendar, start: datetime) -> Iterator[Window]:
                 yield pending
             pending = (lo, hi)
         # shifts of later days start after this midnight, so a window ending before it is final
-        if pending is not None and pending[1] < wall_to_utc(cal.zone, day, MINUTES_PER_DAY):
+        midnight = wall_to_utc(cal.zone, day, MINUTES_PER_DAY)
+        if pending is not None and pending[1] < midnight:
             yield pending
             pending = None
+        if until is not None and midnight > until:
+            return
         day += timedelta(days=1)
 
 

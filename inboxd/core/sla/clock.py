@@ -116,8 +116,28 @@ def next_open(cal: Calendar, at: datetime) -> datetime:
     raise AssertionError("open windows are endless")  # pragma: no cover
 
 
+# by id(cal): the calendar (which keeps the id from being reused) and its dates seen so far
+_BUSINESS_DATES: dict[int, tuple[Calendar, dict[date, bool]]] = {}
+_CALENDARS_KEPT = 64
+
+
 def _business_date(cal: Calendar, day: date) -> bool:
-    """Whether local date ``day`` has open time (its own shifts or one from the eve)."""
+    """Whether local date ``day`` has open time (its own shifts or one from the eve).
+    Remembered per calendar: every ticket's day-counted due time asks about the same
+    few weeks."""
+    known = _BUSINESS_DATES.get(id(cal))
+    if known is None or known[0] is not cal:
+        if len(_BUSINESS_DATES) >= _CALENDARS_KEPT:
+            _BUSINESS_DATES.clear()
+        known = _BUSINESS_DATES[id(cal)] = (cal, {})
+    dates = known[1]
+    found = dates.get(day)
+    if found is None:
+        found = dates[day] = _has_open_time(cal, day)
+    return found
+
+
+def _has_open_time(cal: Calendar, day: date) -> bool:
     lo = wall_to_utc(cal.zone, day, 0)
     hi = wall_to_utc(cal.zone, day, MINUTES_PER_DAY)
     for d in (day - timedelta(days=1), day):
