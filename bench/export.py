@@ -14,20 +14,16 @@ Usage: python bench/export.py [--sizes 10000,100000]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
-
-import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from measured import run_measured  # noqa: E402
 from support.mailgen import stream  # noqa: E402
 
 
@@ -70,33 +66,16 @@ address = "support@help.example"
     return cfg
 
 
-def _peak(pid: int, stop: threading.Event, peak: list[int]) -> None:
-    with contextlib.suppress(psutil.NoSuchProcess):
-        proc = psutil.Process(pid)
-        while not stop.wait(0.02):
-            peak[0] = max(peak[0], proc.memory_info().rss)
-
-
 def run(cfg: Path, *args: str) -> tuple[float, int, int]:
     """(seconds, peak RSS in MB, bytes written to stdout) of ``inboxd export ARGS``."""
-    start = time.perf_counter()
     with tempfile.TemporaryFile() as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "inboxd", "--config", str(cfg), "export", *args],
-            stdout=out,
-            stderr=subprocess.DEVNULL,
+        done = run_measured(
+            [sys.executable, "-m", "inboxd", "--config", str(cfg), "export", *args], stdout=out
         )
-        stop, peak = threading.Event(), [0]
-        sampler = threading.Thread(target=_peak, args=(proc.pid, stop, peak))
-        sampler.start()
-        _, status, usage = os.wait4(proc.pid, 0)
-        took = time.perf_counter() - start
-        stop.set()
-        sampler.join()
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"inboxd export {' '.join(args)} failed")
         written = out.tell()
-    return took, max(peak[0], usage.ru_maxrss * 1024) // (1024 * 1024), written
+    if done.exit_code != 0:
+        raise SystemExit(f"inboxd export {' '.join(args)} failed")
+    return done.seconds, done.peak_mb, written
 
 
 def main() -> None:

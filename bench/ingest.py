@@ -27,24 +27,20 @@ Usage: python bench/ingest.py [--sizes 10000,40000] [--rounds 3] [--store-only]
 from __future__ import annotations
 
 import argparse
-import contextlib
 import email
 import email.policy
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from measured import run_measured  # noqa: E402
 from servers.dovecot import DovecotServer  # noqa: E402
 from support.mailgen import stream  # noqa: E402
 
@@ -61,23 +57,6 @@ def baseline(server: DovecotServer, user: str) -> tuple[int, float]:
             n += 1
     client.logout()
     return n, time.perf_counter() - start
-
-
-def _peak_tree_rss(pid: int, stop: threading.Event, peak: list[int]) -> None:
-    """Largest sum of RSS over ``pid`` and its descendants, sampled until ``stop``."""
-    try:
-        root = psutil.Process(pid)
-    except psutil.NoSuchProcess:
-        return
-    while not stop.wait(0.05):
-        total = 0
-        try:
-            for proc in [root, *root.children(recursive=True)]:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    total += proc.memory_info().rss
-        except psutil.NoSuchProcess:
-            return
-        peak[0] = max(peak[0], total)
 
 
 def inboxd_sync(
@@ -128,25 +107,18 @@ batch_size = {batch_size}
         + ("" if workers is None else f"[ingest]\nworkers = {workers}\n")
     )
     env = {**os.environ, "BENCH_IMAP_PASSWORD": server.users[user]}
-    start = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "inboxd", "--config", str(cfg), "sync", "--once"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    stop, peak = threading.Event(), [0]
-    sampler = threading.Thread(target=_peak_tree_rss, args=(proc.pid, stop, peak))
-    sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    stop.set()
-    sampler.join()
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    if os.waitstatus_to_exitcode(status) != 0:
+    with tempfile.TemporaryFile() as stdout:
+        done = run_measured(
+            [sys.executable, "-m", "inboxd", "--config", str(cfg), "sync", "--once"],
+            env=env,
+            stdout=stdout,
+        )
+        stdout.seek(0)
+        out = stdout.read().decode()
+    if done.exit_code != 0:
         raise SystemExit(f"inboxd sync failed: {out}")
     fetched = int(out.split(":")[1].split()[0])
-    return fetched, elapsed, max(peak[0], usage.ru_maxrss * 1024) // (1024 * 1024)
+    return fetched, done.seconds, done.peak_mb
 
 
 def write_queued(db_url: str, templates: Path) -> tuple[int, float]:
