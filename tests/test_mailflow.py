@@ -752,3 +752,23 @@ def test_a_mail_the_drain_cannot_write_fails_for_good_and_says_why(tmp_path: Pat
         assert [c.rcpt_tos for c in relay.captured] == [["carol@customer.example"]]
     finally:
         relay.stop()
+
+
+def test_a_batch_logs_its_queued_mail_in_its_summary_and_each_at_debug(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from inboxd.ingest.sink import FetchedMail
+
+    desk = make_desk(tmp_path)
+    with caplog.at_level(logging.DEBUG, logger="inboxd"):
+        desk.pipeline.store_batch("support", "INBOX", 1, [FetchedMail(1, mail())])
+        desk.deliver(mail(msgid="c2@customer.example", subject="Another printer"))
+    queued = [r for r in caplog.records if r.getMessage().startswith("queued kind=")]
+    # the batch's ack and two notifications at DEBUG, the single delivery's at INFO
+    assert [r.levelno for r in queued] == [logging.DEBUG] * 3 + [logging.INFO] * 3
+    [summary] = [
+        r.getMessage() for r in caplog.records if r.getMessage().startswith("ingest batch")
+    ]
+    assert summary.endswith("queued=3")

@@ -224,7 +224,7 @@ def test_a_batch_logs_one_summary_and_each_mail_at_debug(
     info = [r.getMessage() for r in caplog.records if r.levelno == logging.INFO]
     assert info == [
         "ingest batch mailbox=support folder=INBOX last_uid=3 stored=1 new_tickets=1 "
-        "duplicate=1 quarantined=1"
+        "duplicate=1 quarantined=1 queued=0"
     ]
     per_mail = [r for r in caplog.records if r.getMessage().startswith("ingest status=")]
     assert [r.levelno for r in per_mail] == [logging.DEBUG, logging.DEBUG]

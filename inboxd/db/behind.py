@@ -78,6 +78,11 @@ def batch(db: DB) -> Iterator[None]:
         _MEMOS.reset(token)
 
 
+def in_batch() -> bool:
+    """Whether this thread is inside an ingest batch (its per-mail lines go to DEBUG)."""
+    return _MEMOS.get() is not None
+
+
 def memo(name: str) -> dict[Any, Any] | None:
     """A dict that lives as long as this batch's transaction (None outside a batch):
     for what a batch reads many times and cannot change, such as an agent's number.

@@ -139,6 +139,11 @@ _INSERT_MANY = Prepared(lambda _d: _T.insert())
 _HELD = behind.Held("outbox", lambda conn, rows: _INSERT_MANY.run_many(conn, rows))
 
 
+def held_count() -> int:
+    """The mails this ingest batch has queued so far (for its log line)."""
+    return len(_HELD.held())
+
+
 def _held_count(kind: str, since: datetime, **match: str) -> int:
     """Rows of ``kind`` held in this batch since ``since`` matching ``match``."""
     return sum(

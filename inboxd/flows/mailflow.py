@@ -287,7 +287,9 @@ class Flow:
             intent=encode(queued),
             now=now,
         )
-        log.info(
+        # an IMAP batch logs one INFO line for all its mail (as for the mail it stores)
+        log.log(
+            logging.DEBUG if behind.in_batch() else logging.INFO,
             "queued kind=%s ticket=%s msgid=%s rcpts=%d",
             mail.kind.value,
             mail.ticket_id,

@@ -42,7 +42,7 @@ from inboxd.core.thread import (
     plan_join,
     thread_keys,
 )
-from inboxd.db import behind, mailboxes, messages, tickets
+from inboxd.db import behind, mailboxes, messages, outbox_queries, tickets
 from inboxd.db.sql import savepoint
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 from inboxd.metrics import INGEST_LATENCY, MAIL_INGESTED, RULE_HITS, TICKETS_CREATED
@@ -177,13 +177,14 @@ class Pipeline:
                     tally[outcome.status] += 1
                     tally["new_tickets"] += outcome.new_ticket
                     done.append((outcome, mail.fetched_at or started))
+                tally["queued"] = outbox_queries.held_count()
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
             mailboxes.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
         count_committed(mailbox, done)
         log.info(
             "ingest batch mailbox=%s folder=%s last_uid=%d stored=%d new_tickets=%d "
-            "duplicate=%d quarantined=%d",
+            "duplicate=%d quarantined=%d queued=%d",
             mailbox,
             folder,
             last,
@@ -191,6 +192,7 @@ class Pipeline:
             tally["new_tickets"],
             tally["duplicate"],
             tally["quarantined"],
+            tally["queued"],
         )
         self._committed()
 
