@@ -205,3 +205,42 @@ def test_a_batch_reads_an_agents_number_once_and_forgets_it_after(db_url: str) -
             "alice@help.example"
         ]
     engine.dispose()
+
+
+def test_a_batch_keeps_its_open_counts_true_through_every_change(db_url: str) -> None:
+    """Least-open assignment counts each agent's open tickets once per batch; every
+    change the writer saves in the batch moves the count, so it always equals a
+    fresh count."""
+    engine = engine_at(db_url)
+    agents = ["alice", "bob"]
+
+    def fresh(conn: object) -> dict[str, int]:
+        from sqlalchemy import text
+
+        rows = conn.execute(  # type: ignore[attr-defined]
+            text(
+                "SELECT assignee, count(*) FROM ticket WHERE assignee IS NOT NULL"
+                " AND status IN ('new', 'open', 'pending') GROUP BY assignee"
+            )
+        ).all()
+        return {**dict.fromkeys(agents, 0), **{a: int(n) for a, n in rows}}
+
+    with Session(engine) as s, s.begin():
+        conn = s.connection()
+        made = [new_ticket(s, f"T{n}") for n in range(4)]
+        with behind.batch(conn):
+            assert tickets.open_ticket_counts(conn, agents) == {"alice": 0, "bob": 0}
+            now = T0 + timedelta(minutes=1)
+            for t, who in zip(made, ["alice", "alice", "bob", "alice"], strict=True):
+                change = tr.assign_agent(t, who, teams=[], actor="agent:x", now=now)
+                tickets.save(s, change)
+            current = {t.id: tickets.load(s, t.id) for t in made}
+            solved = tr.change_status(current[made[0].id], "solved", actor="agent:x", now=now)
+            tickets.save(s, solved)
+            moved = tr.assign_agent(current[made[1].id], "bob", teams=[], actor="a", now=now)
+            tickets.save(s, moved)
+            assert tickets.open_ticket_counts(conn, agents) == fresh(conn) == {"alice": 1, "bob": 2}
+            again = tr.change_status(solved.after, "open", actor="agent:x", now=now)
+            tickets.save(s, again)
+            assert tickets.open_ticket_counts(conn, agents) == fresh(conn) == {"alice": 2, "bob": 2}
+    engine.dispose()

@@ -157,6 +157,7 @@ def save(db: DB, change: Change) -> None:
     if fields:
         values = {k: _column_value(v) for k, v in fields.items()}
         _UPDATE_TICKET.run(conn_of(db), {**values, "tid": change.ticket_id})
+        _move_open_counts(change)
     added = change.after.participants - change.before.participants
     if added:
         add_participants(db, change.ticket_id, [Person(e, "", "customer") for e in sorted(added)])
@@ -363,13 +364,37 @@ _OPEN_STATUS_PARAMS = {f"s{i}": status.value for i, status in enumerate(OPEN_STA
 
 
 def open_ticket_counts(db: DB, agents: Sequence[str]) -> dict[str, int]:
-    """Open tickets per agent (least-open assignment, on every new ticket of a team):
-    an index-only count over ix_ticket_assignee_status."""
+    """Open tickets per agent (least-open assignment, on every new ticket of a team).
+
+    An index-only count over ix_ticket_assignee_status, whose cost grows with the
+    open tickets; an ingest batch counts each agent once and keeps the count true
+    through every change of the batch (``save``, the only writer, moves it)."""
+    known = behind.memo("open_counts")
+    if known is not None and all(a in known for a in agents):
+        return {a: known[a] for a in agents}
     counts = dict.fromkeys(agents, 0)
     params = {**in_params(agents), **_OPEN_STATUS_PARAMS}
     for assignee, n in _OPEN_COUNTS.all(conn_of(db), params, len(agents)):
         counts[assignee] = int(n)
+    if known is not None:
+        known.update(counts)
     return counts
+
+
+def _move_open_counts(change: Change) -> None:
+    """Keep a batch's remembered open counts (``open_ticket_counts``) true."""
+    known = behind.memo("open_counts")
+    if not known:
+        return
+    before, after = change.before, change.after
+    was = before.assignee if before.status in OPEN_STATUSES else None
+    now = after.assignee if after.status in OPEN_STATUSES else None
+    if was == now:
+        return
+    if was in known:
+        known[was] -= 1
+    if now in known:
+        known[now] += 1
 
 
 def round_robin_next(db: DB, team: str, agents: Sequence[str]) -> str | None:
