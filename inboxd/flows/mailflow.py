@@ -32,7 +32,6 @@ from inboxd.core.compose import (
     check_addressing,
     envelope_address,
     kind_of,
-    subject_with_tag,
 )
 from inboxd.core.desk import Ticket
 from inboxd.core.inbound import StoredMail
@@ -143,9 +142,6 @@ class Flow:
         return make_message_id(
             self.config.secret, ticket_id or 0, uuid.uuid4().hex[:20], self.config.domain
         )
-
-    def subject(self, subject: str, ticket_id: int) -> str:
-        return subject_with_tag(subject, ticket_id, self.config.tag_format)
 
     def topic(self, subject: str) -> str:
         """Outlook's Thread-Topic: the subject without prefixes and ticket tags."""
