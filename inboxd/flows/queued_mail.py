@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from inboxd.core.compose import ComposeError, render_message
-from inboxd.core.model import Attachment
 from inboxd.core.queued import IntentError, decode
 from inboxd.db import messages
 from inboxd.db.outbox_queries import OutboxMail
@@ -37,9 +36,12 @@ class QueuedMailWriter:
             return row.raw
         queued = decode(row.intent)
         letter = queued.letter
-        context = letter.context
-        if letter.text_of:
-            context = self._with_text(letter.text_of, context)
+        context, files = letter.context, {}
+        if letter.text_of or queued.attachments:  # one snapshot read for both
+            with self.engine.connect() as conn:
+                if letter.text_of:
+                    context = _with_text(conn, letter.text_of, context)
+                files = messages.blobs(conn, [r.sha256 for r in queued.attachments])
         try:
             if letter.template:
                 rendered = self.renderer().render(letter.template, **context)
@@ -47,26 +49,22 @@ class QueuedMailWriter:
                 rendered = Rendered(letter.subject, letter.text, letter.html)
         except TemplateError as exc:
             raise IntentError(f"template {exc}") from exc
-        attachments: tuple[Attachment, ...] = ()
-        if queued.attachments:
-            with self.engine.connect() as conn:
-                found = messages.blobs(conn, [r.sha256 for r in queued.attachments])
-            missing = [r.filename for r in queued.attachments if r.sha256 not in found]
-            if missing:
-                raise IntentError(f"attachment no longer stored: {', '.join(missing)}")
-            attachments = tuple(r.with_data(found[r.sha256]) for r in queued.attachments)
+        missing = [r.filename for r in queued.attachments if r.sha256 not in files]
+        if missing:
+            raise IntentError(f"attachment no longer stored: {', '.join(missing)}")
+        attachments = tuple(r.with_data(files[r.sha256]) for r in queued.attachments)
         mail = queued.outbound(rendered.subject, rendered.text, rendered.html, attachments)
         try:
             return render_message(mail, date=queued.date)
         except ComposeError as exc:
             raise IntentError(str(exc)) from exc
 
-    def _with_text(self, row_id: int, context: Mapping[str, Any]) -> dict[str, Any]:
-        """``context`` with its ``message`` quoting stored mail ``row_id`` (Letter.text_of)."""
-        with self.engine.connect() as conn:
-            found = messages.text_of(conn, row_id)
-        if found is None:
-            raise IntentError(f"the mail it quotes (row {row_id}) is no longer stored")
-        new_text, text, html = found
-        message = {**context.get("message", {}), "text": quoted_text(new_text, text), "html": html}
-        return {**context, "message": message}
+
+def _with_text(conn: Connection, row_id: int, context: Mapping[str, Any]) -> dict[str, Any]:
+    """``context`` with its ``message`` quoting stored mail ``row_id`` (Letter.text_of)."""
+    found = messages.text_of(conn, row_id)
+    if found is None:
+        raise IntentError(f"the mail it quotes (row {row_id}) is no longer stored")
+    new_text, text, html = found
+    message = {**context.get("message", {}), "text": quoted_text(new_text, text), "html": html}
+    return {**context, "message": message}
