@@ -110,9 +110,6 @@ _SNAPSHOT_TICKETS = PreparedQuery(
 )
 _AT = {name: n for n, name in enumerate(tickets.COLUMNS)}
 
-# the roles whose addresses receive replies (db.tickets.RECIPIENT_ROLES)
-_CUSTOMER_ROLES = frozenset({"requester", "customer"})
-
 
 def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnapshot]:
     ids = sorted(set(ticket_ids))
@@ -136,7 +133,7 @@ def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnaps
             requester=row[_AT["requester"]],
             mailbox=row[_AT["mailbox"]],
             answered=row[_AT["first_agent_reply_at"]] is not None,
-            customers=frozenset(e for e, r in roles[tid].items() if r in _CUSTOMER_ROLES),
+            customers=frozenset(e for e, r in roles[tid].items() if r in tickets.RECIPIENT_ROLES),
             ticket=tickets.from_row(row, people),
             roles=roles[tid],
         )

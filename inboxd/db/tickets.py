@@ -33,10 +33,10 @@ _TICKET_T = TicketRow.__table__  # type: ignore[attr-defined]
 _EVENT_T = Event.__table__  # type: ignore[attr-defined]
 _PART_T = Participant.__table__  # type: ignore[attr-defined]
 
-_COLUMNS = ("id", *STORED_FIELDS)
+COLUMNS = ("id", *STORED_FIELDS)  # a ticket row as ``from_row`` reads it
 _DATETIMES = frozenset(name for name in STORED_FIELDS if name.endswith("_at"))
 _LOAD = PreparedQuery(
-    lambda _n: sa_select(*(_TICKET_T.c[name] for name in _COLUMNS)).where(
+    lambda _n: sa_select(*(_TICKET_T.c[name] for name in COLUMNS)).where(
         _TICKET_T.c.id == bindparam("tid")
     )
 )
@@ -49,12 +49,9 @@ _INSERT_EVENT = Prepared(lambda _d: _EVENT_T.insert())
 _MERGE_HOPS = 16
 
 
-COLUMNS = _COLUMNS  # a ticket row as ``from_row`` reads it
-
-
 def from_row(row: Sequence[Any], participants: frozenset[str]) -> Ticket:
     """The ticket value of a row of ``COLUMNS`` (a read that joins in more than tickets)."""
-    values = dict(zip(_COLUMNS, row, strict=True))
+    values = dict(zip(COLUMNS, row, strict=True))
     for name in _DATETIMES:
         values[name] = utc(values[name])
     values["tags"] = tuple(values["tags"] or ())
@@ -82,7 +79,7 @@ def load_many(db: DB, ticket_ids: Sequence[int]) -> dict[int, Ticket]:
     if not ticket_ids:
         return {}
     rows = db.execute(
-        sa_select(*(_TICKET_T.c[name] for name in _COLUMNS)).where(
+        sa_select(*(_TICKET_T.c[name] for name in COLUMNS)).where(
             _TICKET_T.c.id.in_(list(ticket_ids))
         )
     )
