@@ -129,10 +129,10 @@ def encode(queued: QueuedMail) -> str:
         "auto_submitted": m.auto_submitted,
         "topic": m.thread_topic,
         "root_id": m.thread_root_id,
-        "started": _default(m.thread_started) if m.thread_started else None,
+        "started": m.thread_started,
         "root_index": m.thread_root_index,
         "headers": [list(h) for h in m.extra_headers],
-        "date": _default(queued.date),
+        "date": queued.date,
         "tag": queued.tag_format,
         "attachments": [
             [r.sha256, r.filename, r.content_type, r.content_id, r.inline]
