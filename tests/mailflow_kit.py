@@ -8,6 +8,7 @@ customer/agent mails.
 from __future__ import annotations
 
 import email
+import functools
 import textwrap
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -106,8 +107,10 @@ class Desk:
             ids = [r.id for r in conn.execute(stmt) if kind is None or r.kind == kind]
         return [parse(self.written(i)) for i in ids]
 
-    @property
+    @functools.cached_property
     def writer(self) -> QueuedMailWriter:
+        """The drain's writer, on one read-only engine for the desk's life (each
+        ``written`` row no longer makes an engine and its pool)."""
         url = self.engine.url.render_as_string(hide_password=False)
         return QueuedMailWriter(make_engine(url, read_only=True), self.flow.config.renderer)
 
