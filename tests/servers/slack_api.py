@@ -17,9 +17,11 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
+
+from servers.local_http import LocalHttpServer, OwnedServer
 
 
 @dataclass(frozen=True)
@@ -89,53 +91,21 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(OwnedServer):
     owner: SlackApiServer
 
 
-class SlackApiServer:
+class SlackApiServer(LocalHttpServer):
+    handler = _Handler
+    server_class = _Server
+
     def __init__(self, port: int = 0) -> None:
-        self._port = port
+        super().__init__(port)
         self._lock = threading.Lock()
         self._script: list[Reply] = []
         self._answers: dict[str, Callable[[dict[str, Any]], Reply]] = {}
         self._requests: list[Request] = []
         self._counter = 0
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-
-    # --- lifecycle ------------------------------------------------------------------
-
-    def start(self) -> SlackApiServer:
-        server = _Server(("127.0.0.1", self._port), _Handler)
-        server.owner = self
-        self._server = server
-        self._port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> SlackApiServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        return self._port
 
     @property
     def base_url(self) -> str:

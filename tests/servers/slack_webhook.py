@@ -13,8 +13,10 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from servers.local_http import LocalHttpServer, OwnedServer
 
 
 @dataclass(frozen=True)
@@ -53,47 +55,20 @@ class _Handler(BaseHTTPRequestHandler):
         return
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
+class _Server(OwnedServer):
     owner: WebhookServer
 
 
-class WebhookServer:
+class WebhookServer(LocalHttpServer):
     SECRET_PATH = "/services/T0TEST/B0TEST/sEcReTwEbHoOkToKeN42"
+    handler = _Handler
+    server_class = _Server
 
     def __init__(self) -> None:
+        super().__init__()
         self._lock = threading.Lock()
         self._script: list[HookReply] = []
         self._requests: list[HookRequest] = []
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
-
-    def start(self) -> WebhookServer:
-        server = _Server(("127.0.0.1", self.port), _Handler)
-        server.owner = self
-        self._server = server
-        self.port = server.server_address[1]
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> WebhookServer:
-        return self.start()
-
-    def __exit__(self, *_exc: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
