@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from mailflow_kit import Desk, mail, make_desk
+from support.cli_config import cli_config
 
 from inboxd.cli import main
 
@@ -58,24 +59,6 @@ RULES = textwrap.dedent(
         then: {team: frontline, sla: standard}
     """
 )
-CONFIG = """\
-[database]
-url = "{url}"
-
-[helpdesk]
-domain = "help.example"
-secret_file = "secret"
-
-[lmtp]
-enabled = false
-
-[rules]
-dir = "{rules}"
-
-[[mailbox]]
-name = "support"
-address = "support@help.example"
-"""
 NOW = "2026-04-01T18:00:00+00:00"
 
 
@@ -120,9 +103,7 @@ def history(tmp_path: Path, db_url: str) -> Path:
     customer(desk, at(31, 12), "erin", 1)
     assert desk.ticket(t1)["reopened_count"] == 1 and desk.ticket(t2)["status"] == "solved"
     desk.engine.dispose()
-    (tmp_path / "secret").write_text("report-test-secret-0123456789\n")
-    config = tmp_path / "inboxd.toml"
-    config.write_text(CONFIG.format(url=db_url, rules=tmp_path / "rules"))
+    config = cli_config(tmp_path, db_url, "report-test-secret-0123456789")
     return config
 
 

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import insert
+from support.cli_config import cli_config
 
 from inboxd.cli import main
 from inboxd.core.desk import events as ev
@@ -91,24 +92,6 @@ RULES = textwrap.dedent(
         then: {team: frontline, sla: standard}
     """
 )
-CONFIG = """\
-[database]
-url = "{url}"
-
-[helpdesk]
-domain = "help.example"
-secret_file = "secret"
-
-[lmtp]
-enabled = false
-
-[rules]
-dir = "{rules}"
-
-[[mailbox]]
-name = "support"
-address = "support@help.example"
-"""
 POLICIES = ["standard", "standard", "vip", "incident", "nightly", "retired", None]
 TEAMS = {"frontline": ["alice", "bob"], "billing": ["dana"]}
 TAGS = [[], [], ["printer"], ["invoice"], ["printer", "urgent"]]
@@ -259,9 +242,7 @@ def desk(tmp_path: Path, db_url: str) -> Path:
     engine.dispose()
     (tmp_path / "rules").mkdir()
     (tmp_path / "rules" / "10-desk.yaml").write_text(RULES)
-    (tmp_path / "secret").write_text("report-golden-secret-0123456789\n")
-    config = tmp_path / "inboxd.toml"
-    config.write_text(CONFIG.format(url=db_url, rules=tmp_path / "rules"))
+    config = cli_config(tmp_path, db_url, "report-golden-secret-0123456789")
     return config
 
 

@@ -33,6 +33,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from mailflow_kit import Desk, mail, make_desk
+from support.cli_config import cli_config
 
 from inboxd.cli import main
 from inboxd.db.sla_replay import tickets_created
@@ -86,24 +87,6 @@ PROPOSED = textwrap.dedent(
         then: {team: frontline, sla: standard}
     """
 )
-CONFIG = """\
-[database]
-url = "{url}"
-
-[helpdesk]
-domain = "help.example"
-secret_file = "secret"
-
-[lmtp]
-enabled = false
-
-[rules]
-dir = "{rules}"
-
-[[mailbox]]
-name = "support"
-address = "support@help.example"
-"""
 NOW = "2026-03-05T10:30:00+00:00"
 
 
@@ -142,9 +125,7 @@ def history(tmp_path: Path, db_url: str) -> tuple[Path, list[int]]:
     proposed = tmp_path / "proposed"
     proposed.mkdir()
     (proposed / "00-test.yaml").write_text(PROPOSED)
-    (tmp_path / "secret").write_text("sla-replay-test-secret-0123456789\n")
-    config = tmp_path / "inboxd.toml"
-    config.write_text(CONFIG.format(url=db_url, rules=tmp_path / "rules"))
+    config = cli_config(tmp_path, db_url, "sla-replay-test-secret-0123456789")
     return config, [t0, t1, t2, t3, t4]
 
 
