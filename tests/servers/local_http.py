@@ -7,8 +7,31 @@ server class; handlers reach the stand-in as ``self.server.owner``.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+
+
+class StandInHandler(BaseHTTPRequestHandler):
+    """Reads a request body and sends a scripted answer; logs nothing (test output)."""
+
+    def body_text(self) -> str:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length).decode("utf-8")
+
+    def answer(
+        self, status: int, content_type: str, data: bytes, headers: Mapping[str, str]
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
 
 
 class OwnedServer(ThreadingHTTPServer):
@@ -19,7 +42,7 @@ class OwnedServer(ThreadingHTTPServer):
 class LocalHttpServer:
     """Serves ``handler`` on ``port`` (0: a free one) in a thread until ``stop``."""
 
-    handler: type[BaseHTTPRequestHandler]
+    handler: type[StandInHandler]
     server_class: type[OwnedServer] = OwnedServer
 
     def __init__(self, port: int = 0) -> None:

@@ -17,11 +17,10 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs
 
-from servers.local_http import LocalHttpServer, OwnedServer
+from servers.local_http import LocalHttpServer, OwnedServer, StandInHandler
 
 
 @dataclass(frozen=True)
@@ -49,7 +48,7 @@ class Request:
     ok: bool  # ... and whether that answer said ok
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(StandInHandler):
     server: _Server
 
     def do_GET(self) -> None:  # users.info and other reads send their arguments in the URL
@@ -57,8 +56,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._answer(path, {k: v[0] for k, v in parse_qs(query).items()})
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length).decode("utf-8")
+        raw = self.body_text()
         ctype = self.headers.get("Content-Type") or ""
         if "json" in ctype:
             body: dict[str, Any] = json.loads(raw or "{}")
@@ -79,16 +77,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         )
         data = json.dumps(reply.body).encode()
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-        return
+        self.answer(reply.status, "application/json; charset=utf-8", data, reply.headers)
 
 
 class _Server(OwnedServer):

@@ -13,10 +13,9 @@ from __future__ import annotations
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from servers.local_http import LocalHttpServer, OwnedServer
+from servers.local_http import LocalHttpServer, OwnedServer, StandInHandler
 
 
 @dataclass(frozen=True)
@@ -33,26 +32,15 @@ class HookRequest:
     status: int  # what we answered
 
 
-class _Handler(BaseHTTPRequestHandler):
+class _Handler(StandInHandler):
     server: _Server
 
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length).decode("utf-8") or "{}")
+        body = json.loads(self.body_text() or "{}")
         owner = self.server.owner
         reply = owner.next_reply()
         owner.record(HookRequest(self.path, body, reply.status))
-        data = reply.body.encode()
-        self.send_response(reply.status)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(data)))
-        for key, value in reply.headers.items():
-            self.send_header(key, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-        return
+        self.answer(reply.status, "text/html", reply.body.encode(), reply.headers)
 
 
 class _Server(OwnedServer):
