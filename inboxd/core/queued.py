@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from inboxd.core import jsontext
 from inboxd.core.compose import OutboundKind, OutboundMail, subject_with_tag
 from inboxd.core.model import Address, Attachment
 
@@ -146,7 +147,7 @@ def encode(queued: QueuedMail) -> str:
             data["text_of"] = letter.text_of
     else:
         data["rendered"] = [letter.subject, letter.text, letter.html]
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"), default=_default)
+    return jsontext.dumps(data, default=_default)
 
 
 def decode(text: str) -> QueuedMail:

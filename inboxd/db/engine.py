@@ -15,6 +15,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
+from inboxd.core import jsontext
 from inboxd.db.tables import metadata
 
 if TYPE_CHECKING:  # alembic (0.1 s to import) only when the schema must change
@@ -74,13 +75,18 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     snapshot instead of queueing for the write lock behind a running import."""
     if url.startswith("sqlite:///") and ":memory:" not in url:
         Path(url[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            json_serializer=jsontext.dumps,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         if read_only:
             event.listen(engine, "connect", _sqlite_read_only)
         event.listen(engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)  # MVCC: PostgreSQL readers never wait
+    # MVCC: PostgreSQL readers never wait
+    return create_engine(url, pool_pre_ping=True, json_serializer=jsontext.dumps)
 
 
 def alembic_config(engine: Engine) -> Config:
