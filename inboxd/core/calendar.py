@@ -12,7 +12,7 @@ import difflib
 import functools
 import itertools
 import re
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -48,16 +48,19 @@ class Calendar:
     closures: Mapping[date, tuple[Interval, ...]] = field(default_factory=dict)
     zone: Zone = field(default=UTC, compare=False, repr=False)
 
-    @property
-    def always(self) -> bool:
-        """Open around the clock every day: business days are plain days."""
+    # open around the clock every day: business days are plain days (worked out once:
+    # every clock asks)
+    always: bool = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
         full = ((0, MINUTES_PER_DAY),)
-        return (
+        always = (
             all(day == full for day in self.hours)
             and not self.holidays
             and not self.special
             and not self.closures
         )
+        object.__setattr__(self, "always", always)
 
 
 ALWAYS_NAME = "24x7"
@@ -305,6 +308,45 @@ def open_windows(cal: Calendar, start: datetime) -> Iterator[Window]:
     yield from _walk(cal, last)
 
 
+def open_time(cal: Calendar, a: datetime, b: datetime) -> timedelta:
+    """The open time in ``[a, b)`` (aware; zero when ``b <= a``): two binary searches
+    in the calendar's listing when it reaches, else a walk of the windows."""
+    a, b = a.astimezone(UTC), b.astimezone(UTC)
+    if b <= a:
+        return _NONE
+    if cal.always:
+        return b - a
+    listing = _listing(cal, a)
+    if listing is not None and b <= listing.known_until:
+        return listing.upto(b) - listing.upto(a)
+    total = _NONE
+    for x, y in open_windows(cal, a):
+        if x >= b:
+            break
+        total += min(y, b) - x
+    return total
+
+
+def after_open_time(cal: Calendar, start: datetime, amount: timedelta) -> datetime:
+    """The earliest instant by which ``amount`` (> 0) of open time has passed since
+    ``start`` (so possibly a closing time)."""
+    start = start.astimezone(UTC)
+    if cal.always:
+        return start + amount
+    listing = _listing(cal, start)
+    if listing is not None:
+        found = listing.reach(listing.upto(start) + amount)
+        if found is not None:
+            return found
+    left = amount
+    for x, y in open_windows(cal, start):
+        if y - x >= left:
+            return x + left
+        left -= y - x
+    raise AssertionError("open windows are endless")  # pragma: no cover
+
+
+_NONE = timedelta(0)
 _AHEAD = timedelta(days=120)  # how far a listing reaches past the instant that (re)built it
 _BEHIND = timedelta(days=30)  # and how far before it
 _LISTINGS_KEPT = 64
@@ -328,6 +370,27 @@ class _Listing:
     hi: datetime
     starts: tuple[datetime, ...]
     windows: tuple[Window, ...]
+    before: tuple[timedelta, ...]  # open time from the first window to each window's start
+    after: tuple[timedelta, ...]  # and to each window's end
+
+    @property
+    def known_until(self) -> datetime:
+        """Every open instant before this is in ``windows``."""
+        return self.windows[-1][1] if self.windows else self.lo
+
+    def upto(self, at: datetime) -> timedelta:
+        """Open time from the first window to ``at`` (``lo <= at <= known_until``)."""
+        i = bisect_right(self.starts, at) - 1
+        if i < 0:
+            return _NONE
+        return self.before[i] + (min(at, self.windows[i][1]) - self.starts[i])
+
+    def reach(self, total: timedelta) -> datetime | None:
+        """The earliest instant whose ``upto`` is ``total``; None past ``known_until``."""
+        i = bisect_left(self.after, total)
+        if i >= len(self.windows):
+            return None
+        return self.starts[i] + (total - self.before[i])
 
 
 _LISTINGS: dict[int, _Listing] = {}  # by id(cal): the listing holds its calendar, so ids stay
@@ -352,7 +415,15 @@ def _listing(cal: Calendar, start: datetime) -> _Listing | None:
         return None
     if len(_LISTINGS) >= _LISTINGS_KEPT:
         _LISTINGS.clear()
-    made = _LISTINGS[id(cal)] = _Listing(cal, lo, hi, tuple(starts), tuple(windows))
+    before: list[timedelta] = []
+    after: list[timedelta] = []
+    total = _NONE
+    for a, b in windows:
+        before.append(total)
+        total += b - a
+        after.append(total)
+    made = _Listing(cal, lo, hi, tuple(starts), tuple(windows), tuple(before), tuple(after))
+    _LISTINGS[id(cal)] = made
     return made
 
 

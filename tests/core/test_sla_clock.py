@@ -259,6 +259,18 @@ def test_pauses_subtract_exactly(
 
 
 @SETTINGS
+@given(calendars(), instants, spans, st.lists(st.tuples(instants, spans), max_size=4))
+def test_due_with_pauses_is_the_earliest_instant_reaching_the_amount(
+    cal: Calendar, start: datetime, amount: timedelta, raw: list[tuple[datetime, timedelta]]
+) -> None:
+    pauses = [(p, p + d) for p, d in raw]
+    amount = max(amount, timedelta(seconds=1))
+    due = add_business_time(cal, start, amount, pauses)
+    assert elapsed(cal, start, due, pauses) == amount
+    assert elapsed(cal, start, due - timedelta(microseconds=1), pauses) < amount
+
+
+@SETTINGS
 @given(calendars(), instants, spans, zones, zones, st.integers(1, 20))
 def test_the_zone_of_the_input_instants_does_not_matter(
     cal: Calendar, t1: datetime, a: timedelta, z1: ZoneInfo, z2: ZoneInfo, days: int

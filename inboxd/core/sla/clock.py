@@ -13,14 +13,15 @@ Conventions (docs/rules.md states them for admins):
   that; a pause pushes it back by the business time it covered. On a calendar
   open around the clock (``24x7``) a day is 24 hours.
 
-Every function takes aware datetimes in any zone and returns UTC. Windows are
-walked day by day, and ``NoOpenHours`` ends the walk on a calendar that never
-opens.
+Every function takes aware datetimes in any zone and returns UTC. Open time comes
+from ``core.calendar`` (its listing of a calendar's windows with running totals,
+or a walk of the windows), and ``NoOpenHours`` ends a walk on a calendar that
+never opens.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, date, datetime, timedelta
 
 from inboxd.core.calendar import (
@@ -29,7 +30,9 @@ from inboxd.core.calendar import (
     Calendar,
     NoOpenHours,
     Window,
+    after_open_time,
     day_shifts,
+    open_time,
     open_windows,
     wall_to_utc,
 )
@@ -44,6 +47,7 @@ __all__ = [
     "add_business_days",
     "add_business_time",
     "budget",
+    "budget_and_due",
     "due_at",
     "elapsed",
     "merge_spans",
@@ -64,33 +68,14 @@ def merge_spans(spans: Iterable[Window]) -> list[Window]:
     return out
 
 
-def _counting(cal: Calendar, start: datetime, pauses: Pauses) -> Iterator[Window]:
-    """The open windows from ``start`` on with the pauses cut out."""
-    cuts = merge_spans(pauses)
-    i = 0
-    for a, b in open_windows(cal, start):
-        while i < len(cuts) and cuts[i][1] <= a:
-            i += 1
-        j = i
-        while a < b:
-            if j >= len(cuts) or cuts[j][0] >= b:
-                yield a, b
-                break
-            if cuts[j][0] > a:
-                yield a, cuts[j][0]
-            a = max(a, cuts[j][1])
-            j += 1
-
-
 def elapsed(cal: Calendar, t1: datetime, t2: datetime, pauses: Pauses = ()) -> timedelta:
     """Business time in ``[t1, t2)`` less the pauses; zero when t2 <= t1."""
     if t2 <= t1:
         return ZERO
-    total = ZERO
-    for a, b in _counting(cal, t1, pauses):
-        if a >= t2:
-            break
-        total += min(b, t2) - a
+    total = open_time(cal, t1, t2)
+    for a, b in merge_spans(pauses):
+        if a < t2 and b > t1:
+            total -= open_time(cal, max(a, t1), min(b, t2))
     return total
 
 
@@ -98,15 +83,22 @@ def add_business_time(
     cal: Calendar, start: datetime, amount: timedelta, pauses: Pauses = ()
 ) -> datetime:
     """The earliest instant at which ``amount`` of business time has elapsed since
-    ``start`` (``start`` itself for zero)."""
+    ``start`` (``start`` itself for zero): the open time before each pause counts,
+    then the count goes on from the pause's end."""
+    at = start.astimezone(UTC)
     if amount <= ZERO:
-        return start.astimezone(UTC)
+        return at
     left = amount
-    for a, b in _counting(cal, start, pauses):
-        if b - a >= left:
-            return a + left
-        left -= b - a
-    raise AssertionError("open windows are endless")  # pragma: no cover
+    for a, b in merge_spans(pauses):
+        if b <= at:
+            continue
+        if a > at:
+            gap = open_time(cal, at, a)
+            if gap >= left:
+                return after_open_time(cal, at, left)
+            left -= gap
+        at = b
+    return after_open_time(cal, at, left)
 
 
 def next_open(cal: Calendar, at: datetime) -> datetime:
@@ -152,37 +144,41 @@ def add_business_days(cal: Calendar, start: datetime, days: int) -> datetime:
     if cal.always:
         return start.astimezone(UTC) + timedelta(days=days)
     local = next_open(cal, start).astimezone(cal.zone)
-    day = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
+    day = local.date()
     counted = closed = 0
     while counted < days:
-        day = (day + timedelta(days=1)).replace(fold=0)
-        if _business_date(cal, day.date()):
+        day += timedelta(days=1)
+        if _business_date(cal, day):
             counted += 1
             closed = 0
         else:
             closed += 1
             if closed > MAX_CLOSED_DAYS:
-                raise NoOpenHours(f"calendar {cal.name!r} has no business day after {day.date()}")
-    wall = day.replace(
-        hour=local.hour, minute=local.minute, second=local.second, microsecond=local.microsecond
-    )
+                raise NoOpenHours(f"calendar {cal.name!r} has no business day after {day}")
+    wall = datetime.combine(day, local.timetz().replace(fold=0))
     return next_open(cal, wall.astimezone(UTC))
 
 
 def budget(cal: Calendar, start: datetime, target: Duration) -> timedelta:
     """The business time a target grants from ``start``: its seconds, or for days the
     business time from ``start`` to the day-counted due time."""
-    if target.unit == "seconds":
-        return timedelta(seconds=target.amount)
-    return elapsed(cal, start, add_business_days(cal, start, target.amount))
+    return budget_and_due(cal, start, target)[0]
 
 
 def due_at(cal: Calendar, start: datetime, target: Duration, pauses: Pauses = ()) -> datetime:
     """When ``target`` counted from ``start`` is due, the pauses left out."""
+    return budget_and_due(cal, start, target, pauses)[1]
+
+
+def budget_and_due(
+    cal: Calendar, start: datetime, target: Duration, pauses: Pauses = ()
+) -> tuple[timedelta, datetime]:
+    """``budget`` and ``due_at`` together: a day-counted target counts its days once."""
     if target.unit == "seconds":
-        return add_business_time(cal, start, timedelta(seconds=target.amount), pauses)
+        amount = timedelta(seconds=target.amount)
+        return amount, add_business_time(cal, start, amount, pauses)
     plain = add_business_days(cal, start, target.amount)
+    granted = elapsed(cal, start, plain)
     if not merge_spans(pauses):
-        return plain
-    reached = add_business_time(cal, start, elapsed(cal, start, plain), pauses)
-    return next_open(cal, reached)
+        return granted, plain
+    return granted, next_open(cal, add_business_time(cal, start, granted, pauses))

@@ -175,29 +175,27 @@ def _clock(
     mine = sorted((a, b) for a, b in spans if (b is None or b > start) and a < end)
     closed = [(a, b if b is not None else now) for a, b in mine]
     used = clock.elapsed(cal, start, end, closed)
-    budget = clock.budget(cal, start, goal)
     done = [(a, b) for a, b in mine if b is not None]
-    base = TargetClock(name, goal, "active", 0, start, None, budget, used, tuple(mine), met)
-    due = clock.due_at(cal, start, goal, done)
+    budget, due = clock.budget_and_due(cal, start, goal, done)
     ongoing = next((a for a, b in mine if b is None), None)
+
+    def made(state: State, due_at: datetime | None, breached: datetime | None) -> TargetClock:
+        return TargetClock(
+            name, goal, state, 0, start, due_at, budget, used, tuple(mine), met, breached
+        )
+
     if met is not None:
         state: State = "achieved" if met <= due else "breached"
-        return _set(base, state, due, due if state == "breached" else None)
+        return made(state, due, due if state == "breached" else None)
     if line.merged is not None:
-        return _set(base, "cancelled", None, None)
+        return made("cancelled", None, None)
     if ongoing is not None:
         if due <= ongoing:
-            return _set(base, "breached", due, due)
-        return _set(base, "paused", None, None)
+            return made("breached", due, due)
+        return made("paused", None, None)
     if now >= due:
-        return _set(base, "breached", due, due)
-    return _set(base, "active", due, None)
-
-
-def _set(
-    tc: TargetClock, state: State, due: datetime | None, breached: datetime | None
-) -> TargetClock:
-    return replace(tc, state=state, due_at=due, breached_at=breached)
+        return made("breached", due, due)
+    return made("active", due, None)
 
 
 def stage_times(tc: TargetClock, policy: SlaPolicy, cal: Calendar) -> tuple[StageTime, ...]:
