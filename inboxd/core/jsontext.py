@@ -1,10 +1,11 @@
-"""Compact JSON text, written by orjson with the standard library as the fallback.
+"""Compact JSON text, written and read by orjson with the standard library as the fallback.
 
 Ingest writes JSON for every event, outbox row and tag list; orjson writes it
 several times faster than ``json.dumps``. What orjson refuses and the standard
 library takes (a lone surrogate from an undecodable header, an integer beyond
 64 bits) is written by ``json.dumps`` instead, so no value that could be
 stored before fails now; a value neither can write raises TypeError as before.
+Reading is the same pair the other way round (reports read millions of rows).
 """
 
 from __future__ import annotations
@@ -25,3 +26,12 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> str:
         return orjson.dumps(value, default=default, option=_OPTIONS).decode()
     except orjson.JSONEncodeError:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=default)
+
+
+def loads(text: str | bytes) -> Any:
+    """``json.loads(text)``; what orjson refuses to read (NaN, a lone surrogate's
+    escape, written by older versions through ``json.dumps``) is read by ``json``."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)

@@ -79,6 +79,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             json_serializer=jsontext.dumps,
+            json_deserializer=jsontext.loads,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         if read_only:
@@ -86,7 +87,12 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         event.listen(engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin)
         return engine
     # MVCC: PostgreSQL readers never wait
-    return create_engine(url, pool_pre_ping=True, json_serializer=jsontext.dumps)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        json_serializer=jsontext.dumps,
+        json_deserializer=jsontext.loads,
+    )
 
 
 def alembic_config(engine: Engine) -> Config:

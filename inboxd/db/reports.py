@@ -10,13 +10,13 @@ tickets in the period, not the tickets in the database.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import String, select, type_coerce
 
+from inboxd.core import jsontext
 from inboxd.core.desk import events as ev
 from inboxd.core.reports.compute import ReportBuilder
 from inboxd.core.reports.facts import KINDS, WORKING
@@ -97,7 +97,7 @@ def _events(db: DB, ids: Sequence[int], end: datetime) -> dict[int, list[ev.Even
     )
     out: dict[int, list[ev.Event]] = {}
     for tid, at, actor, kind, data in conn_of(db).execute(stmt):
-        payload = json.loads(data) if isinstance(data, str) else data
+        payload = jsontext.loads(data) if isinstance(data, str) else data
         event = ev.decode(kind, _instant(at), actor, payload)
         if event is not None:
             out.setdefault(int(tid), []).append(event)
