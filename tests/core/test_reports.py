@@ -123,24 +123,37 @@ def test_age_buckets_are_half_open() -> None:
     assert age_bucket(timedelta(days=30)) == ">=30d"
 
 
-def test_open_time_listing_agrees_with_the_sla_clock() -> None:
-    """The report's prefix sums give what ``clock.elapsed`` walks, DST and holidays included."""
+def test_business_time_is_the_sla_clocks_whatever_was_asked_before() -> None:
+    """The report's business seconds are what ``clock.elapsed`` counts, DST and holidays
+    included, to the microsecond and whatever spans were asked first (another process
+    folding a share of a report asks others)."""
     import random
 
-    from inboxd.core.calendar import make_calendar
-    from inboxd.core.reports.business import OpenTime
+    from inboxd.core.calendar import Calendar, make_calendar
+    from inboxd.core.reports.business import on_policy_calendars
     from inboxd.core.sla import clock
 
-    cal = make_calendar(
-        "office",
-        "Europe/Berlin",
-        {d: ((540, 720), (780, 1050)) for d in range(5)} | {5: ((1320, 1800),)},
-        holidays=frozenset({datetime(2026, 4, 3).date()}),
-    )
-    listing = OpenTime(cal)
+    def office() -> Calendar:
+        return make_calendar(
+            "office",
+            "Europe/Berlin",
+            {d: ((540, 720), (780, 1050)) for d in range(5)} | {5: ((1320, 1800),)},
+            holidays=frozenset({datetime(2026, 4, 3).date()}),
+        )
+
+    ticket = TicketInfo(1, "open", datetime(2026, 3, 20, tzinfo=UTC), sla_policy="standard")
     rnd = random.Random(11)
     base = datetime(2026, 3, 20, tzinfo=UTC)
+    spans = []
     for _ in range(300):
-        a = base + timedelta(minutes=rnd.randrange(0, 60 * 24 * 400))
-        b = a + timedelta(minutes=rnd.randrange(-60, 60 * 24 * 20))
-        assert listing.between(a, b) == clock.elapsed(cal, a, b).total_seconds(), (a, b)
+        a = base + timedelta(microseconds=rnd.randrange(0, 10**6 * 86400 * 400))
+        spans.append((a, a + timedelta(microseconds=rnd.randrange(-(10**9), 10**12))))
+    forward, backward = on_policy_calendars({"standard": office()}), on_policy_calendars(
+        {"standard": office()}
+    )
+    later_first = {s: backward(ticket, *s) for s in reversed(spans)}
+    fresh = office()
+    for a, b in spans:
+        seconds = forward(ticket, a, b)
+        assert seconds == later_first[(a, b)], (a, b)
+        assert seconds == clock.elapsed(fresh, a, b).total_seconds(), (a, b)
