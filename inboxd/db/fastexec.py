@@ -12,7 +12,7 @@ Both lean on SQLAlchemy's compiled form (``_bind_processors``,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -123,9 +123,7 @@ class PreparedQuery:
             self._cache[key] = found
         return found
 
-    def all(
-        self, conn: Connection, params: dict[str, Any], shape: int = 0
-    ) -> list[tuple[Any, ...]]:
+    def _run(self, conn: Connection, params: dict[str, Any], shape: int) -> tuple[Any, Any]:
         compiled = self._compiled(conn, shape)
         procs = compiled.processors
         if compiled.names is not None:
@@ -134,8 +132,29 @@ class PreparedQuery:
             args = {k: procs[k](v) if k in procs else v for k, v in params.items()}
         cursor = Prepared._cursor(conn)
         cursor.execute(compiled.sql, args)
-        results = compiled.results
+        return cursor, compiled.results
+
+    def all(
+        self, conn: Connection, params: dict[str, Any], shape: int = 0
+    ) -> list[tuple[Any, ...]]:
+        cursor, results = self._run(conn, params, shape)
         return [
             tuple(fn(v) if fn is not None else v for fn, v in zip(results, row, strict=True))
             for row in cursor.fetchall()
         ]
+
+    def each(
+        self, conn: Connection, params: dict[str, Any], shape: int = 0, size: int = 2000
+    ) -> Iterator[tuple[Any, ...]]:
+        """The rows in pages of ``size`` from the cursor; as the driver gives them when
+        no column has a result processor (select ``type_coerce``d columns for that)."""
+        cursor, results = self._run(conn, params, shape)
+        plain = all(fn is None for fn in results)
+        while rows := cursor.fetchmany(size):
+            if plain:
+                yield from rows
+            else:
+                for row in rows:
+                    yield tuple(
+                        fn(v) if fn is not None else v for fn, v in zip(results, row, strict=True)
+                    )

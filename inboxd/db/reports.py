@@ -10,59 +10,99 @@ tickets in the period, not the tickets in the database.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import re
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, select, type_coerce
+from sqlalchemy import String, bindparam, literal_column, select, type_coerce
 
 from inboxd.core import jsontext
 from inboxd.core.desk import events as ev
 from inboxd.core.reports.compute import ReportBuilder
 from inboxd.core.reports.facts import KINDS, WORKING
 from inboxd.core.reports.model import Filters, TicketInfo
-from inboxd.db.sql import DB, conn_of, utc
+from inboxd.db.fastexec import PreparedQuery
+from inboxd.db.sql import DB, conn_of, in_list, in_params, utc
 from inboxd.db.tables import Event, Ticket
 
 _T = Ticket.__table__  # type: ignore[attr-defined]
 _E = Event.__table__  # type: ignore[attr-defined]
+# read raw (no per-row type processing: the bulk of a report's read) and parsed here
 _COLUMNS = (
     _T.c.id,
     _T.c.status,
-    _T.c.created_at,
+    type_coerce(_T.c.created_at, String),
     _T.c.mailbox,
     _T.c.team,
     _T.c.assignee,
-    _T.c.tags,
+    type_coerce(_T.c.tags, String),
     _T.c.sla_policy,
 )
 PAGE = 500
 
 
-def _where(filters: Filters) -> list[Any]:
-    """The filters SQL can apply (a tag lives in JSON: core checks it)."""
+def _words(values: Iterable[str]) -> list[Any]:
+    """Our own constant names (event kinds, statuses) written into the SQL."""
     out: list[Any] = []
-    if filters.team is not None:
-        out.append(_T.c.team == filters.team)
-    if filters.agent is not None:
-        out.append(_T.c.assignee == filters.agent)
-    if filters.mailbox is not None:
-        out.append(_T.c.mailbox == filters.mailbox)
+    for v in sorted(values):
+        if not re.fullmatch(r"\w+", v):
+            raise ValueError(f"not a plain name: {v!r}")
+        out.append(literal_column(f"'{v}'"))
     return out
 
 
-def _info(row: Any) -> TicketInfo:
-    created = utc(row.created_at)
-    assert created is not None
+_ACTIVE = PreparedQuery(lambda _n: select(_E.c.ticket_id).where(_E.c.at >= bindparam("since")))
+_TICKETS = PreparedQuery(lambda n: select(*_COLUMNS).where(_T.c.id.in_(in_list(n))))
+_OPEN = PreparedQuery(lambda _n: select(*_COLUMNS).where(_T.c.status.in_(_words(WORKING))))
+_EVENTS = PreparedQuery(
+    lambda n: select(
+        _E.c.ticket_id,
+        type_coerce(_E.c.at, String),
+        _E.c.actor,
+        _E.c.kind,
+        type_coerce(_E.c.data, String),
+    )
+    .where(
+        _E.c.ticket_id.in_(in_list(n)),
+        _E.c.at < bindparam("end"),
+        _E.c.kind.in_(_words(KINDS)),
+    )
+    .order_by(_E.c.ticket_id, _E.c.id)
+)
+
+
+class _Instants:
+    """Stored times read raw (SQLite gives text, PostgreSQL a datetime), each text
+    parsed once: a ticket's first events share one instant."""
+
+    def __init__(self) -> None:
+        self._seen: dict[Any, datetime] = {}
+
+    def __call__(self, value: Any) -> datetime:
+        when = self._seen.get(value)
+        if when is None:
+            parsed = utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+            assert parsed is not None
+            if len(self._seen) >= 4096:
+                self._seen.clear()
+            when = self._seen[value] = parsed
+        return when
+
+
+def _info(row: Any, instant: _Instants) -> TicketInfo:
+    tid, status, created, mailbox, team, assignee, tags, policy = row
+    if isinstance(tags, str):
+        tags = jsontext.loads(tags)
     return TicketInfo(
-        id=int(row.id),
-        status=str(row.status),
-        created_at=created,
-        mailbox=row.mailbox or "",
-        team=row.team,
-        assignee=row.assignee,
-        tags=tuple(row.tags or ()),
-        sla_policy=row.sla_policy,
+        id=int(tid),
+        status=str(status),
+        created_at=instant(created),
+        mailbox=mailbox or "",
+        team=team,
+        assignee=assignee,
+        tags=tuple(tags or ()),
+        sla_policy=policy,
     )
 
 
@@ -71,34 +111,19 @@ def active_ticket_ids(db: DB, since: datetime) -> list[int]:
 
     Deduplicated here: with DISTINCT, SQLite may walk ``ix_event_ticket_id`` whole
     (rows come out sorted by ticket) instead of the range of ``ix_event_at_ticket``."""
-    stmt = select(_E.c.ticket_id).where(_E.c.at >= since)
-    return sorted({int(r[0]) for r in conn_of(db).execute(stmt)})
+    return sorted({int(r[0]) for r in _ACTIVE.each(conn_of(db), {"since": since})})
 
 
-def _instant(value: Any) -> datetime:
-    """A stored time read raw: SQLite gives text, PostgreSQL a datetime."""
-    when = utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
-    assert when is not None
-    return when
-
-
-def _events(db: DB, ids: Sequence[int], end: datetime) -> dict[int, list[ev.Event]]:
-    # read raw (no per-row type processing: the bulk of a report's read) and decode here
-    stmt = (
-        select(
-            _E.c.ticket_id,
-            type_coerce(_E.c.at, String),
-            _E.c.actor,
-            _E.c.kind,
-            type_coerce(_E.c.data, String),
-        )
-        .where(_E.c.ticket_id.in_(ids), _E.c.at < end, _E.c.kind.in_(KINDS))
-        .order_by(_E.c.ticket_id, _E.c.id)
-    )
+def _events(
+    db: DB, ids: Sequence[int], end: datetime, instant: _Instants
+) -> dict[int, list[ev.Event]]:
+    params = in_params(ids)
+    params["end"] = end
     out: dict[int, list[ev.Event]] = {}
-    for tid, at, actor, kind, data in conn_of(db).execute(stmt):
-        payload = jsontext.loads(data) if isinstance(data, str) else data
-        event = ev.decode(kind, _instant(at), actor, payload)
+    decode, loads = ev.decode, jsontext.loads
+    for tid, at, actor, kind, data in _EVENTS.each(conn_of(db), params, len(ids)):
+        payload = loads(data) if isinstance(data, str) else data
+        event = decode(kind, instant(at), actor, payload)
         if event is not None:
             out.setdefault(int(tid), []).append(event)
     return out
@@ -109,29 +134,43 @@ def tickets_with_events(
 ) -> Iterator[tuple[TicketInfo, list[ev.Event]]]:
     """The tickets ``ids`` (those matching ``filters``) with their events before ``end``."""
     conn = conn_of(db)
+    instant = _Instants()
     for i in range(0, len(ids), page):
         chunk = list(ids[i : i + page])
-        rows = conn.execute(select(*_COLUMNS).where(_T.c.id.in_(chunk), *_where(filters))).all()
-        infos = [_info(r) for r in rows]
-        logs = _events(db, [t.id for t in infos], end) if infos else {}
-        for t in sorted(infos, key=lambda t: t.id):
+        rows = _TICKETS.all(conn, in_params(chunk), len(chunk))
+        infos = sorted(
+            (t for t in (_info(r, instant) for r in rows) if filters.match(t)), key=lambda t: t.id
+        )
+        logs = _events(db, [t.id for t in infos], end, instant) if infos else {}
+        for t in infos:
             yield t, logs.get(t.id, [])
 
 
 def open_tickets(db: DB, filters: Filters) -> Iterator[TicketInfo]:
     """Every ticket whose stored status is a working one (the backlog's rows)."""
-    stmt = select(*_COLUMNS).where(_T.c.status.in_(sorted(WORKING)), *_where(filters))
-    for row in conn_of(db).execute(stmt.execution_options(yield_per=2000)):
-        yield _info(row)
+    instant = _Instants()
+    for row in _OPEN.each(conn_of(db), {}):
+        ticket = _info(row, instant)
+        if filters.match(ticket):
+            yield ticket
 
 
-def feed(db: DB, builder: ReportBuilder) -> None:
-    """Stream everything the builder's report needs into it."""
+def feed(db: DB, builder: ReportBuilder, ids: Sequence[int] | None = None) -> None:
+    """Stream everything the builder's report needs into it: ``ids`` (a share of
+    ``active_ticket_ids``, another process taking the rest) or all of them, with
+    the quiet open tickets when ``ids`` is None."""
     period, filters = builder.period, builder.filters
-    ids = active_ticket_ids(db, period.start)
-    for ticket, events in tickets_with_events(db, ids, period.end, filters):
+    share = active_ticket_ids(db, period.start) if ids is None else ids
+    for ticket, events in tickets_with_events(db, share, period.end, filters):
         builder.add(ticket, events)
-    active = set(ids)
-    for ticket in open_tickets(db, filters):
-        if ticket.id not in active:
+    if ids is not None:
+        return
+    feed_quiet(db, builder, share)
+
+
+def feed_quiet(db: DB, builder: ReportBuilder, active: Iterable[int]) -> None:
+    """The open tickets with no event since the period began (not in ``active``)."""
+    seen = set(active)
+    for ticket in open_tickets(db, builder.filters):
+        if ticket.id not in seen:
             builder.add_quiet(ticket)
