@@ -269,6 +269,14 @@ def test_every_figure_is_as_pinned(desk: Path) -> None:
         assert got[name] == want[name], name
 
 
+def test_tickets_folded_in_several_processes_give_the_pinned_figures(desk: Path) -> None:
+    """``--workers 3``: three shares folded in forked processes and absorbed into one
+    report; a share lost or counted twice moves a figure."""
+    want = json.loads(GOLDEN.read_text())
+    for name, args in RUNS.items():
+        assert json.loads(report(desk, *args, "--workers", "3", "--json")) == want[name], name
+
+
 def test_the_desk_exercises_what_the_figures_distinguish(desk: Path) -> None:
     """A pinned output is only as good as the history behind it: check it has each case."""
     data = json.loads(report(desk, "--since", "8w", "--group-by", "policy", "--json"))

@@ -100,6 +100,12 @@ def _clocks(ctx: Any) -> tuple[BusinessTime | None, SlaOutcomes | None, list[str
     help="zone of dates, days and arrival hours",
 )
 @click.option("--now", "now_text", help="report as of this instant (ISO 8601), for a replay")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    help="processes folding tickets (default: one per core, up to 4, for a period "
+    "with many tickets)",
+)
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--csv", "as_csv", is_flag=True, help="one figure per row, for spreadsheets")
 @click.pass_obj
@@ -116,6 +122,7 @@ def report(
     every: str | None,
     tz_name: str,
     now_text: str | None,
+    workers: int | None,
     as_json: bool,
     as_csv: bool,
 ) -> None:
@@ -125,8 +132,7 @@ def report(
     from inboxd.core.reports import periods, render
     from inboxd.core.reports.compute import ReportBuilder, no_business_time
     from inboxd.core.reports.model import Filters
-    from inboxd.db import reports as report_rows
-    from inboxd.db.engine import make_engine
+    from inboxd.db.report_shares import feed_url
 
     if as_json and as_csv:
         raise click.UsageError("give --json or --csv, not both")
@@ -148,12 +154,7 @@ def report(
         business=business or no_business_time,
         sla=sla,
     )
-    engine = make_engine(ctx.settings.database.url, read_only=True)
-    try:
-        with engine.connect() as conn:
-            report_rows.feed(conn, builder)
-    finally:
-        engine.dispose()
+    feed_url(ctx.settings.database.url, builder, workers)
     result = builder.result(notes)
     if as_json:
         click.echo(json.dumps(render.to_dict(result), indent=2))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta, tzinfo
 
 from inboxd.core.desk import events as ev
@@ -63,6 +63,10 @@ class _Durations:
     def timing(self) -> Timing:
         return Timing(summarize(self.calendar), summarize(self.business))
 
+    def absorb(self, other: _Durations) -> None:
+        self.calendar.extend(other.calendar)
+        self.business.extend(other.business)
+
 
 @dataclass
 class _Cell:
@@ -80,6 +84,28 @@ class _Cell:
     surveys_answered: int = 0
     rated_good: int = 0
     rated_bad: int = 0
+
+    def absorb(self, other: _Cell) -> None:
+        """Add another share's counts and durations (every figure is a sum or a
+        summary of all durations, sorted first, so the order of shares does not show)."""
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if isinstance(mine, int):
+                setattr(self, f.name, mine + theirs)
+            elif isinstance(mine, Counter):
+                mine.update(theirs)
+            else:
+                mine.absorb(theirs)
+
+
+@dataclass
+class Partial:
+    """What a builder folded from its share of the tickets, picklable: the builder
+    of the same report in another process absorbs it."""
+
+    cells: dict[tuple[int, str], _Cell]
+    arrivals: list[list[int]]
+    backlog: list[tuple[TicketInfo, str]]
 
 
 class ReportBuilder:
@@ -111,8 +137,9 @@ class ReportBuilder:
         self.business = business
         self.sla = sla
         self._cells: dict[tuple[int, str], _Cell] = {}
-        self._arrivals = [[0] * 24 for _ in range(7)]
+        self._arrivals: list[list[int]] = []
         self._backlog: list[tuple[TicketInfo, str]] = []
+        self.reset()
 
     def _cell(self, i: int, label: str) -> _Cell:
         key = (i, label)
@@ -145,6 +172,24 @@ class ReportBuilder:
         working = ticket.status in WORKING and ticket.created_at < self.as_of
         if working and self.filters.match(ticket):
             self._backlog.append((ticket, ticket.status))
+
+    def reset(self) -> None:
+        """Forget every ticket folded so far (a worker starting its share)."""
+        self._cells = {}
+        self._arrivals = [[0] * 24 for _ in range(7)]
+        self._backlog = []
+
+    def partial(self) -> Partial:
+        return Partial(self._cells, self._arrivals, self._backlog)
+
+    def absorb(self, part: Partial) -> None:
+        """Fold in what a builder of the same report made of other tickets."""
+        for key, cell in part.cells.items():
+            self._cell(*key).absorb(cell)
+        for mine, theirs in zip(self._arrivals, part.arrivals, strict=True):
+            for hour, n in enumerate(theirs):
+                mine[hour] += n
+        self._backlog.extend(part.backlog)
 
     def _sla_outcomes(
         self, ticket: TicketInfo, events: Sequence[ev.Event], p: Period
