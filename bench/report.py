@@ -7,7 +7,8 @@ in a hundred) solved, some pending and reopened on the way. Then runs the CLI
 as a subprocess several times and prints the median and fastest wall time, the
 database size, and two baselines measured in the same run: ``python -c pass``
 and a plain ``SELECT count(*)`` over the event table (a shared machine moves
-every figure: compare with those, not with another day's).
+every figure: compare with those, not with another day's), and the report in
+one process (``--workers 1``) beside the default (one process per core).
 Run: ``python bench/report.py [--tickets N] [--db PATH] [--runs N]``; an existing
 ``--db`` is reused.
 """
@@ -202,13 +203,17 @@ def main() -> None:
     scan_s, _ = count_events(db, args.runs, "WHERE actor != ''")
     pass_s, _, _ = wall([sys.executable, "-c", "pass"], args.runs, env)
     median, best, out = wall([*inboxd, "report", "--since", "30d", "--json"], args.runs, env)
+    one = [*inboxd, "report", "--since", "30d", "--json", "--workers", "1"]
+    one_median, one_best, _ = wall(one, args.runs, env)
     row = json.loads(out)["rows"][0]
     print(f"database: {size / 1e9:.2f} GB, {n_events:,} events")
     print(f"baseline python -c pass:            {pass_s:6.2f} s")
     print(f"baseline SELECT count(*) FROM event: {count_s:6.2f} s")
     print(f"baseline the same WHERE actor != '': {scan_s:6.2f} s (reads every event row)")
     print(f"inboxd report --since 30d --json:    {median:6.2f} s median, {best:.2f} s best "
-          f"({args.runs} runs; goal < 5 s)")  # fmt: skip
+          f"({args.runs} runs; goal < 5 s; {os.cpu_count()} cores)")  # fmt: skip
+    print(f"  the same in one process (--workers 1): {one_median:6.2f} s median, "
+          f"{one_best:.2f} s best")  # fmt: skip
     print(f"  created {row['created']:,}, solved {row['solved']:,}, "
           f"backlog {json.loads(out)['backlog']['total']:,}")  # fmt: skip
 
