@@ -82,3 +82,57 @@ def test_migration_0002_fills_rcpt_key_of_existing_rows(tmp_path: Path) -> None:
     command.downgrade(cfg, "0001")
     command.upgrade(cfg, "head")
     engine.dispose()
+
+
+def test_held_rows_count_as_they_are_held_and_leave_with_a_dropped_mail(tmp_path: Path) -> None:
+    """Inside an ingest batch the caps count the rows held so far; counting between holds
+    (the index grows) and after a mail's rows are dropped (the index is rebuilt)."""
+    from inboxd.db import behind
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'o.db'}")
+    upgrade(engine)
+
+    def hold(conn, kind: str, rcpt: str, at: datetime, n: int) -> None:  # type: ignore[no-untyped-def]
+        q.enqueue_held(
+            conn,
+            ticket_id=None,
+            kind=kind,
+            message_id=f"h{n}@help.example",
+            mail_from="",
+            rcpts=[rcpt],
+            intent="{}",
+            now=at,
+        )
+
+    since = T0 - timedelta(minutes=1)
+    with engine.begin() as conn:
+        queue(conn, "ack", ["carol@customer.example"], T0, 1)  # written before the batch
+        with behind.batch(conn):
+
+            def counts() -> tuple[int, int, int]:
+                return (
+                    q.count_to_recipient(
+                        conn, kind="ack", rcpt="carol@customer.example", since=since
+                    ),
+                    q.count_kind(conn, kind="ack", since=since, domain="customer.example"),
+                    q.count_kind(conn, kind="ack", since=since),
+                )
+
+            assert counts() == (1, 1, 1)
+            hold(conn, "ack", "Carol@customer.example", T0 + timedelta(minutes=5), 2)
+            assert counts() == (2, 2, 2)
+            hold(conn, "ack", "dave@customer.example", T0, 3)
+            hold(conn, "notify", "carol@customer.example", T0, 4)
+            hold(conn, "ack", "carol@customer.example", T0 - timedelta(hours=2), 5)
+            assert counts() == (2, 3, 3)
+            mark = behind.mark()
+            hold(conn, "ack", "carol@customer.example", T0 + timedelta(minutes=7), 6)
+            hold(conn, "ack", "erin@other.example", T0, 7)
+            assert counts() == (3, 4, 5)
+            behind.drop(mark)  # that mail was rolled back
+            assert counts() == (2, 3, 3)
+            hold(conn, "ack", "erin@other.example", T0, 8)
+            hold(conn, "ack", "erin@other.example", T0, 9)
+            assert counts() == (2, 3, 5)  # as many held rows as before the drop, other ones
+        assert counts() == (2, 3, 5)  # written at the batch's end, counted from the table
+    engine.dispose()

@@ -97,8 +97,13 @@ def mark() -> tuple[int, ...]:
 
 
 def drop(marks: tuple[int, ...]) -> None:
-    """Forget the rows held since ``marks`` (their mail was rolled back)."""
+    """Forget the rows held since ``marks`` (their mail was rolled back), and every
+    memo: one may hold what the rolled-back mail wrote (a new ticket's id, which
+    the next new ticket gets again, or the held rows it indexed)."""
     for kind, at in zip(_KINDS, marks, strict=False):
         pending = kind._pending.get()
         if pending is not None:
             del pending[at:]
+    memos = _MEMOS.get()
+    if memos is not None:
+        memos.clear()

@@ -9,6 +9,7 @@ the CLI listing. Every function runs in the caller's transaction.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -145,14 +146,27 @@ def held_count() -> int:
 
 
 def _held_count(kind: str, since: datetime, **match: str) -> int:
-    """Rows of ``kind`` held in this batch since ``since`` matching ``match``."""
-    return sum(
-        1
-        for r in _HELD.held()
-        if r["kind"] == kind
-        and r["created_at"] >= since
-        and all(r[k] == v for k, v in match.items())
-    )
+    """Rows of ``kind`` held in this batch since ``since`` matching ``match``.
+
+    Counted from an index of the held rows by (kind, matched fields), kept in the
+    batch's memo and grown as rows are held: every ack of a batch asks, and a scan
+    of the held rows each time grows with the square of the batch. A mail rolled
+    back clears the memos (``behind.drop``), so the index is built again."""
+    held = _HELD.held()
+    index = behind.memo("held_outbox_counts")
+    if index is None:  # outside a batch nothing is held
+        return 0
+    fields = tuple(sorted(match))
+    entry = index.get((kind, fields))
+    if entry is None:
+        entry = index[(kind, fields)] = [0, {}]
+    seen, buckets = entry
+    for r in held[seen:]:
+        if r["kind"] == kind:
+            insort(buckets.setdefault(tuple(r[f] for f in fields), []), r["created_at"])
+    entry[0] = len(held)
+    times = buckets.get(tuple(match[f] for f in fields), ())
+    return len(times) - bisect_left(times, since)
 
 
 def narrow_rcpts(db: DB, row_id: int, rcpts: Sequence[str]) -> None:
