@@ -8,6 +8,7 @@ forge one for a ticket they were never mailed about.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -50,8 +51,10 @@ def _sign(secret: bytes, payload: str) -> str:
     )
 
 
+@functools.lru_cache(maxsize=4096)
 def make_reply_token(secret: bytes, ticket_id: int, agent_id: int = 0) -> str:
-    """Token for ``support+TOKEN@domain``; binds ticket and (optionally) agent."""
+    """Token for ``support+TOKEN@domain``; binds ticket and (optionally) agent.
+    Remembered: a ticket's every mail to the same agent carries the same token."""
     return f"{ticket_id}-{agent_id}-{_sign(secret, f'rt:{ticket_id}:{agent_id}')}"
 
 

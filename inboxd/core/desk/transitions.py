@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from inboxd.core.desk import events as ev
 from inboxd.core.desk.ticket import Change, Ticket, unchanged
@@ -57,9 +57,11 @@ def customer_mail(ticket: Ticket, *, now: datetime, person: bool, reopen: bool) 
     """A mail joined the ticket. ``person``: a human wrote it (not an auto-reply,
     a list or a bounce); ``reopen``: threading decided it reopens a solved or
     closed ticket. A person's mail also ends a wait on the customer."""
-    touched = replace(ticket, updated_at=now)
-    if person:
-        touched = replace(touched, last_customer_mail_at=now)
+    touched = (
+        replace(ticket, updated_at=now, last_customer_mail_at=now)
+        if person
+        else replace(ticket, updated_at=now)
+    )
     change = Change(ticket, touched)
     if reopen or (person and ticket.status == Status.PENDING):
         change = change.then(
@@ -230,19 +232,20 @@ def apply_rules(
     tags = list(ticket.tags)
     tags += [t for t in dict.fromkeys(decision.tags) if t not in tags]
     tags = [t for t in tags if t not in decision.untags]
-    after = replace(ticket, tags=tuple(tags))
+    moved: dict[str, Any] = {"tags": tuple(tags)}  # one replace: each one copies the ticket
     if decision.priority and priority_rank(decision.priority) > priority_rank(ticket.priority):
-        after = replace(after, priority=decision.priority)
+        moved["priority"] = decision.priority
     if decision.vip:
-        after = replace(after, vip=True)
+        moved["vip"] = True
     if decision.team and not ticket.team:
-        after = replace(after, team=decision.team)
+        moved["team"] = decision.team
     if decision.assignee and not ticket.assignee:
-        after = replace(after, assignee=decision.assignee)
+        moved["assignee"] = decision.assignee
     elif picked and not ticket.assignee:
-        after = replace(after, assignee=picked)
+        moved["assignee"] = picked
     if decision.sla and not ticket.sla_policy:
-        after = replace(after, sla_policy=decision.sla)
+        moved["sla_policy"] = decision.sla
+    after = replace(ticket, **moved)
     events: list[ev.Event] = [
         ev.RuleApplied(
             at=now,
