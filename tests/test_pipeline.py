@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlmodel import Session, select
@@ -28,18 +29,30 @@ def clock() -> Clock:
     return Clock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
 
 
-@pytest.fixture
-def pipeline(db_url: str, clock: Clock) -> Iterator[Pipeline]:
-    engine = make_engine(db_url)
-    upgrade(engine)
-    ctx = IngestContext(
+def _context(clock: Clock) -> IngestContext:
+    return IngestContext(
         secret=SECRET,
         support_addresses=frozenset({"support@help.example", "billing@help.example"}),
         mailbox_addresses={"support": "support@help.example", "billing": "billing@help.example"},
         rules=lambda: None,
         clock=clock,
     )
-    yield Pipeline(engine, ctx)
+
+
+@pytest.fixture
+def pipeline(db_url: str, clock: Clock) -> Iterator[Pipeline]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    yield Pipeline(engine, _context(clock))
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_pipeline(tmp_path: Path, clock: Clock) -> Iterator[Pipeline]:
+    """On a SQLite file whatever ``db_url`` is: its statements can be traced."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'traced.db'}")
+    upgrade(engine)
+    yield Pipeline(engine, _context(clock))
     engine.dispose()
 
 
@@ -280,3 +293,60 @@ def test_least_open_assignment_counts_only_open_tickets(tmp_path: Path, clock: C
             "ivy": 0,
         }
     engine.dispose()
+
+
+def _traced(pipeline: Pipeline) -> list[str]:
+    """Every statement SQLite runs from now on (new connections carry the trace)."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    pipeline.engine.dispose()
+    event.listen(
+        pipeline.engine,
+        "connect",
+        lambda conn, _rec: conn.set_trace_callback(statements.append),
+    )
+    return statements
+
+
+def test_a_batch_without_failures_takes_no_savepoints(sqlite_pipeline: Pipeline) -> None:
+    pipeline = sqlite_pipeline
+    statements = _traced(pipeline)
+    mails = [FetchedMail(u, raw_mail(f"o{u}@c")) for u in (1, 2, 3)]
+    pipeline.store_batch("support", "INBOX", 1, mails)
+    assert count(pipeline, Message) == 3
+    assert not [s for s in statements if "SAVEPOINT" in s.upper()]
+    assert sum(1 for s in statements if s.upper().startswith("INSERT INTO MESSAGE ")) == 3
+
+
+def test_a_failing_mail_sends_the_batch_round_again_mail_by_mail(
+    sqlite_pipeline: Pipeline,
+) -> None:
+    """The first try has no savepoints; a failure rolls it back whole and the batch is
+    stored again with one per mail: the others once each, the failing one quarantined."""
+
+    class BrokenOnOne:
+        def on_stored(self, session: Session, mail: Any) -> None:
+            if mail.parsed.message_id == "f2@c":
+                raise RuntimeError("reactor bug")
+
+    pipeline = sqlite_pipeline
+    object.__setattr__(pipeline.ctx, "reactors", (BrokenOnOne(),))
+    statements = _traced(pipeline)
+    mails = [
+        FetchedMail(u, raw_mail(f"f{u}@c", sender=f"c{u}@customer.example")) for u in (1, 2, 3)
+    ]
+    pipeline.store_batch("support", "INBOX", 1, mails)
+    with Session(pipeline.engine) as s:
+        stored = sorted(m.message_id for m in s.exec(select(Message)))
+        assert stored == ["f1@c", "f3@c"]
+        [q] = messages.list_quarantine(s)
+        assert q.uid == 2 and "reactor bug" in q.reason
+        assert mailboxes.get_checkpoint(s, "support", "INBOX") == (1, 3)
+        made = list(s.exec(select(Ticket)))
+        assert len(made) == 2
+        for t in made:  # each ticket's log written once, not once per try
+            kinds = [e.kind for e in tickets.typed_events(s, t.id)]
+            assert kinds.count("created") == 1 and kinds.count("message") == 1, kinds
+    assert any("ROLLBACK" in s.upper() for s in statements)
+    assert sum(1 for s in statements if s.upper().startswith("SAVEPOINT MAIL")) == 3

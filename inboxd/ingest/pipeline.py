@@ -93,6 +93,11 @@ class IngestContext:
         return tuple(sorted({a.partition("@")[0] for a in self.support_addresses}))
 
 
+class _RedoCarefully(Exception):
+    """A mail of a batch stored without savepoints failed: store the batch again
+    with one savepoint per mail (raised from the mail's exception)."""
+
+
 def _is_db_failure(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
@@ -154,6 +159,51 @@ class Pipeline:
             for m in mails
             if not m.oversize
         ]
+        try:
+            done, tally, last = self._batch_once(
+                mailbox, folder, uidvalidity, mails, last, started, oversize, guard, careful=False
+            )
+        except _RedoCarefully as redo:
+            log.info(
+                "a mail of the batch failed (%r): storing the batch again, each mail in a "
+                "savepoint of its own",
+                redo.__cause__,
+            )
+            done, tally, last = self._batch_once(
+                mailbox, folder, uidvalidity, mails, last, started, oversize, guard, careful=True
+            )
+        count_committed(mailbox, done)
+        log.info(
+            "ingest batch mailbox=%s folder=%s last_uid=%d stored=%d new_tickets=%d "
+            "duplicate=%d quarantined=%d queued=%d",
+            mailbox,
+            folder,
+            last,
+            tally["stored"],
+            tally["new_tickets"],
+            tally["duplicate"],
+            tally["quarantined"],
+            tally["queued"],
+        )
+        self._committed()
+
+    def _batch_once(
+        self,
+        mailbox: str,
+        folder: str,
+        uidvalidity: int,
+        mails: Sequence[FetchedMail],
+        last: int,
+        started: float,
+        oversize: Sequence[FetchedMail],
+        guard: Callable[[Connection], None] | None,
+        *,
+        careful: bool,
+    ) -> tuple[list[tuple[Outcome, float]], Counter[str], int]:
+        """One transaction for the batch and its checkpoint. Not ``careful``: no
+        savepoint per mail, and a mail that fails raises ``_RedoCarefully`` (the
+        transaction and every held row and memo go with it) so the caller stores
+        the batch again carefully, where a failing mail alone is rolled back."""
         with Session(self.engine) as session, session.begin():
             if guard is not None:  # e.g. the mailbox's lease, locked until this commit
                 guard(session.connection())
@@ -173,7 +223,9 @@ class Pipeline:
             with behind.batch(session.connection()):
                 for mail in mails:
                     source = Source("imap", mailbox, folder, mail.uid)
-                    outcome = self.ingest_in(session, mail.raw, source, mail.parsed, quiet=True)
+                    outcome = self.ingest_in(
+                        session, mail.raw, source, mail.parsed, quiet=True, careful=careful
+                    )
                     tally[outcome.status] += 1
                     tally["new_tickets"] += outcome.new_ticket
                     done.append((outcome, mail.fetched_at or started))
@@ -181,20 +233,7 @@ class Pipeline:
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
             mailboxes.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
-        count_committed(mailbox, done)
-        log.info(
-            "ingest batch mailbox=%s folder=%s last_uid=%d stored=%d new_tickets=%d "
-            "duplicate=%d quarantined=%d queued=%d",
-            mailbox,
-            folder,
-            last,
-            tally["stored"],
-            tally["new_tickets"],
-            tally["duplicate"],
-            tally["quarantined"],
-            tally["queued"],
-        )
-        self._committed()
+        return done, tally, last
 
     def _quarantine_oversize(self, mailbox: str, folder: str, mails: list[FetchedMail]) -> None:
         """Mail over the size limit, kept by reference (headers and size), each in a
@@ -230,16 +269,28 @@ class Pipeline:
         parsed: ParsedMessage | ParseFailure | None = None,
         *,
         quiet: bool = False,
+        careful: bool = True,
     ) -> Outcome:
         """``parsed``: ``raw`` already parsed (by an ingest worker), else parsed here.
         ``quiet``: the per-mail line at DEBUG (a batch logs one INFO summary; a
-        quarantined mail is always a WARNING)."""
+        quarantined mail is always a WARNING). ``careful``: the mail in a savepoint,
+        quarantined when storing it fails; else (a batch's first try) a failure
+        raises ``_RedoCarefully``."""
         now = self.ctx.clock()
         db = session.connection()
         if parsed is None:
             parsed = parse_outcome(raw, max_bytes=self.ctx.max_bytes)
         if isinstance(parsed, ParseFailure):  # a parser bug too: it must not lose the mail
             return self._quarantine(db, raw, source, now, parsed.reason)
+        if not careful:
+            try:
+                outcome = self._store(session, db, parsed, raw, source, now)
+            except Exception as exc:
+                if _is_db_failure(exc):
+                    raise
+                raise _RedoCarefully() from exc
+            self._log_stored(outcome, parsed, source, quiet)
+            return outcome
         mark = behind.mark()
         try:
             with savepoint(db):
@@ -250,6 +301,11 @@ class Pipeline:
                 raise
             log.exception("store failed msgid=%s source=%s", parsed.message_id, source.label)
             return self._quarantine(db, raw, source, now, f"could not store: {exc!r}")
+        self._log_stored(outcome, parsed, source, quiet)
+        return outcome
+
+    @staticmethod
+    def _log_stored(outcome: Outcome, parsed: ParsedMessage, source: Source, quiet: bool) -> None:
         log.log(
             logging.DEBUG if quiet else logging.INFO,
             "ingest status=%s ticket=%s msgid=%s source=%s matched_by=%s",
@@ -259,7 +315,6 @@ class Pipeline:
             source.label,
             outcome.matched_by,
         )
-        return outcome
 
     def _quarantine(
         self, db: Connection, raw: bytes, source: Source, now: datetime, reason: str
