@@ -350,3 +350,25 @@ def test_a_failing_mail_sends_the_batch_round_again_mail_by_mail(
             assert kinds.count("created") == 1 and kinds.count("message") == 1, kinds
     assert any("ROLLBACK" in s.upper() for s in statements)
     assert sum(1 for s in statements if s.upper().startswith("SAVEPOINT MAIL")) == 3
+
+
+def test_a_batch_looks_up_its_duplicates_in_one_query(sqlite_pipeline: Pipeline) -> None:
+    """Stored before, twice in the batch, and the same Message-ID with other content:
+    each answered as before, from one lookup of the batch's Message-IDs."""
+    pipeline = sqlite_pipeline
+    pipeline.store_batch("support", "INBOX", 1, [FetchedMail(1, raw_mail("d1@c"))])
+    statements = _traced(pipeline)
+    mails = [
+        FetchedMail(2, raw_mail("d1@c")),  # stored by the batch before
+        FetchedMail(3, raw_mail("d2@c")),
+        FetchedMail(4, raw_mail("d2@c")),  # twice in this batch
+        FetchedMail(5, raw_mail("d2@c", body="Other words.")),  # same id, other content
+    ]
+    pipeline.store_batch("support", "INBOX", 1, mails)
+    with Session(pipeline.engine) as s:
+        stored = sorted(m.message_id for m in s.exec(select(Message)))
+    assert stored == ["d1@c", "d2@c", "d2@c"]
+    lookups = [s for s in statements if "message.content_digest = " in s]
+    assert lookups == []  # no per-mail lookup
+    batch = [s for s in statements if s.startswith("SELECT message.message_id, message.content")]
+    assert len(batch) == 1

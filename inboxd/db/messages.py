@@ -67,14 +67,52 @@ def put_blob(db: DB, sha256: str, data: bytes) -> None:
     insert_ignore(db, Blob, [{"sha256": sha256, "size": len(data), "data": data}])
 
 
+_FIND_MESSAGES = PreparedQuery(
+    lambda n: select(
+        _MESSAGE_T.c.message_id,
+        _MESSAGE_T.c.content_digest,
+        _MESSAGE_T.c.id,
+        _MESSAGE_T.c.ticket_id,
+    ).where(_MESSAGE_T.c.message_id.in_(in_list(n)))
+)
+_SEEN = "stored_message_identities"  # the batch memo: (Message-ID, digest) -> row or None
+
+
+def prefetch_messages(db: DB, identities: Iterable[tuple[str, str]]) -> None:
+    """Inside an ingest batch: look up which of these mails (Message-ID, content
+    digest) are stored, in one query, so ``find_message`` answers them from the
+    batch's memo (and the mails the batch stores, ``add_message`` adds to it)."""
+    seen = behind.memo(_SEEN)
+    if seen is None:
+        return
+    wanted = set(identities)
+    ids = sorted({mid for mid, _ in wanted})
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        rows = _FIND_MESSAGES.all(conn_of(db), in_params(chunk), len(chunk))
+        for mid, dig, row_id, ticket_id in rows:
+            if (mid, dig) in wanted:
+                seen[(mid, dig)] = (int(row_id), ticket_id)
+    for identity in wanted:
+        seen.setdefault(identity, None)
+
+
 def find_message(db: DB, message_id: str, digest: str) -> tuple[int, int | None] | None:
     """(row id, ticket id) of a stored mail with this identity."""
+    seen = behind.memo(_SEEN)
+    if seen is not None and (message_id, digest) in seen:
+        found: tuple[int, int | None] | None = seen[(message_id, digest)]
+        return found
     rows = _FIND_MESSAGE.all(conn_of(db), {"mid": message_id, "dig": digest})
     return (int(rows[0][0]), rows[0][1]) if rows else None
 
 
 def add_message(db: DB, values: dict[str, Any]) -> int:
-    return int(_INSERT_MESSAGE.run(conn_of(db), values).fetchone()[0])
+    row_id = int(_INSERT_MESSAGE.run(conn_of(db), values).fetchone()[0])
+    seen = behind.memo(_SEEN)
+    if seen is not None:
+        seen[(values["message_id"], values["content_digest"])] = (row_id, values.get("ticket_id"))
+    return row_id
 
 
 def thread_lookup(db: DB, keys: ThreadKeys) -> ThreadLookup:

@@ -221,6 +221,12 @@ class Pipeline:
             # the batch's events, outbox rows and our new Message-IDs' thread keys go in
             # one statement each (several per mail)
             with behind.batch(session.connection()):
+                identities = [
+                    (m.parsed.message_id, m.parsed.content_digest)
+                    for m in mails
+                    if isinstance(m.parsed, ParsedMessage)
+                ]
+                messages.prefetch_messages(session.connection(), identities)  # one query
                 for mail in mails:
                     source = Source("imap", mailbox, folder, mail.uid)
                     outcome = self.ingest_in(
