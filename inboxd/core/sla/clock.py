@@ -162,6 +162,8 @@ def add_business_days(cal: Calendar, start: datetime, days: int) -> datetime:
 def budget(cal: Calendar, start: datetime, target: Duration) -> timedelta:
     """The business time a target grants from ``start``: its seconds, or for days the
     business time from ``start`` to the day-counted due time."""
+    if target.unit == "seconds":
+        return timedelta(seconds=target.amount)
     return budget_and_due(cal, start, target)[0]
 
 
