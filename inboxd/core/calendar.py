@@ -313,13 +313,13 @@ def open_time(cal: Calendar, a: datetime, b: datetime) -> timedelta:
     in the calendar's listing when it reaches, else a walk of the windows."""
     a, b = a.astimezone(UTC), b.astimezone(UTC)
     if b <= a:
-        return _NONE
+        return _ZERO
     if cal.always:
         return b - a
     listing = _listing(cal, a)
     if listing is not None and b <= listing.known_until:
         return listing.upto(b) - listing.upto(a)
-    total = _NONE
+    total = _ZERO
     for x, y in open_windows(cal, a):
         if x >= b:
             break
@@ -346,7 +346,7 @@ def after_open_time(cal: Calendar, start: datetime, amount: timedelta) -> dateti
     raise AssertionError("open windows are endless")  # pragma: no cover
 
 
-_NONE = timedelta(0)
+_ZERO = timedelta(0)
 _AHEAD = timedelta(days=120)  # how far a listing reaches past the instant that (re)built it
 _BEHIND = timedelta(days=30)  # and how far before it
 _LISTINGS_KEPT = 64
@@ -382,7 +382,7 @@ class _Listing:
         """Open time from the first window to ``at`` (``lo <= at <= known_until``)."""
         i = bisect_right(self.starts, at) - 1
         if i < 0:
-            return _NONE
+            return _ZERO
         return self.before[i] + (min(at, self.windows[i][1]) - self.starts[i])
 
     def reach(self, total: timedelta) -> datetime | None:
@@ -417,7 +417,7 @@ def _listing(cal: Calendar, start: datetime) -> _Listing | None:
         _LISTINGS.clear()
     before: list[timedelta] = []
     after: list[timedelta] = []
-    total = _NONE
+    total = _ZERO
     for a, b in windows:
         before.append(total)
         total += b - a

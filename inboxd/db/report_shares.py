@@ -38,7 +38,7 @@ def feed_url(url: str, builder: ReportBuilder, workers: int | None = None) -> No
             ids = reports.active_ticket_ids(conn, builder.period.start)
             n = workers or (default_workers() if len(ids) >= SPLIT_FROM else 1)
             if n <= 1:
-                reports.feed(conn, builder, ids)
+                reports.feed_share(conn, builder, ids)
                 reports.feed_quiet(conn, builder, ids)
                 return
     finally:
@@ -52,7 +52,7 @@ def feed_url(url: str, builder: ReportBuilder, workers: int | None = None) -> No
         engine = make_engine(url, read_only=True)
         try:
             with engine.connect() as conn:
-                reports.feed(conn, builder, shares[0])
+                reports.feed_share(conn, builder, shares[0])
                 reports.feed_quiet(conn, builder, ids)
         finally:
             engine.dispose()
@@ -69,13 +69,11 @@ def _take(url: str, builder: ReportBuilder, shares: list[list[int]]) -> None:
 def _fold(k: int) -> Partial:
     assert _job is not None
     url, builder, shares = _job
-    builder.reset()
+    builder.reset()  # a worker may fold more than one share
     engine = make_engine(url, read_only=True)
     try:
         with engine.connect() as conn:
-            reports.feed(conn, builder, shares[k])
+            reports.feed_share(conn, builder, shares[k])
     finally:
         engine.dispose()
-    part = builder.partial()
-    builder.reset()
-    return part
+    return builder.partial()

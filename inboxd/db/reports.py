@@ -155,17 +155,19 @@ def open_tickets(db: DB, filters: Filters) -> Iterator[TicketInfo]:
             yield ticket
 
 
-def feed(db: DB, builder: ReportBuilder, ids: Sequence[int] | None = None) -> None:
-    """Stream everything the builder's report needs into it: ``ids`` (a share of
-    ``active_ticket_ids``, another process taking the rest) or all of them, with
-    the quiet open tickets when ``ids`` is None."""
-    period, filters = builder.period, builder.filters
-    share = active_ticket_ids(db, period.start) if ids is None else ids
-    for ticket, events in tickets_with_events(db, share, period.end, filters):
+def feed(db: DB, builder: ReportBuilder) -> None:
+    """Stream everything the builder's report needs into it."""
+    ids = active_ticket_ids(db, builder.period.start)
+    feed_share(db, builder, ids)
+    feed_quiet(db, builder, ids)
+
+
+def feed_share(db: DB, builder: ReportBuilder, ids: Sequence[int]) -> None:
+    """The tickets ``ids`` of ``active_ticket_ids`` (all, or the share of one process)
+    with their events."""
+    period = builder.period
+    for ticket, events in tickets_with_events(db, ids, period.end, builder.filters):
         builder.add(ticket, events)
-    if ids is not None:
-        return
-    feed_quiet(db, builder, share)
 
 
 def feed_quiet(db: DB, builder: ReportBuilder, active: Iterable[int]) -> None:
