@@ -138,23 +138,23 @@ class PreparedQuery:
         self, conn: Connection, params: dict[str, Any], shape: int = 0
     ) -> list[tuple[Any, ...]]:
         cursor, results = self._run(conn, params, shape)
-        return [
-            tuple(fn(v) if fn is not None else v for fn, v in zip(results, row, strict=True))
-            for row in cursor.fetchall()
-        ]
+        return _processed(results, cursor.fetchall())
 
     def each(
         self, conn: Connection, params: dict[str, Any], shape: int = 0, size: int = 2000
     ) -> Iterator[tuple[Any, ...]]:
-        """The rows in pages of ``size`` from the cursor; as the driver gives them when
-        no column has a result processor (select ``type_coerce``d columns for that)."""
+        """The rows in pages of ``size`` from the cursor (a report's thousands)."""
         cursor, results = self._run(conn, params, shape)
-        plain = all(fn is None for fn in results)
         while rows := cursor.fetchmany(size):
-            if plain:
-                yield from rows
-            else:
-                for row in rows:
-                    yield tuple(
-                        fn(v) if fn is not None else v for fn, v in zip(results, row, strict=True)
-                    )
+            yield from _processed(results, rows)
+
+
+def _processed(results: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each column through its result processor; the rows as the driver gives them
+    when no column has one (select ``type_coerce``d columns for that)."""
+    if all(fn is None for fn in results):
+        return rows
+    return [
+        tuple(fn(v) if fn is not None else v for fn, v in zip(results, row, strict=True))
+        for row in rows
+    ]

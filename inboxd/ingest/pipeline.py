@@ -11,6 +11,7 @@ LMTP answers 4xx).
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import time
@@ -159,19 +160,18 @@ class Pipeline:
             for m in mails
             if not m.oversize
         ]
+        attempt = functools.partial(
+            self._batch_once, mailbox, folder, uidvalidity, mails, last, started, oversize, guard
+        )
         try:
-            done, tally, last = self._batch_once(
-                mailbox, folder, uidvalidity, mails, last, started, oversize, guard, careful=False
-            )
+            done, tally, last = attempt(careful=False)
         except _RedoCarefully as redo:
             log.info(
                 "a mail of the batch failed (%r): storing the batch again, each mail in a "
                 "savepoint of its own",
                 redo.__cause__,
             )
-            done, tally, last = self._batch_once(
-                mailbox, folder, uidvalidity, mails, last, started, oversize, guard, careful=True
-            )
+            done, tally, last = attempt(careful=True)
         count_committed(mailbox, done)
         log.info(
             "ingest batch mailbox=%s folder=%s last_uid=%d stored=%d new_tickets=%d "
