@@ -8,6 +8,7 @@ threads, the LMTP listener and the CLI can share one file.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,6 +68,37 @@ def _sqlite_begin_deferred(conn: Any) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+LZ4_VALUES = "SET default_toast_compression = 'lz4'"
+
+
+def session_setting(sql: str, driver_error: type[Exception]) -> Callable[[Any, Any], None]:
+    """A connect hook running ``sql`` (a SET); a server that refuses it is left as
+    it was (the failed statement rolled back), the connection usable.
+
+    ``LZ4_VALUES``: every mail stores kilobytes that PostgreSQL compresses as it
+    writes them (the raw bytes, the message's text and HTML). With its default,
+    pglz, those INSERTs cost twice a small one; lz4 (PostgreSQL 14+, when built
+    with it) is several times faster at about the same ratio. A column without a
+    compression of its own compresses with the session's default when a value is
+    written, so the setting per connection covers old and new databases alike, and
+    values already stored stay readable whichever method wrote them. A server
+    without lz4 keeps pglz.
+    """
+
+    def on_connect(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        try:
+            cursor.execute(sql)
+        except driver_error:
+            dbapi_conn.rollback()
+        else:
+            dbapi_conn.commit()
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
 def make_engine(url: str, *, read_only: bool = False) -> Engine:
     """An engine for ``url``; creates the directory of a SQLite file.
 
@@ -87,12 +119,16 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
         event.listen(engine, "begin", _sqlite_begin_deferred if read_only else _sqlite_begin)
         return engine
     # MVCC: PostgreSQL readers never wait
-    return create_engine(
+    engine = create_engine(
         url,
         pool_pre_ping=True,
         json_serializer=jsontext.dumps,
         json_deserializer=jsontext.loads,
     )
+    driver = engine.dialect.dbapi
+    if engine.dialect.name == "postgresql" and driver is not None:
+        event.listen(engine, "connect", session_setting(LZ4_VALUES, driver.Error))
+    return engine
 
 
 def alembic_config(engine: Engine) -> Config:
