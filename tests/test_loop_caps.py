@@ -22,6 +22,7 @@ from inboxd.db.tables import Message, Ticket
 from inboxd.flows.notify import AckNotifyReactor
 from inboxd.flows.slack_notices import CapAlerts
 from inboxd.ingest.pipeline import Pipeline
+from inboxd.ingest.sink import FetchedMail
 
 DEFAULTS = HourlyCaps()  # what [helpdesk] gives when it names no cap
 MAX_ROUNDS = 80
@@ -246,6 +247,26 @@ def test_one_sender_over_the_ticket_cap_joins_its_newest_open_ticket(tmp_path: P
     # the 4th ticket already met the per-recipient ack cap (3); then the ticket cap
     assert [e["action"] for e in cap_events(desk, 4)] == ["ack_skipped"] + ["joined"] * 3
     assert len(desk.outbox("ack")) == 3
+
+
+def test_a_flood_in_one_imap_batch_meets_the_caps_as_mail_one_by_one(tmp_path: Path) -> None:
+    """The batch reads its senders' ticket counts and its recipients' ack counts once
+    (``db.recent``) and counts its own tickets and acks on top: the same tickets,
+    joins and acks as the mail delivered one by one above, earlier hours included."""
+    caps = HourlyCaps(tickets_per_sender=4)
+    desk = capped(make_desk(tmp_path), caps)
+    earlier = desk.deliver(mail(subject="Question before", msgid="q-before@customer.example"))
+    assert earlier.new_ticket
+    desk.clock.advance(seconds=600)
+    raws = [mail(subject=f"Question {n}", msgid=f"q{n}@customer.example") for n in range(7)]
+    desk.pipeline.store_batch(
+        "support", "INBOX", 1, [FetchedMail(n + 1, raw) for n, raw in enumerate(raws)]
+    )
+    assert count(desk, Ticket) == 4  # the one before and three of the batch
+    assert count(desk, Message) == 8
+    assert len(desk.outbox("ack")) == 3  # the per-recipient ack cap, across both
+    assert [e["action"] for e in cap_events(desk, 4)] == ["ack_skipped"] + ["joined"] * 4
+    assert [cap_events(desk, n) for n in (1, 2, 3)] == [[], [], []]
 
 
 def test_new_addresses_of_one_domain_over_the_cap_go_to_one_held_ticket(

@@ -47,6 +47,8 @@ log = logging.getLogger("inboxd.flow")
 # (db, trip, ticket id, what was done instead, now): the ops alert for a tripped cap
 CapAlert = Callable[[Connection, CapTrip, int, str, datetime], object]
 
+_HOUR = timedelta(hours=1)  # the window of the hourly caps
+
 
 class AckNotifyReactor:
     """``caps``: the hourly limits (default: the per-recipient cap of the flow's
@@ -77,6 +79,16 @@ class AckNotifyReactor:
         # hear of it anyway, and decide
         if ticket.status not in QUIET_STATUSES or mail.sender_role == "pending":
             self._notify(session, view, mail, ticket, thread)
+
+    def before_batch(self, session: Session, mails: Sequence[ParsedMessage], now: datetime) -> None:
+        """Read the per-recipient ack counts of the batch's possible ack recipients
+        (``ack_recipient`` of each mail) in one query, when that cap is set."""
+        if not self.caps.ack_per_sender:
+            return
+        rcpts = [r.email for r in map(ack_recipient, mails) if r is not None]
+        q.prefetch_to_recipients(
+            connection(session), kind=OutboundKind.ACK.value, rcpts=rcpts, since=now - _HOUR
+        )
 
     # --- acknowledgement ----------------------------------------------------------------
 
@@ -149,7 +161,7 @@ class AckNotifyReactor:
     def _ack_counts(self, session: Session, recipient: Address, now: datetime) -> AckCounts:
         """Acks queued in the last hour: to ``recipient``, to its domain, to anyone."""
         conn = connection(session)
-        kind, since, caps = OutboundKind.ACK.value, now - timedelta(hours=1), self.caps
+        kind, since, caps = OutboundKind.ACK.value, now - _HOUR, self.caps
         # only the caps that are set (0: off) are counted: each count is a query per ack
         return AckCounts(
             to_recipient=q.count_to_recipient(conn, kind=kind, rcpt=recipient.email, since=since)

@@ -19,7 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Engine
@@ -50,6 +50,8 @@ from inboxd.metrics import INGEST_LATENCY, MAIL_INGESTED, RULE_HITS, TICKETS_CRE
 
 log = logging.getLogger("inboxd.ingest")
 
+_HOUR = timedelta(hours=1)  # the window of the hourly caps
+
 # (db, trip, ticket id, what was done instead, now): the ops alert for a tripped cap
 CapAlert = Callable[[Connection, CapTrip, int, str, datetime], object]
 
@@ -61,6 +63,17 @@ class Reactor(Protocol):
     """
 
     def on_stored(self, session: Session, mail: StoredMail) -> None: ...
+
+
+@runtime_checkable
+class BatchReader(Protocol):
+    """A reactor that reads for a whole IMAP batch before its mails are stored (in
+    the batch's transaction, into ``db.behind`` memos), e.g. the ack caps' counts
+    of every recipient at once instead of a query per mail."""
+
+    def before_batch(
+        self, session: Session, mails: Sequence[ParsedMessage], now: datetime
+    ) -> None: ...
 
 
 class Interceptor(Protocol):
@@ -227,6 +240,7 @@ class Pipeline:
                     if isinstance(m.parsed, ParsedMessage)
                 ]
                 messages.prefetch_messages(session.connection(), identities)  # one query
+                self._before_batch(session, [m.parsed for m in mails])
                 for mail in mails:
                     source = Source("imap", mailbox, folder, mail.uid)
                     outcome = self.ingest_in(
@@ -240,6 +254,21 @@ class Pipeline:
                 last = max(last, stored[1])
             mailboxes.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
         return done, tally, last
+
+    def _before_batch(
+        self, session: Session, parsed: Sequence[ParsedMessage | ParseFailure | None]
+    ) -> None:
+        """The batch's reads done once: the new-ticket cap's counts of its senders, and
+        what each reactor reads ahead (``BatchReader``)."""
+        mails = [p for p in parsed if isinstance(p, ParsedMessage)]
+        now = self.ctx.clock()
+        caps = self.ctx.caps
+        if caps is not None and caps.tickets_per_sender:
+            senders = [m.from_.email for m in mails if m.from_ is not None]
+            tickets.prefetch_created(session.connection(), senders, since=now - _HOUR)
+        for reactor in self.ctx.reactors:
+            if isinstance(reactor, BatchReader):
+                reactor.before_batch(session, mails, now)
 
     def _quarantine_oversize(self, mailbox: str, folder: str, mails: list[FetchedMail]) -> None:
         """Mail over the size limit, kept by reference (headers and size), each in a
@@ -526,7 +555,7 @@ class Pipeline:
         sender, caps = mail.arrival.parsed.from_, self.ctx.caps
         if caps is None or sender is None:
             return None
-        since = mail.arrival.now - timedelta(hours=1)
+        since = mail.arrival.now - _HOUR
         # count only what a cap is set for (0: off): each count is a query per new ticket
         by_sender = by_domain = 0
         if caps.tickets_per_sender:
