@@ -4,8 +4,10 @@ and parsed; delivery itself is covered by test_outbox and test_e2e_mail."""
 
 from __future__ import annotations
 
+import base64
 import email.policy
 import email.utils
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -22,7 +24,7 @@ from mailflow_kit import (
 )
 from servers.smtp import SmtpServer
 
-from inboxd.core.threadindex import decode_thread_index
+from inboxd.core.threadindex import decode_thread_index, thread_index_root
 from inboxd.core.tokens import (
     make_reply_token,
     ticket_from_message_id,
@@ -30,6 +32,7 @@ from inboxd.core.tokens import (
     verify_reply_token,
 )
 from inboxd.db import messages
+from inboxd.ingest.sink import FetchedMail
 
 
 @pytest.fixture
@@ -251,6 +254,32 @@ def test_team_is_notified_from_a_token_address(desk: Desk) -> None:
     ti_ack = decode_thread_index(str(ack["Thread-Index"]))
     ti_note = decode_thread_index(str(note["Thread-Index"]))
     assert ti_ack is not None and ti_note is not None and ti_ack.guid == ti_note.guid
+
+
+@pytest.mark.parametrize("filler", [0, 200], ids=["short-head", "head-over-8k"])
+def test_a_follow_up_in_an_imap_batch_keeps_the_customers_outlook_thread(
+    desk: Desk, filler: int
+) -> None:
+    """The batch's thread lookup reads the ticket's first mail with it: its Message-ID
+    and header block (a block longer than that read is read whole), where the
+    customer's Thread-Index is. The notification of a follow-up stored in an IMAP
+    batch carries that conversation, as one delivered alone does."""
+    outlook = base64.b64encode(
+        thread_index_root("outlook-root@customer.example", datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    ).decode()
+    padding = [(f"X-Relay-{n}", "r" * 60) for n in range(filler)]
+    open_ticket(desk, headers=[*padding, ("Thread-Index", outlook)])
+    follow_up = mail(
+        subject="Re: Printer broken", msgid="c2@customer.example", in_reply_to="c1@customer.example"
+    )
+    desk.pipeline.store_batch("support", "INBOX", 1, [FetchedMail(1, follow_up)])
+    notes = [m for m in desk.outbox_mails("notify") if addr(m["To"]) == "alice@help.example"]
+    assert len(notes) == 2
+    customer = decode_thread_index(outlook)
+    for note in notes:
+        ours = decode_thread_index(str(note["Thread-Index"]))
+        assert customer is not None and ours is not None
+        assert ours.guid == customer.guid
 
 
 def test_assignee_alone_is_notified(tmp_path: Path) -> None:

@@ -38,6 +38,9 @@ _PART_T = Participant.__table__  # type: ignore[attr-defined]
 _TICKET_T = Ticket.__table__  # type: ignore[attr-defined]
 
 
+_BLOB = Blob.__table__  # type: ignore[attr-defined]
+
+
 _FIND_MESSAGE = PreparedQuery(
     lambda _n: select(_MESSAGE_T.c.id, _MESSAGE_T.c.ticket_id).where(
         _MESSAGE_T.c.message_id == bindparam("mid"),
@@ -140,13 +143,41 @@ _SNAPSHOT_PEOPLE = PreparedQuery(
 )
 
 
+# The first mail of the ticket being read: its Message-ID and the start of its raw
+# bytes, where the Thread-Index header our answers thread by is (Outlook's). Read
+# with the ticket, since nearly every mail on a known ticket notifies its agents.
+_ROOT = _MESSAGE_T.alias("root_message")
+_ROOT_BLOB = _BLOB.alias("root_blob")
+_FIRST_OF_TICKET = (_ROOT.c.ticket_id == _TICKET_T.c.id, _ROOT.c.id)
+_ROOT_ID = (
+    sa_select(_ROOT.c.message_id)
+    .where(_FIRST_OF_TICKET[0])
+    .order_by(_FIRST_OF_TICKET[1])
+    .limit(bindparam("lim"))
+    .offset(bindparam("off"))
+    .scalar_subquery()
+)
+_ROOT_HEAD = (
+    sa_select(
+        func.substr(_ROOT_BLOB.c.data, bindparam("one"), bindparam("head"), type_=LargeBinary)
+    )
+    .select_from(_ROOT.join(_ROOT_BLOB, _ROOT_BLOB.c.sha256 == _ROOT.c.raw_sha256))
+    .where(_FIRST_OF_TICKET[0])
+    .order_by(_FIRST_OF_TICKET[1])
+    .limit(bindparam("lim"))
+    .offset(bindparam("off"))
+    .scalar_subquery()
+)
+SNAPSHOT_HEAD_BYTES = 8192  # most header blocks end within; a longer one is read whole later
+
 # the whole ticket row: the mail that finds its ticket among them keeps it (one read)
 _SNAPSHOT_TICKETS = PreparedQuery(
-    lambda n: sa_select(*(_TICKET_T.c[name] for name in tickets.COLUMNS)).where(
-        _TICKET_T.c.id.in_(in_list(n))
-    )
+    lambda n: sa_select(
+        *(_TICKET_T.c[name] for name in tickets.COLUMNS), _ROOT_ID, _ROOT_HEAD
+    ).where(_TICKET_T.c.id.in_(in_list(n)))
 )
 _AT = {name: n for n, name in enumerate(tickets.COLUMNS)}
+_ROOTS = "ticket_roots"  # the batch memo: ticket id -> (first Message-ID, head of its raw)
 
 
 def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnapshot]:
@@ -158,8 +189,14 @@ def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnaps
     for ticket_id, email, role in _SNAPSHOT_PEOPLE.all(conn, in_params(ids), len(ids)):
         roles[ticket_id][email] = role
     out: dict[int, TicketSnapshot] = {}
-    for row in _SNAPSHOT_TICKETS.all(conn, in_params(ids), len(ids)):
+    params = {**in_params(ids), "one": 1, "head": SNAPSHOT_HEAD_BYTES, **_ONE_ROW}
+    roots = behind.memo(_ROOTS)
+    for full in _SNAPSHOT_TICKETS.all(conn, params, len(ids)):
+        row, (root_id, root_head) = full[: len(_AT)], full[len(_AT) :]
         tid = row[_AT["id"]]
+        head = bytes(root_head or b"")
+        if roots is not None and root_id is not None and _whole_header_block(head):
+            roots[tid] = (str(root_id), head)
         people = frozenset(roles[tid])
         out[tid] = TicketSnapshot(
             tid,
@@ -360,9 +397,6 @@ def ticket_messages(session: Session, ticket_id: int) -> list[Message]:
 _ATT = AttachmentRow.__table__  # type: ignore[attr-defined]
 
 
-_BLOB = Blob.__table__  # type: ignore[attr-defined]
-
-
 HEAD_BYTES = 65536  # enough for any header block we read back
 
 
@@ -434,12 +468,21 @@ def _one_stored(rows: list[tuple[Any, ...]]) -> StoredMessage | None:
     )
 
 
+def _whole_header_block(head: bytes) -> bool:
+    return b"\r\n\r\n" in head or b"\n\n" in head
+
+
 def first_message_head(db: DB, ticket_id: int) -> tuple[str, bytes] | None:
     """Message-ID and the first ``HEAD_BYTES`` of the raw mail that opened the ticket.
 
     One query for what threading needs (the root id and its Thread-Index header),
-    without loading a large raw mail whole.
+    without loading a large raw mail whole. Inside an ingest batch, a ticket the
+    thread lookup read came with its first mail's header block already.
     """
+    roots = behind.memo(_ROOTS)
+    if roots is not None and ticket_id in roots:
+        known: tuple[str, bytes] = roots[ticket_id]
+        return known
     params = {"tid": ticket_id, "one": 1, "head": HEAD_BYTES, **_ONE_ROW}
     rows = _FIRST_HEAD.all(conn_of(db), params)
     return (str(rows[0][0]), bytes(rows[0][1] or b"")) if rows else None
