@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -350,6 +351,30 @@ def test_a_failing_mail_sends_the_batch_round_again_mail_by_mail(
             assert kinds.count("created") == 1 and kinds.count("message") == 1, kinds
     assert any("ROLLBACK" in s.upper() for s in statements)
     assert sum(1 for s in statements if s.upper().startswith("SAVEPOINT MAIL")) == 3
+
+
+def test_a_database_failure_the_driver_raises_itself_fails_the_batch_and_loses_no_mail(
+    sqlite_pipeline: Pipeline,
+) -> None:
+    """A statement run on the driver's cursor (``db.fastexec``) raises the driver's own
+    error, unwrapped by SQLAlchemy. "database is locked" is the database failing,
+    not the mail: the batch commits nothing (IMAP fetches it again), no mail is
+    quarantined for it."""
+
+    class LockedOnTwo:
+        def on_stored(self, session: Session, mail: Any) -> None:
+            if mail.parsed.message_id == "l2@c":
+                raise sqlite3.OperationalError("database is locked")
+
+    pipeline = sqlite_pipeline
+    object.__setattr__(pipeline.ctx, "reactors", (LockedOnTwo(),))
+    mails = [FetchedMail(u, raw_mail(f"l{u}@c")) for u in (1, 2, 3)]
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        pipeline.store_batch("support", "INBOX", 1, mails)
+    with Session(pipeline.engine) as s:
+        assert count(pipeline, Message) == 0
+        assert messages.list_quarantine(s) == []
+        assert mailboxes.get_checkpoint(s, "support", "INBOX") is None
 
 
 def test_a_batch_looks_up_its_duplicates_in_one_query(sqlite_pipeline: Pipeline) -> None:

@@ -112,8 +112,11 @@ class _RedoCarefully(Exception):
     with one savepoint per mail (raised from the mail's exception)."""
 
 
-def _is_db_failure(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) or (
+def _is_db_failure(exc: BaseException, driver_failures: tuple[type[BaseException], ...]) -> bool:
+    """The database failed (locked, gone), not the mail: as SQLAlchemy wraps it, or
+    as the driver raises it from the statements run on its own cursor
+    (``db.fastexec``), which SQLAlchemy never sees."""
+    return isinstance(exc, (OperationalError, *driver_failures)) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated
     )
 
@@ -124,6 +127,10 @@ class Pipeline:
     def __init__(self, engine: Engine, ctx: IngestContext) -> None:
         self.engine = engine
         self.ctx = ctx
+        driver = engine.dialect.dbapi
+        self._driver_failures: tuple[type[BaseException], ...] = (
+            (driver.OperationalError, driver.InterfaceError) if driver is not None else ()
+        )
 
     # --- entry points ---------------------------------------------------------
 
@@ -321,7 +328,7 @@ class Pipeline:
             try:
                 outcome = self._store(session, db, parsed, raw, source, now)
             except Exception as exc:
-                if _is_db_failure(exc):
+                if _is_db_failure(exc, self._driver_failures):
                     raise
                 raise _RedoCarefully() from exc
             self._log_stored(outcome, parsed, source, quiet)
@@ -332,7 +339,7 @@ class Pipeline:
                 outcome = self._store(session, db, parsed, raw, source, now)
         except Exception as exc:
             behind.drop(mark)  # the savepoint took the mail's rows back
-            if _is_db_failure(exc):
+            if _is_db_failure(exc, self._driver_failures):
                 raise
             log.exception("store failed msgid=%s source=%s", parsed.message_id, source.label)
             return self._quarantine(db, raw, source, now, f"could not store: {exc!r}")
