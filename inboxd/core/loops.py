@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from inboxd.core.model import Address, MessageKind, ParsedMessage
 
@@ -137,6 +137,9 @@ def ack_may_quote(msg: ParsedMessage, recipient: Address) -> bool:
 
 
 # --- hourly caps ----------------------------------------------------------------------
+
+
+CAP_WINDOW = timedelta(hours=1)  # the rolling hour every cap counts over
 
 
 @dataclass(frozen=True, slots=True)

@@ -153,25 +153,26 @@ _SNAPSHOT_PEOPLE = PreparedQuery(
 # with the ticket, since nearly every mail on a known ticket notifies its agents.
 _ROOT = _MESSAGE_T.alias("root_message")
 _ROOT_BLOB = _BLOB.alias("root_blob")
-_FIRST_OF_TICKET = (_ROOT.c.ticket_id == _TICKET_T.c.id, _ROOT.c.id)
-_ROOT_ID = (
-    sa_select(_ROOT.c.message_id)
-    .where(_FIRST_OF_TICKET[0])
-    .order_by(_FIRST_OF_TICKET[1])
-    .limit(bindparam("lim"))
-    .offset(bindparam("off"))
-    .scalar_subquery()
-)
-_ROOT_HEAD = (
-    sa_select(
-        func.substr(_ROOT_BLOB.c.data, bindparam("one"), bindparam("head"), type_=LargeBinary)
+
+
+def _of_first_mail(value: Any, source: Any) -> Any:
+    """``value`` of the ticket's first mail (its lowest row id), as a subquery of
+    the ticket row being read."""
+    return (
+        sa_select(value)
+        .select_from(source)
+        .where(_ROOT.c.ticket_id == _TICKET_T.c.id)
+        .order_by(_ROOT.c.id)
+        .limit(bindparam("lim"))
+        .offset(bindparam("off"))
+        .scalar_subquery()
     )
-    .select_from(_ROOT.join(_ROOT_BLOB, _ROOT_BLOB.c.sha256 == _ROOT.c.raw_sha256))
-    .where(_FIRST_OF_TICKET[0])
-    .order_by(_FIRST_OF_TICKET[1])
-    .limit(bindparam("lim"))
-    .offset(bindparam("off"))
-    .scalar_subquery()
+
+
+_ROOT_ID = _of_first_mail(_ROOT.c.message_id, _ROOT)
+_ROOT_HEAD = _of_first_mail(
+    func.substr(_ROOT_BLOB.c.data, bindparam("one"), bindparam("head"), type_=LargeBinary),
+    _ROOT.join(_ROOT_BLOB, _ROOT_BLOB.c.sha256 == _ROOT.c.raw_sha256),
 )
 SNAPSHOT_HEAD_BYTES = 8192  # most header blocks end within; a longer one is read whole later
 

@@ -203,11 +203,11 @@ def count_to_recipient(db: DB, *, kind: str, rcpt: str, since: datetime) -> int:
     One range of ``ix_outbox_rcpt_kind_created``, however many acks went out.
     """
     key, start = rcpt.lower(), _utc(since)
-    params: dict[str, Any] = {"rcpt": key, "kind": kind, "since": start}
     held = _held_count(kind, start, rcpt_key=key)
     known = _QUEUED_TO.count(key, start, kind=kind)
     if known is not None:
         return known + held
+    params: dict[str, Any] = {"rcpt": key, "kind": kind, "since": start}
     return int(_COUNT_TO.all(_conn(db), params)[0][0]) + held
 
 

@@ -44,8 +44,8 @@ class RecentTimes:
         memo = behind.memo(self._name)
         if memo is None:
             return
-        since, fixed = utc(since), tuple(sorted(params.items()))
-        wanted = sorted({k for k in keys if (fixed, k) not in memo})
+        since = utc(since)
+        wanted = sorted({k for k in keys if _slot(k, params) not in memo})
         times: dict[str, list[datetime]] = {k: [] for k in wanted}
         conn = conn_of(db)
         for i in range(0, len(wanted), _CHUNK):
@@ -55,20 +55,31 @@ class RecentTimes:
                 times[key].append(utc(at))
         for key, found in times.items():
             found.sort()
-            memo[(fixed, key)] = (since, found)
+            memo[_slot(key, params)] = (since, found)
 
     def count(self, key: str, since: datetime, **params: Any) -> int | None:
         """Rows of ``key`` at or after ``since``; None when that was not read."""
-        memo = behind.memo(self._name)
-        entry = memo.get((tuple(sorted(params.items())), key)) if memo is not None else None
-        if entry is None or utc(since) < entry[0]:
+        entry, since = self._entry(key, params), utc(since)
+        if entry is None or since < entry[0]:
             return None
-        times: list[datetime] = entry[1]
-        return len(times) - bisect_left(times, utc(since))
+        times = entry[1]
+        return len(times) - bisect_left(times, since)
 
     def add(self, key: str, at: datetime, **params: Any) -> None:
         """A row the batch just wrote with ``key`` at ``at`` (kept only for a key read)."""
-        memo = behind.memo(self._name)
-        entry = memo.get((tuple(sorted(params.items())), key)) if memo is not None else None
+        entry = self._entry(key, params)
         if entry is not None:
             insort(entry[1], utc(at))
+
+    def _entry(self, key: str, params: dict[str, Any]) -> tuple[datetime, list[datetime]] | None:
+        """(window start read, sorted times) of ``key`` in this batch, None if not read."""
+        memo = behind.memo(self._name)
+        found: tuple[datetime, list[datetime]] | None = (
+            memo.get(_slot(key, params)) if memo is not None else None
+        )
+        return found
+
+
+def _slot(key: str, params: dict[str, Any]) -> tuple[tuple[tuple[str, Any], ...], str]:
+    """Where ``key`` read with ``params`` sits in the batch memo."""
+    return tuple(sorted(params.items())), key

@@ -15,7 +15,7 @@ import dataclasses
 import functools
 import logging
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -27,6 +27,7 @@ from inboxd.core.desk import events as ev
 from inboxd.core.desk import transitions as tr
 from inboxd.core.inbound import StoredMail
 from inboxd.core.loops import (
+    CAP_WINDOW,
     NEUTRAL_SUBJECT,
     AckCounts,
     CapTrip,
@@ -46,8 +47,6 @@ log = logging.getLogger("inboxd.flow")
 
 # (db, trip, ticket id, what was done instead, now): the ops alert for a tripped cap
 CapAlert = Callable[[Connection, CapTrip, int, str, datetime], object]
-
-_HOUR = timedelta(hours=1)  # the window of the hourly caps
 
 
 class AckNotifyReactor:
@@ -87,7 +86,7 @@ class AckNotifyReactor:
             return
         rcpts = [r.email for r in map(ack_recipient, mails) if r is not None]
         q.prefetch_to_recipients(
-            connection(session), kind=OutboundKind.ACK.value, rcpts=rcpts, since=now - _HOUR
+            connection(session), kind=OutboundKind.ACK.value, rcpts=rcpts, since=now - CAP_WINDOW
         )
 
     # --- acknowledgement ----------------------------------------------------------------
@@ -161,7 +160,7 @@ class AckNotifyReactor:
     def _ack_counts(self, session: Session, recipient: Address, now: datetime) -> AckCounts:
         """Acks queued in the last hour: to ``recipient``, to its domain, to anyone."""
         conn = connection(session)
-        kind, since, caps = OutboundKind.ACK.value, now - _HOUR, self.caps
+        kind, since, caps = OutboundKind.ACK.value, now - CAP_WINDOW, self.caps
         # only the caps that are set (0: off) are counted: each count is a query per ack
         return AckCounts(
             to_recipient=q.count_to_recipient(conn, kind=kind, rcpt=recipient.email, since=since)

@@ -29,7 +29,7 @@ from sqlmodel import Session
 from inboxd.core.desk import Ticket, transitions
 from inboxd.core.desk import events as ev
 from inboxd.core.inbound import Arrival, Outcome, Source, StoredMail
-from inboxd.core.loops import CapTrip, HourlyCaps, held_subject, ticket_cap
+from inboxd.core.loops import CAP_WINDOW, CapTrip, HourlyCaps, held_subject, ticket_cap
 from inboxd.core.model import Direction, MatchedBy, MessageKind, ParsedMessage, ParseFailure
 from inboxd.core.parse import parse_outcome
 from inboxd.core.rules import Decision, RuleContext, RuleSet, evaluate
@@ -49,8 +49,6 @@ from inboxd.ingest.sink import Checkpoint, FetchedMail
 from inboxd.metrics import INGEST_LATENCY, MAIL_INGESTED, RULE_HITS, TICKETS_CREATED
 
 log = logging.getLogger("inboxd.ingest")
-
-_HOUR = timedelta(hours=1)  # the window of the hourly caps
 
 # (db, trip, ticket id, what was done instead, now): the ops alert for a tripped cap
 CapAlert = Callable[[Connection, CapTrip, int, str, datetime], object]
@@ -272,7 +270,7 @@ class Pipeline:
         caps = self.ctx.caps
         if caps is not None and caps.tickets_per_sender:
             senders = [m.from_.email for m in mails if m.from_ is not None]
-            tickets.prefetch_created(session.connection(), senders, since=now - _HOUR)
+            tickets.prefetch_created(session.connection(), senders, since=now - CAP_WINDOW)
         for reactor in self.ctx.reactors:
             if isinstance(reactor, BatchReader):
                 reactor.before_batch(session, mails, now)
@@ -562,7 +560,7 @@ class Pipeline:
         sender, caps = mail.arrival.parsed.from_, self.ctx.caps
         if caps is None or sender is None:
             return None
-        since = mail.arrival.now - _HOUR
+        since = mail.arrival.now - CAP_WINDOW
         # count only what a cap is set for (0: off): each count is a query per new ticket
         by_sender = by_domain = 0
         if caps.tickets_per_sender:
@@ -613,7 +611,7 @@ class Pipeline:
         """The domain's held ticket of the last hour, opened when there is none."""
         arrival = mail.arrival
         subject = held_subject(domain)
-        since = arrival.now - timedelta(hours=1)
+        since = arrival.now - CAP_WINDOW
         found = tickets.find_group_ticket(mail.db, "", subject.casefold(), since)
         if found is not None:
             return found
