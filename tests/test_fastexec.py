@@ -141,3 +141,30 @@ def test_a_pipelined_write_that_fails_raises_in_its_block_and_rolls_back_with_it
         events = [e.data for e in s.exec(select(Event).where(Event.ticket_id == kept))]
         assert events[-1] == {"n": 2} and {} not in events
     engine.dispose()
+
+
+def test_in_lists_of_every_length_answer_exactly_and_compile_a_few_shapes(db_url: str) -> None:
+    """A batch's IN lists vary in length; each length is sent padded to a power of
+    two, so the query compiles for a few shapes and still matches only the values."""
+    from sqlalchemy import select as sa_select
+
+    from inboxd.db.fastexec import PreparedQuery
+    from inboxd.db.sql import in_list, in_values
+
+    table = Ticket.__table__  # type: ignore[attr-defined]
+    by_id = PreparedQuery(lambda n: sa_select(table.c.id).where(table.c.id.in_(in_list(n))))
+    engine = make_engine(db_url)
+    upgrade(engine)
+    now = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+    with Session(engine) as s, s.begin():
+        ids = [_new(s, now) for _ in range(40)]
+        conn = s.connection()
+        for n in range(1, 41):
+            wanted = ids[:n:2] + ids[n - 1 : n]  # a gap in the middle, a repeat at the end
+            found = {row[0] for row in by_id.all(conn, *in_values(wanted))}
+            assert found == set(wanted)
+    assert len(by_id._cache) <= 11  # 1..8, 16, 32 (and nothing per length past 8)
+    engine.dispose()
+    assert in_values([]) == ({}, 0)
+    assert in_values(list(range(9)))[1] == 16
+    assert in_values(list(range(9)))[0]["v15"] == 8

@@ -22,7 +22,7 @@ from inboxd.core.inbound import Arrival, Source
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
 from inboxd.db import behind, tickets
 from inboxd.db.fastexec import Prepared, PreparedQuery, pipelined
-from inboxd.db.sql import DB, conn_of, in_list, in_params, insert_ignore, utc
+from inboxd.db.sql import DB, conn_of, in_list, in_values, insert_ignore, utc
 from inboxd.db.tables import Attachment as AttachmentRow
 from inboxd.db.tables import Blob, Message, Participant, Quarantine, ThreadKey, Ticket
 
@@ -97,7 +97,7 @@ def prefetch_messages(db: DB, identities: Iterable[tuple[str, str]]) -> None:
     ids = sorted({mid for mid, _ in wanted})
     for i in range(0, len(ids), 500):
         chunk = ids[i : i + 500]
-        rows = _FIND_MESSAGES.all(conn_of(db), in_params(chunk), len(chunk))
+        rows = _FIND_MESSAGES.all(conn_of(db), *in_values(chunk))
         for mid, dig, row_id, ticket_id in rows:
             if (mid, dig) in wanted:
                 seen[(mid, dig)] = (int(row_id), ticket_id)
@@ -129,7 +129,7 @@ def thread_lookup(db: DB, keys: ThreadKeys) -> ThreadLookup:
     ids = list(dict.fromkeys(keys.lookup_ids))
     if ids:
         conn = conn_of(db)
-        for key, ticket_id, origin in _KEY_LOOKUP.all(conn, in_params(ids), len(ids)):
+        for key, ticket_id, origin in _KEY_LOOKUP.all(conn, *in_values(ids)):
             known[key] = KnownKey(ticket_id, origin)
     wanted = {k.ticket_id for k in known.values()} | set(keys.candidate_tickets)
     snapshots = ticket_snapshots(db, wanted)
@@ -192,12 +192,13 @@ def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnaps
         return {}
     conn = conn_of(db)
     roles: dict[int, dict[str, str]] = {i: {} for i in ids}
-    for ticket_id, email, role in _SNAPSHOT_PEOPLE.all(conn, in_params(ids), len(ids)):
+    id_params, shape = in_values(ids)
+    for ticket_id, email, role in _SNAPSHOT_PEOPLE.all(conn, id_params, shape):
         roles[ticket_id][email] = role
     out: dict[int, TicketSnapshot] = {}
-    params = {**in_params(ids), "one": 1, "head": SNAPSHOT_HEAD_BYTES, **_ONE_ROW}
+    params = {**id_params, "one": 1, "head": SNAPSHOT_HEAD_BYTES, **_ONE_ROW}
     roots = behind.memo(_ROOTS)
-    for full in _SNAPSHOT_TICKETS.all(conn, params, len(ids)):
+    for full in _SNAPSHOT_TICKETS.all(conn, params, shape):
         row, (root_id, root_head) = full[: len(_AT)], full[len(_AT) :]
         tid = row[_AT["id"]]
         head = bytes(root_head or b"")

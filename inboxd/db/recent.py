@@ -25,7 +25,7 @@ from typing import Any
 from inboxd.db import behind
 from inboxd.db.fastexec import PreparedQuery
 from inboxd.db.row_queue import utc
-from inboxd.db.sql import DB, conn_of, in_params
+from inboxd.db.sql import DB, conn_of, in_values
 
 _CHUNK = 500  # keys per query: SQLite's bound-parameter limit stays far away
 
@@ -50,8 +50,9 @@ class RecentTimes:
         conn = conn_of(db)
         for i in range(0, len(wanted), _CHUNK):
             chunk = wanted[i : i + _CHUNK]
-            query_params = {**in_params(chunk), **params, "since": since}
-            for key, at in self._query.all(conn, query_params, len(chunk)):
+            chunk_params, shape = in_values(chunk)
+            query_params = {**chunk_params, **params, "since": since}
+            for key, at in self._query.all(conn, query_params, shape):
                 times[key].append(utc(at))
         for key, found in times.items():
             found.sort()

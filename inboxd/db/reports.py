@@ -23,7 +23,7 @@ from inboxd.core.reports.compute import ReportBuilder
 from inboxd.core.reports.facts import KINDS, WORKING
 from inboxd.core.reports.model import Filters, TicketInfo
 from inboxd.db.fastexec import PreparedQuery
-from inboxd.db.sql import DB, conn_of, in_list, in_params, utc
+from inboxd.db.sql import DB, conn_of, in_list, in_values, utc
 from inboxd.db.tables import Event, Ticket
 
 _T = Ticket.__table__  # type: ignore[attr-defined]
@@ -117,11 +117,11 @@ def active_ticket_ids(db: DB, since: datetime) -> list[int]:
 def _events(
     db: DB, ids: Sequence[int], end: datetime, instant: _Instants
 ) -> dict[int, list[ev.Event]]:
-    params = in_params(ids)
+    params, shape = in_values(ids)
     params["end"] = end
     out: dict[int, list[ev.Event]] = {}
     decode, loads = ev.decode, jsontext.loads
-    for tid, at, actor, kind, data in _EVENTS.each(conn_of(db), params, len(ids)):
+    for tid, at, actor, kind, data in _EVENTS.each(conn_of(db), params, shape):
         payload = loads(data) if isinstance(data, str) else data
         event = decode(kind, instant(at), actor, payload)
         if event is not None:
@@ -137,7 +137,7 @@ def tickets_with_events(
     instant = _Instants()
     for i in range(0, len(ids), page):
         chunk = list(ids[i : i + page])
-        rows = _TICKETS.all(conn, in_params(chunk), len(chunk))
+        rows = _TICKETS.all(conn, *in_values(chunk))
         infos = sorted(
             (t for t in (_info(r, instant) for r in rows) if filters.match(t)), key=lambda t: t.id
         )

@@ -37,8 +37,21 @@ def in_list(n: int) -> list[Any]:
     return [bindparam(f"v{i}") for i in range(n)]
 
 
-def in_params(values: Sequence[Any]) -> dict[str, Any]:
-    return {f"v{i}": v for i, v in enumerate(values)}
+def in_shape(n: int) -> int:
+    """The IN list length that ``n`` values are sent as: a power of two past 8, so
+    a query whose lists vary from batch to batch compiles a handful of times, not
+    once for every length it meets."""
+    return n if n <= 8 else 1 << (n - 1).bit_length()
+
+
+def in_values(values: Sequence[Any]) -> tuple[dict[str, Any], int]:
+    """The parameters of ``in_list(shape)`` for ``values``, and that shape: the list
+    is padded with its last value (IN is a set, a repeat changes nothing)."""
+    shape = in_shape(len(values))
+    params = {f"v{i}": v for i, v in enumerate(values)}
+    if values:
+        params.update({f"v{i}": values[-1] for i in range(len(values), shape)})
+    return params, shape
 
 
 _IGNORE: dict[str, Prepared] = {}

@@ -26,7 +26,7 @@ from inboxd.core.desk.vocab import REOPENABLE
 from inboxd.db import behind
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.recent import RecentTimes
-from inboxd.db.sql import DB, conn_of, in_list, in_params, insert_ignore, utc
+from inboxd.db.sql import DB, conn_of, in_list, in_values, insert_ignore, utc
 from inboxd.db.tables import AssignmentCursor, Event, Participant
 from inboxd.db.tables import Ticket as TicketRow
 
@@ -393,8 +393,9 @@ def open_ticket_counts(db: DB, agents: Sequence[str]) -> dict[str, int]:
     if known is not None and all(a in known for a in agents):
         return {a: known[a] for a in agents}
     counts = dict.fromkeys(agents, 0)
-    params = {**in_params(agents), **_OPEN_STATUS_PARAMS}
-    for assignee, n in _OPEN_COUNTS.all(conn_of(db), params, len(agents)):
+    agent_params, shape = in_values(agents)
+    params = {**agent_params, **_OPEN_STATUS_PARAMS}
+    for assignee, n in _OPEN_COUNTS.all(conn_of(db), params, shape):
         counts[assignee] = int(n)
     if known is not None:
         known.update(counts)
