@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from inboxd.core.model import ParsedMessage, ParseFailure
+from inboxd.core.model import ParsedMessage, ParseFailure, pickled_by_fields
 
 if TYPE_CHECKING:  # the ingest workers import this module: no SQLAlchemy in them
     from sqlalchemy import Connection
@@ -26,6 +26,7 @@ class Checkpoint:
     last_uid: int
 
 
+@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class FetchedMail:
     uid: int
