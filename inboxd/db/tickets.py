@@ -167,13 +167,15 @@ def save(db: DB, change: Change) -> None:
     record(db, change.ticket_id, *change.events)
 
 
+_WORKING: frozenset[str] = frozenset(s.value for s in OPEN_STATUSES)
+
+
 def _solve_time(change: Change) -> datetime | None:
     """When the change solved the ticket (into solved or closed from a working status)."""
-    working = {s.value for s in OPEN_STATUSES}
     solves = [
         e.at
         for e in change.events
-        if isinstance(e, ev.StatusChanged) and e.to in REOPENABLE and e.from_ in working
+        if isinstance(e, ev.StatusChanged) and e.to in REOPENABLE and e.from_ in _WORKING
     ]
     return solves[-1] if solves else None
 
@@ -422,20 +424,29 @@ def round_robin_next(db: DB, team: str, agents: Sequence[str]) -> str | None:
     """The agent after the team's last pick, advancing the cursor in this transaction.
 
     The cursor row is created first and then read locked (FOR UPDATE on
-    PostgreSQL; SQLite's write lock already serialises writers), so two daemons
-    assigning at once never hand two tickets to the same slot."""
+    PostgreSQL; SQLite's write lock already serialises writers and SQLite renders
+    no FOR UPDATE), so two daemons assigning at once never hand two tickets to the
+    same slot."""
     if not agents:
         return None
     insert_ignore(db, AssignmentCursor, [{"team": team, "last_agent": ""}])
-    read = select(AssignmentCursor.last_agent).where(AssignmentCursor.team == team)
-    if conn_of(db).dialect.name == "postgresql":
-        read = read.with_for_update()
-    last = db.execute(read).scalar_one_or_none()
+    conn = conn_of(db)
+    found = _CURSOR_READ.all(conn, {"cursor_team": team})
+    last = found[0][0] if found else None
     nxt = agents[(agents.index(last) + 1) % len(agents)] if last in agents else agents[0]
-    db.execute(
-        update(AssignmentCursor).where(col(AssignmentCursor.team) == team).values(last_agent=nxt)
-    )
+    _CURSOR_MOVE.run(conn, {"cursor_team": team, "last_agent": nxt})
     return nxt
+
+
+_CURSOR_T = AssignmentCursor.__table__  # type: ignore[attr-defined]
+_CURSOR_READ = PreparedQuery(
+    lambda _n: sa_select(_CURSOR_T.c.last_agent)
+    .where(_CURSOR_T.c.team == bindparam("cursor_team"))
+    .with_for_update()
+)
+_CURSOR_MOVE = Prepared(
+    lambda _d: _CURSOR_T.update().where(_CURSOR_T.c.team == bindparam("cursor_team"))
+)
 
 
 # --- the CLI's reads (ORM rows) ----------------------------------------------------------
