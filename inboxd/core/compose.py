@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import binascii
 import enum
+import functools
 import hashlib
 import re
 from collections.abc import Mapping
@@ -460,9 +461,13 @@ def _split_address(email: str) -> tuple[str, str]:
     return local, domain
 
 
+@functools.lru_cache(maxsize=4096)
 def envelope_address(email: str) -> str:
     """``email`` as SMTP wants it in MAIL FROM/RCPT TO: the domain as an A-label
-    (``jörg@bücher.example`` -> ``jörg@xn--bcher-kva.example``); "" stays ""."""
+    (``jörg@bücher.example`` -> ``jörg@xn--bcher-kva.example``); "" stays "".
+
+    Remembered: a backlog queues mail to the same agents and customers over and
+    over (an unusable address raises each time, it is not remembered)."""
     if not email:
         return email
     local, domain = _split_address(email)

@@ -503,3 +503,14 @@ def test_unusable_address_is_a_compose_error() -> None:
 def test_an_empty_tag_format_is_refused_not_looped_on(tag_format: str) -> None:
     with pytest.raises(ValueError, match="empty subject tag"):
         subject_with_tag("Re: Printer", 1, tag_format)
+
+
+def test_envelope_address_is_remembered_but_an_unusable_one_fails_every_time() -> None:
+    from inboxd.core.compose import envelope_address
+
+    assert envelope_address("jörg@bücher.example") == "jörg@xn--bcher-kva.example"
+    assert envelope_address("jörg@bücher.example") == "jörg@xn--bcher-kva.example"
+    assert envelope_address("") == ""
+    for _ in range(2):
+        with pytest.raises(ComposeError):
+            envelope_address("not an address")
