@@ -15,7 +15,6 @@ Actors are strings: ``system``, ``customer:EMAIL``, ``agent:NAME``,
 from __future__ import annotations
 
 import dataclasses
-import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,11 +61,7 @@ class Event:
 
     def data(self) -> dict[str, Any]:
         """The payload as stored: JSON values, keyword-named fields without their ``_``."""
-        return {
-            f.name.rstrip("_"): _plain(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.name not in ("at", "actor")
-        }
+        return {key: _plain(getattr(self, name)) for name, key in _payload_of(type(self))}
 
 
 def _plain(value: Any) -> Any:
@@ -75,14 +70,24 @@ def _plain(value: Any) -> Any:
     return value
 
 
-@functools.cache
+_PAYLOADS: dict[type[Event], tuple[tuple[str, str], ...]] = {}
+
+
+def _payload_of(cls: type[Event]) -> tuple[tuple[str, str], ...]:
+    """(field name, stored key) of a class's payload: ingest writes several events a
+    mail and reports decode millions of rows, so the fields are looked up once."""
+    found = _PAYLOADS.get(cls)
+    if found is None:
+        found = _PAYLOADS[cls] = tuple(
+            (f.name, f.name.rstrip("_"))
+            for f in dataclasses.fields(cls)
+            if f.name not in ("at", "actor")
+        )
+    return found
+
+
 def _payload_keys(kind: str) -> tuple[tuple[str, str], ...]:
-    """(field name, stored key) of a kind's payload; reports decode millions of rows."""
-    return tuple(
-        (f.name, f.name.rstrip("_"))
-        for f in dataclasses.fields(EVENT_KINDS[kind])
-        if f.name not in ("at", "actor")
-    )
+    return _payload_of(EVENT_KINDS[kind])
 
 
 def decode(kind: str, at: datetime, actor: str, data: Mapping[str, Any]) -> Event | None:
