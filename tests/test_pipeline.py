@@ -397,3 +397,37 @@ def test_a_batch_looks_up_its_duplicates_in_one_query(sqlite_pipeline: Pipeline)
     assert lookups == []  # no per-mail lookup
     batch = [s for s in statements if s.startswith("SELECT message.message_id, message.content")]
     assert len(batch) == 1
+
+
+def test_one_batch_threads_its_own_replies_and_earlier_tickets(pipeline: Pipeline) -> None:
+    """A batch looks its mails' thread keys up once at its start: the keys its own
+    mails add (and the cited key its parent then makes its own) must still count."""
+    from inboxd.db.tables import ThreadKey
+
+    earlier = pipeline.ingest(raw_mail("old@c", subject="Old"), Source("lmtp"))
+    mails = [
+        raw_mail("r1@c", subject="Re: Printer", in_reply_to="p@c", references="p@c"),
+        raw_mail("r2@c", subject="Re: x", references="p@c"),
+        raw_mail("p@c"),
+        raw_mail("n1@c", subject="New"),
+        raw_mail("n2@c", subject="Re: New", in_reply_to="n1@c"),
+        raw_mail("o2@c", subject="Re: Old", in_reply_to="old@c"),
+    ]
+    pipeline.store_batch(
+        "support", "INBOX", 1, [FetchedMail(uid, raw) for uid, raw in enumerate(mails, 1)]
+    )
+    with Session(pipeline.engine) as s:
+        ticket_of = dict(s.execute(select(Message.message_id, Message.ticket_id)).tuples().all())
+        origin = s.execute(select(ThreadKey.origin).where(ThreadKey.key == "p@c")).scalar_one()
+    assert ticket_of["r1@c"] == ticket_of["r2@c"] == ticket_of["p@c"]
+    assert ticket_of["n1@c"] == ticket_of["n2@c"] != ticket_of["p@c"]
+    assert ticket_of["o2@c"] == earlier.ticket_id
+    assert count(pipeline, Ticket) == 3
+    assert origin == "self"
+    # the next batch reads what this one wrote
+    pipeline.store_batch(
+        "support", "INBOX", 1, [FetchedMail(7, raw_mail("n3@c", subject="x", references="n2@c"))]
+    )
+    with Session(pipeline.engine) as s:
+        n3 = s.execute(select(Message.ticket_id).where(Message.message_id == "n3@c")).scalar_one()
+    assert n3 == ticket_of["n1@c"]

@@ -19,6 +19,7 @@ from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from inboxd.core.inbound import Arrival, Source
+from inboxd.core.model import ParsedMessage
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
 from inboxd.db import behind, tickets
 from inboxd.db.fastexec import Prepared, PreparedQuery, pipelined
@@ -123,14 +124,37 @@ def add_message(db: DB, values: dict[str, Any]) -> int:
     return row_id
 
 
+_KEYS = "thread_keys"  # the batch memo: a Message-ID -> its KnownKey, or None (no key)
+
+
+def prefetch_thread_keys(db: DB, mails: Iterable[ParsedMessage]) -> None:
+    """Inside an ingest batch: the thread keys of these mails' own and cited
+    Message-IDs, in a query per 500, so ``thread_lookup`` answers from the batch's
+    memo; ``add_thread_keys`` keeps it true for the keys the batch adds."""
+    known = behind.memo(_KEYS)
+    if known is None:
+        return
+    ids = dict.fromkeys(k for m in mails for k in (m.message_id, *m.in_reply_to, *m.references))
+    _look_up_keys(db, [k for k in ids if k and k not in known], known)
+
+
+def _look_up_keys(db: DB, ids: Sequence[str], into: dict[str, KnownKey | None]) -> None:
+    for i in range(0, len(ids), 500):
+        chunk = ids[i : i + 500]
+        for key in chunk:
+            into[key] = None
+        for key, ticket_id, origin in _KEY_LOOKUP.all(conn_of(db), *in_values(chunk)):
+            into[key] = KnownKey(ticket_id, origin)
+
+
 def thread_lookup(db: DB, keys: ThreadKeys) -> ThreadLookup:
-    """Everything ``core.thread.choose`` needs, in one or two queries plus merges."""
-    known: dict[str, KnownKey] = {}
+    """Everything ``core.thread.choose`` needs, in one or two queries plus merges
+    (the keys from the batch's memo when it has them)."""
     ids = list(dict.fromkeys(keys.lookup_ids))
-    if ids:
-        conn = conn_of(db)
-        for key, ticket_id, origin in _KEY_LOOKUP.all(conn, *in_values(ids)):
-            known[key] = KnownKey(ticket_id, origin)
+    memo = behind.memo(_KEYS)
+    found: dict[str, KnownKey | None] = {} if memo is None else memo
+    _look_up_keys(db, [k for k in ids if k not in found], found)
+    known = {k: v for k in ids if (v := found.get(k)) is not None}
     wanted = {k.ticket_id for k in known.values()} | set(keys.candidate_tickets)
     snapshots = ticket_snapshots(db, wanted)
     for _ in range(16):  # follow merges: pull in the tickets others were merged into
@@ -240,6 +264,15 @@ def add_thread_keys(
     insert_ignore(db, ThreadKey, rows)
     if own_was_ref:
         _UPGRADE_KEY.run(conn_of(db), {"k": own, "was": "ref", "origin": "self"})
+    memo = behind.memo(_KEYS)
+    if memo is not None:
+        for row in rows:  # first come wins: only a key known to be absent is now ours
+            key = row["key"]
+            if key in memo and memo[key] is None:
+                memo[key] = KnownKey(ticket_id, str(row["origin"]))
+        was = memo.get(own)
+        if own_was_ref and was is not None and was.origin == "ref":
+            memo[own] = KnownKey(was.ticket_id, "self")
 
 
 def _write_keys(db: DB, rows: Sequence[dict[str, Any]]) -> None:
@@ -263,6 +296,9 @@ def repoint_thread_keys(db: DB, from_ticket: int, to_ticket: int) -> int:
     result = conn_of(db).execute(
         _KEY_T.update().where(_KEY_T.c.ticket_id == from_ticket).values(ticket_id=to_ticket)
     )
+    memo = behind.memo(_KEYS)
+    if memo is not None:
+        memo.clear()  # the batch's later lookups read the moved keys again
     return int(result.rowcount or 0)
 
 

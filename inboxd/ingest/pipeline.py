@@ -239,12 +239,10 @@ class Pipeline:
             # the batch's events, outbox rows and our new Message-IDs' thread keys go in
             # one statement each (several per mail)
             with behind.batch(session.connection()):
-                identities = [
-                    (m.parsed.message_id, m.parsed.content_digest)
-                    for m in mails
-                    if isinstance(m.parsed, ParsedMessage)
-                ]
+                parsed = [m.parsed for m in mails if isinstance(m.parsed, ParsedMessage)]
+                identities = [(p.message_id, p.content_digest) for p in parsed]
                 messages.prefetch_messages(session.connection(), identities)  # one query
+                messages.prefetch_thread_keys(session.connection(), parsed)  # one or two
                 self._before_batch(session, [m.parsed for m in mails])
                 for mail in mails:
                     source = Source("imap", mailbox, folder, mail.uid)
