@@ -417,7 +417,7 @@ def test_one_batch_threads_its_own_replies_and_earlier_tickets(pipeline: Pipelin
         "support", "INBOX", 1, [FetchedMail(uid, raw) for uid, raw in enumerate(mails, 1)]
     )
     with Session(pipeline.engine) as s:
-        ticket_of = dict(s.execute(select(Message.message_id, Message.ticket_id)).tuples().all())
+        ticket_of = {m: t for m, t in s.execute(select(Message.message_id, Message.ticket_id))}
         origin = s.execute(select(ThreadKey.origin).where(ThreadKey.key == "p@c")).scalar_one()
     assert ticket_of["r1@c"] == ticket_of["r2@c"] == ticket_of["p@c"]
     assert ticket_of["n1@c"] == ticket_of["n2@c"] != ticket_of["p@c"]
