@@ -440,9 +440,11 @@ def round_robin_next(db: DB, team: str, agents: Sequence[str]) -> str | None:
 
 _CURSOR_T = AssignmentCursor.__table__  # type: ignore[attr-defined]
 _CURSOR_READ = PreparedQuery(
-    lambda _n: sa_select(_CURSOR_T.c.last_agent)
-    .where(_CURSOR_T.c.team == bindparam("cursor_team"))
-    .with_for_update()
+    lambda _n: (
+        sa_select(_CURSOR_T.c.last_agent)
+        .where(_CURSOR_T.c.team == bindparam("cursor_team"))
+        .with_for_update()
+    )
 )
 _CURSOR_MOVE = Prepared(
     lambda _d: _CURSOR_T.update().where(_CURSOR_T.c.team == bindparam("cursor_team"))
