@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import create_engine
 
 from inboxd.core import jsontext
+from inboxd.db import deferred
 from inboxd.db.tables import metadata
 
 if TYPE_CHECKING:  # alembic (0.1 s to import) only when the schema must change
@@ -128,6 +129,7 @@ def make_engine(url: str, *, read_only: bool = False) -> Engine:
     driver = engine.dialect.dbapi
     if engine.dialect.name == "postgresql" and driver is not None:
         event.listen(engine, "connect", session_setting(LZ4_VALUES, driver.Error))
+        deferred.watch(engine)
     return engine
 
 

@@ -21,6 +21,8 @@ from sqlalchemy import Connection
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert, Update
 
+from inboxd.db import deferred
+
 
 @dataclass(frozen=True)
 class _Compiled:
@@ -85,12 +87,19 @@ class Prepared:
         cursor.execute(compiled.sql, self._params(compiled, row))
         return cursor
 
+    def write(self, conn: Connection, row: dict[str, Any]) -> None:
+        """Execute for one row whose answer nobody reads: on PostgreSQL it may wait
+        in the connection's pipeline (``db.deferred``), its error raised later."""
+        compiled = self._compiled(conn, tuple(sorted(row)))
+        deferred.cursor(conn).execute(compiled.sql, self._params(compiled, row))
+
     def run_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Execute for rows that all have the same keys."""
+        """Execute for rows that all have the same keys (deferred, as ``write``)."""
         if not rows:
             return
         compiled = self._compiled(conn, tuple(sorted(rows[0])))
-        self._cursor(conn).executemany(compiled.sql, [self._params(compiled, r) for r in rows])
+        params = [self._params(compiled, r) for r in rows]
+        deferred.cursor(conn).executemany(compiled.sql, params)
 
 
 @dataclass(frozen=True)

@@ -263,7 +263,7 @@ def add_thread_keys(
     ]
     insert_ignore(db, ThreadKey, rows)
     if own_was_ref:
-        _UPGRADE_KEY.run(conn_of(db), {"k": own, "was": "ref", "origin": "self"})
+        _UPGRADE_KEY.write(conn_of(db), {"k": own, "was": "ref", "origin": "self"})
     memo = behind.memo(_KEYS)
     if memo is not None:
         for row in rows:  # first come wins: only a key known to be absent is now ours

@@ -55,7 +55,7 @@ def set_due_many(db: DB, items: Sequence[tuple[int, datetime | None]]) -> None:
     """The same for several tickets in one statement (the sweep's batch)."""
     rows = [{"sla_due_at": at, "tid": ticket_id} for ticket_id, at in items]
     if len(rows) == 1:
-        _SET_DUE.run(conn_of(db), rows[0])
+        _SET_DUE.write(conn_of(db), rows[0])
     elif rows:
         _SET_DUE.run_many(conn_of(db), rows)
 

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from inboxd.db import deferred
 from inboxd.db.fastexec import Prepared
 
 DB = Session | Connection
@@ -74,7 +75,7 @@ def insert_ignore(db: DB, model: Any, rows: Sequence[dict[str, Any]]) -> None:
     if prepared is None:
         prepared = _IGNORE[model.__tablename__] = _upsert_ignore(model.__table__)
     if len(rows) == 1:
-        prepared.run(conn_of(db), rows[0])
+        prepared.write(conn_of(db), rows[0])
     else:
         prepared.run_many(conn_of(db), rows)
 
@@ -95,11 +96,15 @@ def savepoint(conn: Connection, name: str = "mail") -> Iterator[None]:
     Used per mail inside a batch transaction so one failing mail rolls back
     alone. ORM objects are not used inside it, so no Session state goes stale.
     """
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    driver: Any = conn.connection.driver_connection
+    deferred.flush(driver)
+    cursor = driver.cursor()
     cursor.execute(f"SAVEPOINT {name}")
     try:
         yield
+        deferred.flush(driver)  # a deferred write that failed fails inside, as any other
     except BaseException:
+        deferred.discard(driver)
         cursor.execute(f"ROLLBACK TO SAVEPOINT {name}")
         cursor.execute(f"RELEASE SAVEPOINT {name}")
         raise

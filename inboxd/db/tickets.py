@@ -156,7 +156,7 @@ def save(db: DB, change: Change) -> None:
         fields["survey_due_at"] = solve  # the survey job looks after its delay
     if fields:
         values = {k: _column_value(v) for k, v in fields.items()}
-        _UPDATE_TICKET.run(conn_of(db), {**values, "tid": change.ticket_id})
+        _UPDATE_TICKET.write(conn_of(db), {**values, "tid": change.ticket_id})
         _move_open_counts(change)
     added = change.after.participants - change.before.participants
     if added:
@@ -198,7 +198,7 @@ def record_many(db: DB, items: Sequence[tuple[int, ev.Event]]) -> None:
 
 def _write_events(db: DB, rows: Sequence[dict[str, Any]]) -> None:
     if len(rows) == 1:
-        _INSERT_EVENT.run(conn_of(db), rows[0])
+        _INSERT_EVENT.write(conn_of(db), rows[0])
     elif rows:
         _INSERT_EVENT.run_many(conn_of(db), rows)
 
@@ -434,7 +434,7 @@ def round_robin_next(db: DB, team: str, agents: Sequence[str]) -> str | None:
     found = _CURSOR_READ.all(conn, {"cursor_team": team})
     last = found[0][0] if found else None
     nxt = agents[(agents.index(last) + 1) % len(agents)] if last in agents else agents[0]
-    _CURSOR_MOVE.run(conn, {"cursor_team": team, "last_agent": nxt})
+    _CURSOR_MOVE.write(conn, {"cursor_team": team, "last_agent": nxt})
     return nxt
 
 
