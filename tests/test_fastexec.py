@@ -4,15 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
 
-import psycopg
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from inboxd.core.desk import Change
 from inboxd.db import messages, tickets
 from inboxd.db.engine import make_engine, upgrade
-from inboxd.db.fastexec import Prepared, pipelined
+from inboxd.db.fastexec import Prepared
 from inboxd.db.sql import savepoint
 from inboxd.db.tables import Event, Ticket
 
@@ -90,56 +88,6 @@ def test_savepoint_rolls_back_only_its_own_writes(db_url: str) -> None:
             pass
     with Session(engine) as s:
         assert [t.id for t in tickets.list_rows(s)] == [kept]
-    engine.dispose()
-
-
-def test_a_pipelined_write_that_fails_raises_in_its_block_and_rolls_back_with_it(
-    db_url: str,
-) -> None:
-    """``pipelined`` on PostgreSQL sends the writes without waiting: a failing one
-    (here a foreign key) is raised by the block, not lost, and the savepoint
-    around it takes back the writes sent before it too. On SQLite it changes
-    nothing, and the same holds."""
-    engine = make_engine(db_url)
-    upgrade(engine)
-    now = datetime.now(UTC)
-    driver_error = engine.dialect.dbapi.IntegrityError  # type: ignore[union-attr]
-    with Session(engine) as s, s.begin():
-        conn = s.connection()
-        kept = _new(s, now)
-        try:
-            with savepoint(conn), pipelined(conn):
-                driver: Any = conn.connection.driver_connection
-                if conn.dialect.name == "postgresql":  # really in psycopg's pipeline mode
-                    assert driver.pgconn.pipeline_status == psycopg.pq.PipelineStatus.ON
-                messages.put_blob(conn, "a" * 64, b"sent before the failure")
-                _INSERT_EVENT.run(
-                    conn,
-                    {"ticket_id": kept, "at": now, "actor": "system", "kind": "note", "data": {}},
-                )
-                _INSERT_EVENT.run(
-                    conn,
-                    {
-                        "ticket_id": kept + 1000,
-                        "at": now,
-                        "actor": "system",
-                        "kind": "note",
-                        "data": {},
-                    },
-                )
-        except driver_error:  # the driver's own: the fast path has no SQLAlchemy wrapper
-            pass
-        else:
-            raise AssertionError("the failing INSERT was not raised")
-        with pipelined(conn):  # the connection works on, in and out of a pipeline
-            _INSERT_EVENT.run(
-                conn,
-                {"ticket_id": kept, "at": now, "actor": "system", "kind": "note", "data": {"n": 2}},
-            )
-    with Session(engine) as s:
-        assert messages.blob(s, "a" * 64) is None
-        events = [e.data for e in s.exec(select(Event).where(Event.ticket_id == kept))]
-        assert events[-1] == {"n": 2} and {} not in events
     engine.dispose()
 
 

@@ -13,7 +13,6 @@ Both lean on SQLAlchemy's compiled form (``_bind_processors``,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -168,23 +167,3 @@ def _processed(results: tuple[Any, ...], rows: list[tuple[Any, ...]]) -> list[tu
         tuple(fn(v) if fn is not None else v for fn, v in zip(results, row, strict=True))
         for row in rows
     ]
-
-
-@contextmanager
-def pipelined(conn: Connection) -> Iterator[None]:
-    """On PostgreSQL, statements inside are sent without waiting for each answer
-    (psycopg's pipeline mode): the server's answers come back together when a
-    result is fetched (a RETURNING value) and when the block ends, where an error
-    of any of them is raised. Storing a mail is several writes in a row, each a
-    round trip to the server otherwise. Elsewhere (SQLite) nothing changes.
-
-    Only for writes and RETURNING fetched through this module: a read that
-    SQLAlchemy runs inside would see no rows (it looks for them before the
-    answer has come)."""
-    driver: Any = conn.connection.driver_connection
-    pipeline = getattr(driver, "pipeline", None) if conn.dialect.name == "postgresql" else None
-    if pipeline is None:
-        yield
-        return
-    with pipeline():
-        yield

@@ -22,7 +22,7 @@ from inboxd.core.inbound import Arrival, Source
 from inboxd.core.model import ParsedMessage
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
 from inboxd.db import behind, tickets
-from inboxd.db.fastexec import Prepared, PreparedQuery, pipelined
+from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.sql import DB, conn_of, in_list, in_values, insert_ignore, utc
 from inboxd.db.tables import Attachment as AttachmentRow
 from inboxd.db.tables import Blob, Message, Participant, Quarantine, ThreadKey, Ticket
@@ -315,13 +315,12 @@ def store_mail(
 ) -> int:
     """Keep the raw bytes, the message row, its attachments and its thread keys;
     returns the message row id. Participants and events are the caller's call.
-    Its writes go pipelined (``fastexec.pipelined``): on PostgreSQL two round trips
-    in all, not one per statement."""
+    On PostgreSQL its writes but the message row's wait in the pipeline
+    (``db.deferred``): one round trip in all, for the new row's id."""
     conn = conn_of(db)
-    with pipelined(conn):
-        return _store_rows(
-            conn, arrival, ticket_id, direction, matched_by, reason, new_text, own_was_ref
-        )
+    return _store_rows(
+        conn, arrival, ticket_id, direction, matched_by, reason, new_text, own_was_ref
+    )
 
 
 def _store_rows(
