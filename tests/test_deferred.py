@@ -10,7 +10,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import Connection, func, text
+from sqlalchemy import Connection, bindparam, func, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
@@ -113,4 +113,24 @@ def test_a_deferred_write_that_fails_stops_the_commit(db_url: str) -> None:
     with engine.connect() as conn:  # nothing of it was committed; the pool's connection works
         n = conn.execute(text("SELECT count(*) FROM event WHERE kind = 'note'")).scalar_one()
         assert n == 0
+    engine.dispose()
+
+
+def test_queries_sent_together_each_read_their_own_rows(db_url: str) -> None:
+    """``send`` twice, then read: on PostgreSQL both wait in the pipeline and one
+    sync answers them (a ticket's snapshot is its row and its people)."""
+    table = Event.__table__  # type: ignore[attr-defined]
+    by_kind = PreparedQuery(
+        lambda _n: sa_select(table.c.data).where(table.c.kind == bindparam("k"))
+    )
+    engine = make_engine(db_url)
+    upgrade(engine)
+    with Session(engine) as s, s.begin():
+        conn = s.connection()
+        tid = _new_ticket(s)
+        _INSERT_EVENT.run_many(conn, [_event(tid, 1), {**_event(tid, 2), "kind": "other"}])
+        notes = by_kind.send(conn, {"k": "note"})
+        others = by_kind.send(conn, {"k": "other"})
+        assert _in_pipeline(conn) == (conn.dialect.name == "postgresql")
+        assert others() == [({"n": 2},)] and notes() == [({"n": 1},)]
     engine.dispose()

@@ -132,15 +132,17 @@ class PreparedQuery:
             self._cache[key] = found
         return found
 
-    def _run(self, conn: Connection, params: dict[str, Any], shape: int) -> tuple[Any, Any]:
-        compiled = self._compiled(conn, shape)
+    @staticmethod
+    def _args(compiled: _CompiledQuery, params: dict[str, Any]) -> Any:
         procs = compiled.processors
         if compiled.names is not None:
-            args: Any = [procs[n](params[n]) if n in procs else params[n] for n in compiled.names]
-        else:
-            args = {k: procs[k](v) if k in procs else v for k, v in params.items()}
+            return [procs[n](params[n]) if n in procs else params[n] for n in compiled.names]
+        return {k: procs[k](v) if k in procs else v for k, v in params.items()}
+
+    def _run(self, conn: Connection, params: dict[str, Any], shape: int) -> tuple[Any, Any]:
+        compiled = self._compiled(conn, shape)
         cursor = Prepared._cursor(conn)
-        cursor.execute(compiled.sql, args)
+        cursor.execute(compiled.sql, self._args(compiled, params))
         return cursor, compiled.results
 
     def all(
@@ -148,6 +150,17 @@ class PreparedQuery:
     ) -> list[tuple[Any, ...]]:
         cursor, results = self._run(conn, params, shape)
         return _processed(results, cursor.fetchall())
+
+    def send(
+        self, conn: Connection, params: dict[str, Any], shape: int = 0
+    ) -> Callable[[], list[tuple[Any, ...]]]:
+        """Send the query, read its rows later by calling the result: on PostgreSQL
+        it goes into the connection's pipeline (``db.deferred``), so the queries
+        sent before the first read are answered in one round trip."""
+        compiled = self._compiled(conn, shape)
+        cursor = deferred.cursor(conn)
+        cursor.execute(compiled.sql, self._args(compiled, params))
+        return lambda: _processed(compiled.results, cursor.fetchall())
 
     def each(
         self, conn: Connection, params: dict[str, Any], shape: int = 0, size: int = 2000

@@ -217,12 +217,14 @@ def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnaps
     conn = conn_of(db)
     roles: dict[int, dict[str, str]] = {i: {} for i in ids}
     id_params, shape = in_values(ids)
-    for ticket_id, email, role in _SNAPSHOT_PEOPLE.all(conn, id_params, shape):
+    params = {**id_params, "one": 1, "head": SNAPSHOT_HEAD_BYTES, **_ONE_ROW}
+    people_rows = _SNAPSHOT_PEOPLE.send(conn, id_params, shape)  # one round trip for both
+    ticket_rows = _SNAPSHOT_TICKETS.send(conn, params, shape)
+    for ticket_id, email, role in people_rows():
         roles[ticket_id][email] = role
     out: dict[int, TicketSnapshot] = {}
-    params = {**id_params, "one": 1, "head": SNAPSHOT_HEAD_BYTES, **_ONE_ROW}
     roots = behind.memo(_ROOTS)
-    for full in _SNAPSHOT_TICKETS.all(conn, params, shape):
+    for full in ticket_rows():
         row, (root_id, root_head) = full[: len(_AT)], full[len(_AT) :]
         tid = row[_AT["id"]]
         head = bytes(root_head or b"")
