@@ -431,3 +431,31 @@ def test_one_batch_threads_its_own_replies_and_earlier_tickets(pipeline: Pipelin
     with Session(pipeline.engine) as s:
         n3 = s.execute(select(Message.ticket_id).where(Message.message_id == "n3@c")).scalar_one()
     assert n3 == ticket_of["n1@c"]
+
+
+@pytest.mark.parametrize("bad_at", [1, 3])  # a mail in the middle, the batch's last
+def test_a_mail_whose_write_fails_late_is_quarantined_alone(
+    pipeline: Pipeline, monkeypatch: pytest.MonkeyPatch, bad_at: int
+) -> None:
+    """On PostgreSQL a mail's writes may be answered after the mail (db.deferred):
+    one the database refuses (its participants naming no ticket, the mail's last
+    write) still sends the batch to its careful try, where that mail alone is
+    quarantined, wherever it is in the batch."""
+    real = tickets.add_participants
+    bad = "mallory@customer.example"
+
+    def refused(db: Any, ticket_id: int, people: Any) -> None:
+        wrong = any(p.email == bad for p in people)
+        real(db, ticket_id + 10**6 if wrong else ticket_id, people)
+
+    monkeypatch.setattr(tickets, "add_participants", refused)
+    mails = [raw_mail(f"g{i}@c", sender=f"c{i}@customer.example") for i in range(3)]
+    mails.insert(bad_at, raw_mail("bad@c", sender=bad))
+    pipeline.store_batch(
+        "support", "INBOX", 5, [FetchedMail(uid, raw) for uid, raw in enumerate(mails, 1)]
+    )
+    with Session(pipeline.engine) as s:
+        assert [q.uid for q in messages.list_quarantine(s)] == [bad_at + 1]
+        assert mailboxes.get_checkpoint(s, "support", "INBOX") == (5, 4)
+        stored = set(s.exec(select(Message.message_id)).all())
+    assert stored == {"g0@c", "g1@c", "g2@c"}

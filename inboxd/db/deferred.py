@@ -41,6 +41,11 @@ def flush(driver: Any) -> None:
         pipeline.__exit__(None, None, None)
 
 
+def settle(conn: Connection) -> None:
+    """``flush`` for a SQLAlchemy connection: its waiting writes answered now."""
+    flush(conn.connection.driver_connection)
+
+
 def discard(driver: Any) -> None:
     """End the deferred writes without caring how they went (a rollback follows)."""
     pipeline = _OPEN.pop(id(driver), None) if _OPEN else None

@@ -16,7 +16,8 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol, runtime_checkable
@@ -43,7 +44,7 @@ from inboxd.core.thread import (
     plan_join,
     thread_keys,
 )
-from inboxd.db import behind, mailboxes, messages, outbox_queries, tickets
+from inboxd.db import behind, deferred, mailboxes, messages, outbox_queries, tickets
 from inboxd.db.sql import savepoint
 from inboxd.ingest.sink import Checkpoint, FetchedMail
 from inboxd.metrics import INGEST_LATENCY, MAIL_INGESTED, RULE_HITS, TICKETS_CREATED
@@ -236,27 +237,45 @@ class Pipeline:
                 )
             tally: Counter[str] = Counter(quarantined=len(oversize))
             done: list[tuple[Outcome, float]] = []
-            # the batch's events, outbox rows and our new Message-IDs' thread keys go in
-            # one statement each (several per mail)
-            with behind.batch(session.connection()):
-                parsed = [m.parsed for m in mails if isinstance(m.parsed, ParsedMessage)]
-                identities = [(p.message_id, p.content_digest) for p in parsed]
-                messages.prefetch_messages(session.connection(), identities)  # one query
-                messages.prefetch_thread_keys(session.connection(), parsed)  # one or two
-                self._before_batch(session, [m.parsed for m in mails])
-                for mail in mails:
-                    source = Source("imap", mailbox, folder, mail.uid)
-                    outcome = self.ingest_in(
-                        session, mail.raw, source, mail.parsed, quiet=True, careful=careful
-                    )
-                    tally[outcome.status] += 1
-                    tally["new_tickets"] += outcome.new_ticket
-                    done.append((outcome, mail.fetched_at or started))
-                tally["queued"] = outbox_queries.held_count()
+            # a failure that is not the database's sends the batch to its careful try,
+            # also when it shows after its mail: a write's answer may wait (db.deferred)
+            with self._redo_on_failure(careful):
+                # the batch's events, outbox rows and our new Message-IDs' thread keys
+                # go in one statement each (several per mail), at the end of this block
+                with behind.batch(session.connection()):
+                    parsed = [m.parsed for m in mails if isinstance(m.parsed, ParsedMessage)]
+                    identities = [(p.message_id, p.content_digest) for p in parsed]
+                    messages.prefetch_messages(session.connection(), identities)  # one query
+                    messages.prefetch_thread_keys(session.connection(), parsed)  # one or two
+                    self._before_batch(session, [m.parsed for m in mails])
+                    for mail in mails:
+                        source = Source("imap", mailbox, folder, mail.uid)
+                        outcome = self.ingest_in(
+                            session, mail.raw, source, mail.parsed, quiet=True, careful=careful
+                        )
+                        tally[outcome.status] += 1
+                        tally["new_tickets"] += outcome.new_ticket
+                        done.append((outcome, mail.fetched_at or started))
+                    tally["queued"] = outbox_queries.held_count()
+                deferred.settle(session.connection())
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
             mailboxes.set_checkpoint(session, mailbox, folder, uidvalidity, last, self.ctx.clock())
         return done, tally, last
+
+    @contextmanager
+    def _redo_on_failure(self, careful: bool) -> Iterator[None]:
+        """Not ``careful``: a failure that is not the database's raises
+        ``_RedoCarefully``. A mail's write may fail after the mail (its answer waited
+        in PostgreSQL's pipeline): in the next mail's work or at the batch's end."""
+        try:
+            yield
+        except _RedoCarefully:
+            raise
+        except Exception as exc:
+            if careful or _is_db_failure(exc, self._driver_failures):
+                raise
+            raise _RedoCarefully() from exc
 
     def _before_batch(
         self, session: Session, parsed: Sequence[ParsedMessage | ParseFailure | None]
