@@ -63,10 +63,7 @@ def watch(engine: Engine) -> None:
     a rollback, and before the pool resets a connection it takes back."""
 
     def before_statement(conn: Connection, *_args: Any) -> None:
-        flush(conn.connection.driver_connection)
-
-    def before_commit(conn: Connection) -> None:
-        flush(conn.connection.driver_connection)
+        settle(conn)
 
     def before_rollback(conn: Connection) -> None:
         discard(conn.connection.driver_connection)
@@ -78,7 +75,7 @@ def watch(engine: Engine) -> None:
         _OPEN.pop(id(dbapi_conn), None)  # its pipeline went with it
 
     event.listen(engine, "before_cursor_execute", before_statement)
-    event.listen(engine, "commit", before_commit)
+    event.listen(engine, "commit", settle)
     event.listen(engine, "rollback", before_rollback)
     event.listen(engine, "reset", before_reset)
     for gone in ("close", "close_detached", "invalidate"):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, LargeBinary, bindparam, func, insert
+from sqlalchemy import LargeBinary, bindparam, func, insert
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -320,21 +320,6 @@ def store_mail(
     On PostgreSQL its writes but the message row's wait in the pipeline
     (``db.deferred``): one round trip in all, for the new row's id."""
     conn = conn_of(db)
-    return _store_rows(
-        conn, arrival, ticket_id, direction, matched_by, reason, new_text, own_was_ref
-    )
-
-
-def _store_rows(
-    conn: Connection,
-    arrival: Arrival,
-    ticket_id: int,
-    direction: str,
-    matched_by: str,
-    reason: str,
-    new_text: str | None,
-    own_was_ref: bool,
-) -> int:
     parsed, raw, now = arrival.parsed, arrival.raw, arrival.now
     source_label, mailbox = arrival.source.label, arrival.source.mailbox
     put_blob(conn, parsed.raw_sha256, raw)

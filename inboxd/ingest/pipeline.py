@@ -340,12 +340,8 @@ class Pipeline:
         if isinstance(parsed, ParseFailure):  # a parser bug too: it must not lose the mail
             return self._quarantine(db, raw, source, now, parsed.reason)
         if not careful:
-            try:
+            with self._redo_on_failure(careful):
                 outcome = self._store(session, db, parsed, raw, source, now)
-            except Exception as exc:
-                if _is_db_failure(exc, self._driver_failures):
-                    raise
-                raise _RedoCarefully() from exc
             self._log_stored(outcome, parsed, source, quiet)
             return outcome
         mark = behind.mark()
