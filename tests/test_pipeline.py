@@ -107,6 +107,28 @@ def test_new_mail_opens_ticket_with_requester_and_event(pipeline: Pipeline) -> N
         assert msg.shown_text == "It does not print." and msg.source == "lmtp:support"
 
 
+def test_new_text_is_stored_only_when_it_is_not_the_whole_text(pipeline: Pipeline) -> None:
+    """A mail that quotes nothing keeps its text once (``new_text`` NULL, though the
+    extracted text lacks the body's surrounding whitespace); a reply keeps what its
+    sender wrote beside the whole text. Both read back as they were extracted."""
+    body = "It does not print.\r\n\r\nIt only beeps.\r\n\r\n"
+    first = pipeline.ingest(raw_mail("nt1@c", body=body), Source("lmtp", "support"))
+    reply_body = "Still broken.\r\n\r\nOn Mon, Alice wrote:\r\n> It does not print.\r\n"
+    reply = pipeline.ingest(
+        raw_mail("nt2@c", body=reply_body, in_reply_to="nt1@c"), Source("lmtp", "support")
+    )
+    assert reply.ticket_id == first.ticket_id
+    with Session(pipeline.engine) as s:
+        one, two = messages.ticket_messages(s, first.ticket_id or 0)
+        assert one.text != one.text.strip() and one.new_text is None
+        assert one.shown_text == "It does not print.\n\nIt only beeps."
+        assert two.new_text == "Still broken." == two.shown_text
+        conn = s.connection()
+        assert messages.text_of(conn, one.id or 0) == (one.shown_text, one.text, "")
+        newest = messages.last_customer_summary(conn, first.ticket_id or 0)
+        assert newest is not None and newest.new_text == "Still broken."
+
+
 def test_same_mail_via_two_mailboxes_is_stored_once(pipeline: Pipeline) -> None:
     first = raw_mail("dup@c", to="support@help.example, billing@help.example")
     second = b"Delivered-To: billing@help.example\r\n" + first

@@ -25,7 +25,16 @@ from inboxd.db import behind, tickets
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.sql import DB, conn_of, in_list, in_values, insert_ignore, utc
 from inboxd.db.tables import Attachment as AttachmentRow
-from inboxd.db.tables import Blob, Message, Participant, Quarantine, ThreadKey, Ticket
+from inboxd.db.tables import (
+    Blob,
+    Message,
+    Participant,
+    Quarantine,
+    ThreadKey,
+    Ticket,
+    shown_new_text,
+    stored_new_text,
+)
 
 _MESSAGE_T = Message.__table__  # type: ignore[attr-defined]
 
@@ -345,7 +354,7 @@ def store_mail(
             "received_at": now,
             "text": parsed.text,
             "html": parsed.html,
-            "new_text": None if new == parsed.text else new,  # NULL: the whole text
+            "new_text": stored_new_text(new, parsed.text),
             "matched_by": matched_by,
             "match_reason": reason,
             "size": parsed.size,
@@ -551,7 +560,7 @@ class CustomerMail:
     from_email: str
     subject: str
     date: datetime | None
-    new_text: str  # the stored new text (the whole text when they are the same)
+    new_text: str  # what the sender wrote this time (``tables.shown_new_text``)
     text: str
     html: str
     attachments: tuple[tuple[str, int], ...]  # (filename, size)
@@ -593,7 +602,7 @@ def last_customer_summary(db: DB, ticket_id: int) -> CustomerMail | None:
         from_email=row.from_email,
         subject=row.subject,
         date=utc(row.date),
-        new_text=row.text if row.new_text is None else row.new_text,
+        new_text=shown_new_text(row.new_text, row.text),
         text=row.text,
         html=row.html,
         attachments=tuple((f.filename, f.size) for f in files),
@@ -613,7 +622,7 @@ def text_of(db: DB, row_id: int) -> tuple[str, str, str] | None:
     if not rows:
         return None
     text, new_text, html = rows[0]
-    return (text if new_text is None else new_text), text, html
+    return shown_new_text(new_text, text), text, html
 
 
 def blob(db: DB, sha256: str) -> bytes | None:

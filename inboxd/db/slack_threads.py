@@ -19,7 +19,7 @@ from sqlalchemy import delete, func, or_, select, update
 from inboxd.core.desk import OPEN_STATUSES
 from inboxd.db import row_queue as rq
 from inboxd.db.sql import DB, insert_ignore, utc
-from inboxd.db.tables import Message, SlackNotice, SlackThread, Ticket
+from inboxd.db.tables import Message, SlackNotice, SlackThread, Ticket, shown_new_text
 
 _T = SlackThread.__table__  # type: ignore[attr-defined]
 _N = SlackNotice.__table__  # type: ignore[attr-defined]
@@ -161,7 +161,7 @@ def last_customer_texts(db: DB, ticket_ids: Sequence[int]) -> dict[int, str]:
     rows = db.execute(
         select(_MSG.c.ticket_id, _MSG.c.text, _MSG.c.new_text).where(_MSG.c.id.in_(newest))
     )
-    return {int(t): str(new if new is not None else text or "") for t, text, new in rows}
+    return {int(t): shown_new_text(new, text or "") for t, text, new in rows}
 
 
 __all__ = [

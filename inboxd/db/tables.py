@@ -107,8 +107,9 @@ class Message(SQLModel, table=True):
     received_at: datetime
     text: str = ""
     html: str = ""
-    # what the sender wrote this time; NULL when it is the whole text (most first
-    # mails), so the text is not stored twice: read it through ``shown_text``
+    # what the sender wrote this time; NULL when it is the whole text without its
+    # surrounding whitespace (most first mails), so the text is not stored twice:
+    # write it through ``stored_new_text``, read it through ``shown_text``
     new_text: str | None = None
     matched_by: str = "new"
     match_reason: str = ""
@@ -117,7 +118,20 @@ class Message(SQLModel, table=True):
 
     @property
     def shown_text(self) -> str:
-        return self.text if self.new_text is None else self.new_text
+        return shown_new_text(self.new_text, self.text)
+
+
+def stored_new_text(new_text: str, text: str) -> str | None:
+    """What the ``new_text`` column holds: NULL for the whole text stripped, which is
+    what reply extraction gives for a mail that quotes nothing."""
+    return None if new_text == text.strip() else new_text
+
+
+def shown_new_text(stored: str | None, text: str) -> str:
+    """The new text from its column (``stored_new_text``). Rows from before NULL
+    also meant a stripped text hold NULL only for a text equal to its new text,
+    which extraction gives stripped: the same either way."""
+    return text.strip() if stored is None else stored
 
 
 class Attachment(SQLModel, table=True):
