@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import ARRAY, Connection, bindparam, cast, func
+from sqlalchemy import select as sa_select
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert, Update
 
@@ -41,6 +42,7 @@ class Prepared:
     def __init__(self, make: Callable[[str], Insert | Update]) -> None:
         self._make = make
         self._cache: dict[tuple[str, tuple[str, ...]], _Compiled] = {}
+        self._unnest: dict[tuple[str, tuple[str, ...]], _Arrays | None] = {}
 
     def _compiled(self, conn: Connection, columns: tuple[str, ...]) -> _Compiled:
         dialect = conn.dialect
@@ -93,12 +95,77 @@ class Prepared:
         deferred.cursor(conn).execute(compiled.sql, self._params(compiled, row))
 
     def run_many(self, conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
-        """Execute for rows that all have the same keys (deferred, as ``write``)."""
+        """Execute for rows that all have the same keys (deferred, as ``write``).
+        An INSERT on PostgreSQL goes as one statement whose columns are arrays
+        (``unnest``): in psycopg's pipeline each row of an ``executemany`` is a
+        statement of its own, with its client and server cost."""
         if not rows:
             return
-        compiled = self._compiled(conn, tuple(sorted(rows[0])))
+        columns = tuple(sorted(rows[0]))
+        compiled = self._compiled(conn, columns)
+        if conn.dialect.name == "postgresql" and len(rows) > 1:
+            arrays = self._arrays(conn, compiled, columns)
+            if arrays is not None:
+                self._run_arrays(conn, arrays, compiled, rows)
+                return
         params = [self._params(compiled, r) for r in rows]
         deferred.cursor(conn).executemany(compiled.sql, params)
+
+    def _arrays(
+        self, conn: Connection, compiled: _Compiled, columns: tuple[str, ...]
+    ) -> _Arrays | None:
+        """The INSERT of these columns (and the defaulted ones) from one array per
+        column, compiled once; None for a statement that is not an INSERT."""
+        key = (conn.dialect.name, columns)
+        if key in self._unnest:
+            return self._unnest[key]
+        stmt = self._make(conn.dialect.name)
+        found = None
+        if isinstance(stmt, Insert):
+            table: Any = stmt.table
+            names = (*columns, *(c for c in compiled.defaults if c not in columns))
+            arrays = [
+                func.unnest(
+                    cast(bindparam(n, type_=ARRAY(table.c[n].type)), ARRAY(table.c[n].type))
+                )
+                for n in names
+            ]
+            many = stmt.from_select(list(names), sa_select(*arrays)).compile(dialect=conn.dialect)
+            # an array goes through SQLAlchemy's processor only when its elements have one
+            processors = {
+                n: proc
+                for n, proc in many._bind_processors.items()
+                if table.c[n].type.bind_processor(conn.dialect) is not None
+            }
+            sql = many.string
+            for n in names:  # binary arrays: psycopg's text form escapes each element
+                sql = sql.replace(f"%({n})s", f"%({n})b")
+            found = _Arrays(sql, names, processors)
+        self._unnest[key] = found
+        return found
+
+    @staticmethod
+    def _run_arrays(
+        conn: Connection, arrays: _Arrays, compiled: _Compiled, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        defaults = compiled.defaults
+        params: dict[str, Any] = {}
+        for name in arrays.names:
+            values = (
+                [r[name] for r in rows]
+                if name not in defaults
+                else [r.get(name, defaults[name]) for r in rows]
+            )
+            proc = arrays.processors.get(name)
+            params[name] = proc(values) if proc is not None else values
+        deferred.cursor(conn).execute(arrays.sql, params)
+
+
+@dataclass(frozen=True)
+class _Arrays:
+    sql: str
+    names: tuple[str, ...]
+    processors: dict[str, Any]  # one per array: SQLAlchemy's, each element as its column
 
 
 @dataclass(frozen=True)
