@@ -128,9 +128,9 @@ def stored_new_text(new_text: str, text: str) -> str | None:
 
 
 def shown_new_text(stored: str | None, text: str) -> str:
-    """The new text from its column (``stored_new_text``). Rows from before NULL
-    also meant a stripped text hold NULL only for a text equal to its new text,
-    which extraction gives stripped: the same either way."""
+    """The new text from its column (``stored_new_text``). Older rows hold NULL only
+    where the new text equalled the whole text; extraction returns its text
+    stripped, so those texts were stripped already and read back the same."""
     return text.strip() if stored is None else stored
 
 
