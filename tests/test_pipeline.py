@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
+from sqlalchemy import event
 from sqlmodel import Session, select
 from support.clock import Clock
 
@@ -481,3 +484,105 @@ def test_a_mail_whose_write_fails_late_is_quarantined_alone(
         assert mailboxes.get_checkpoint(s, "support", "INBOX") == (5, 4)
         stored = set(s.exec(select(Message.message_id)).all())
     assert stored == {"g0@c", "g1@c", "g2@c"}
+
+
+# --- PostgreSQL: message ids reserved for a batch -------------------------------------
+
+
+@pytest.fixture
+def pg_pipeline(postgres: Any, clock: Clock) -> Iterator[Pipeline]:
+    engine = make_engine(postgres.create_database())
+    upgrade(engine)
+    yield Pipeline(engine, _context(clock))
+    engine.dispose()
+
+
+def _syncs(pipeline: Pipeline, tmp_path: Path) -> Callable[[], int]:
+    """How many times the client has waited for the server's answers so far (libpq's
+    trace of every connection the engine hands out: a Sync, or a Flush in pipeline
+    mode, each)."""
+    trace = tmp_path / "libpq.trace"
+    out = trace.open("w")
+    traced: list[Any] = []
+
+    def trace_on(pgconn: Any) -> None:
+        pgconn.trace(out.fileno())
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def checked_out(dbapi_conn: Any, *_args: Any) -> None:
+        if dbapi_conn.pgconn not in traced:
+            traced.append(dbapi_conn.pgconn)
+            trace_on(dbapi_conn.pgconn)
+
+    event.listen(pipeline.engine, "checkout", checked_out)
+
+    def count() -> int:
+        for pgconn in traced:  # libpq buffers its trace until it is turned off
+            pgconn.untrace()
+            trace_on(pgconn)
+        lines = trace.read_text().splitlines()
+        return sum(line.startswith(("F\t4\tSync", "F\t4\tFlush")) for line in lines)
+
+    return count
+
+
+def test_a_batch_on_postgresql_waits_once_per_mail(pg_pipeline: Pipeline, tmp_path: Path) -> None:
+    """A new mail waits for its ticket's id, a reply for its ticket's row; the message
+    row's id was reserved at the batch's start, so its INSERT waits for nothing."""
+    pipeline = pg_pipeline
+    pipeline.ingest(raw_mail("root@c", sender="r@customer.example"), Source("lmtp", "support"))
+    syncs = _syncs(pipeline, tmp_path)
+    used = []
+    for size, uid in ((4, 1), (8, 10)):
+        mails = [
+            FetchedMail(uid + i, raw_mail(f"n{uid + i}@c", sender=f"c{uid + i}@customer.example"))
+            for i in range(size // 2)
+        ] + [
+            FetchedMail(uid + size + i, raw_mail(f"re{uid + i}@c", in_reply_to="root@c"))
+            for i in range(size // 2)
+        ]
+        before = syncs()
+        pipeline.store_batch("support", "INBOX", 1, mails)
+        used.append(syncs() - before)
+    assert used[1] - used[0] == 4, used  # 4 mails more: 4 waits more, not 8
+
+
+def test_reserved_ids_give_way_to_mail_another_writer_committed_meanwhile(
+    pg_pipeline: Pipeline, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another daemon stores a reply on a ticket after this batch reserved its ids
+    and before it stores its own reply there: the ticket's mails must still read in
+    the order they came (its first mail is its lowest id), so the batch is stored
+    again with ids taken as it stores."""
+    pipeline = pg_pipeline
+    pipeline.ingest(raw_mail("root@c"), Source("lmtp", "support"))
+    other = Pipeline(make_engine(str(pipeline.engine.url.render_as_string(False))), _context(clock))
+
+    class AnotherDaemonFirst:
+        done = False
+
+        def intercept(self, session: Session, arrival: Any) -> None:
+            if arrival.parsed.message_id == "mine@c" and not self.done:
+                self.done = True
+                # a thread of its own: a fresh context, none of this batch's memos
+                theirs = raw_mail("theirs@c", in_reply_to="root@c")
+                writer = threading.Thread(target=other.ingest, args=(theirs, Source("lmtp", "b")))
+                writer.start()
+                writer.join(timeout=30)
+
+    object.__setattr__(pipeline.ctx, "interceptors", (AnotherDaemonFirst(),))
+    mails = [
+        FetchedMail(1, raw_mail("mine@c", in_reply_to="root@c")),
+        FetchedMail(2, raw_mail("new@c", sender="n@customer.example")),
+    ]
+    with caplog.at_level(logging.INFO, logger="inboxd.ingest"):
+        pipeline.store_batch("support", "INBOX", 1, mails)
+    other.engine.dispose()
+    with Session(pipeline.engine) as s:
+        root = s.exec(select(Message).where(Message.message_id == "root@c")).one()
+        on_ticket = s.exec(
+            select(Message).where(Message.ticket_id == root.ticket_id).order_by(Message.id)
+        ).all()
+        assert [m.message_id for m in on_ticket] == ["root@c", "theirs@c", "mine@c"]
+        assert sql.count_rows(s, Message) == 4  # each mail once
+    assert "another writer stored mail on one of its tickets" in caplog.text

@@ -9,12 +9,13 @@ ingest hot path are prepared once (``db.fastexec``).
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, bindparam, func, insert
+from sqlalchemy import LargeBinary, bindparam, func, insert, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -63,6 +64,7 @@ _FIND_MESSAGE = PreparedQuery(
 
 
 _INSERT_MESSAGE = Prepared(lambda _d: _MESSAGE_T.insert().returning(_MESSAGE_T.c.id))
+_INSERT_MESSAGE_WITH_ID = Prepared(lambda _d: _MESSAGE_T.insert())
 _INSERT_ATTACHMENTS = Prepared(lambda _d: _ATT.insert())
 
 
@@ -126,11 +128,67 @@ def find_message(db: DB, message_id: str, digest: str) -> tuple[int, int | None]
 
 
 def add_message(db: DB, values: dict[str, Any]) -> int:
-    row_id = int(_INSERT_MESSAGE.run(conn_of(db), values).fetchone()[0])
+    conn = conn_of(db)
+    ids = behind.memo(_RESERVED)
+    free = ids.get("free") if ids else None
+    if ids and free:  # an id reserved at the batch's start: the INSERT need not answer
+        row_id: int = free.popleft()
+        _INSERT_MESSAGE_WITH_ID.write(conn, {**values, "id": row_id})
+        ids["lowest"].setdefault(values["ticket_id"], row_id)  # they are taken ascending
+    else:
+        row_id = int(_INSERT_MESSAGE.run(conn, values).fetchone()[0])
+    if ids is not None:
+        ids.setdefault("ours", []).append(row_id)
     seen = behind.memo(_SEEN)
     if seen is not None:
         seen[(values["message_id"], values["content_digest"])] = (row_id, values.get("ticket_id"))
     return row_id
+
+
+_RESERVED = "reserved_message_ids"  # the batch memo: free ids, ours, lowest per ticket
+_TAKE_IDS = text(
+    "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n) ORDER BY 1"
+)
+# a mail on one of our tickets, not ours, with an id above our lowest there
+_LATER_MAIL = text(
+    f"SELECT 1 FROM {_MESSAGE_T.name} AS m "
+    "JOIN unnest(CAST(:tickets AS INTEGER[]), CAST(:lowest AS INTEGER[])) "
+    "AS ours(ticket_id, low) ON m.ticket_id = ours.ticket_id "
+    "WHERE m.id > ours.low AND m.id <> ALL(CAST(:ours AS INTEGER[])) LIMIT 1"
+)
+
+
+def reserve_message_ids(db: DB, count: int) -> None:
+    """Inside an ingest batch on PostgreSQL: take ``count`` message row ids from the
+    sequence in one query, so each mail's message INSERT waits in the pipeline
+    (``db.deferred``) instead of a round trip for its ``RETURNING`` id. Call
+    ``reserved_ids_in_order`` before the commit.
+
+    An id taken at the batch's start can be lower than one another writer committed
+    on the same ticket meanwhile, and a ticket's mails are read in id order (its
+    first mail is its lowest id): that is what the check is for."""
+    conn = conn_of(db)
+    ids = behind.memo(_RESERVED)
+    if ids is None or conn.dialect.name != "postgresql" or count < 2:
+        return
+    rows = conn.execute(_TAKE_IDS, {"table": _MESSAGE_T.name, "n": count})
+    ids["free"] = deque(int(r[0]) for r in rows)
+    ids["lowest"] = {}
+
+
+def reserved_ids_in_order(db: DB) -> bool:
+    """Whether the mails this batch stored with reserved ids still come after every
+    other mail on their tickets: False when another writer committed a mail with a
+    higher id on one of them, which may have been before ours (then store the batch
+    again without reservations). A mail committed before ours was stored is seen
+    here, whatever its writer locked, since this runs after our last write."""
+    ids = behind.memo(_RESERVED)
+    lowest: dict[int, int] = ids.get("lowest", {}) if ids else {}
+    if not lowest or ids is None:
+        return True
+    params = {"tickets": list(lowest), "lowest": list(lowest.values()), "ours": ids["ours"]}
+    later = conn_of(db).execute(_LATER_MAIL, params).first()
+    return later is None
 
 
 _KEYS = "thread_keys"  # the batch memo: a Message-ID -> its KnownKey, or None (no key)

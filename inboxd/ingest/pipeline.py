@@ -107,8 +107,14 @@ class IngestContext:
 
 
 class _RedoCarefully(Exception):
-    """A mail of a batch stored without savepoints failed: store the batch again
-    with one savepoint per mail (raised from the mail's exception)."""
+    """A batch stored without savepoints failed (a mail of it, or the order check of
+    its reserved ids): store the batch again with one savepoint per mail and no
+    reserved ids (raised from the cause)."""
+
+
+class _IdsOutOfOrder(Exception):
+    """Another writer committed mail with a higher id on a ticket this batch stored
+    mail on with ids reserved before (``messages.reserve_message_ids``)."""
 
 
 def _is_db_failure(exc: BaseException, driver_failures: tuple[type[BaseException], ...]) -> bool:
@@ -186,8 +192,8 @@ class Pipeline:
             done, tally, last = attempt(careful=False)
         except _RedoCarefully as redo:
             log.info(
-                "a mail of the batch failed (%r): storing the batch again, each mail in a "
-                "savepoint of its own",
+                "the batch's first try failed (%r): storing the batch again, each mail in "
+                "a savepoint of its own",
                 redo.__cause__,
             )
             done, tally, last = attempt(careful=True)
@@ -247,6 +253,8 @@ class Pipeline:
                     identities = [(p.message_id, p.content_digest) for p in parsed]
                     messages.prefetch_messages(session.connection(), identities)  # one query
                     messages.prefetch_thread_keys(session.connection(), parsed)  # one or two
+                    if not careful:  # the careful try takes each id as it stores
+                        messages.reserve_message_ids(session.connection(), len(parsed))
                     self._before_batch(session, [m.parsed for m in mails])
                     for mail in mails:
                         source = Source("imap", mailbox, folder, mail.uid)
@@ -257,6 +265,10 @@ class Pipeline:
                         tally["new_tickets"] += outcome.new_ticket
                         done.append((outcome, mail.fetched_at or started))
                     tally["queued"] = outbox_queries.held_count()
+                    if not messages.reserved_ids_in_order(session.connection()):
+                        raise _RedoCarefully() from _IdsOutOfOrder(
+                            "another writer stored mail on one of its tickets meanwhile"
+                        )
                 deferred.settle(session.connection())
             if stored and stored[0] == uidvalidity:
                 last = max(last, stored[1])
