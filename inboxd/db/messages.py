@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import LargeBinary, bindparam, func, insert, text
+from sqlalchemy import Connection, LargeBinary, bindparam, func, insert, text
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
@@ -273,20 +273,56 @@ _SNAPSHOT_TICKETS = PreparedQuery(
         *(_TICKET_T.c[name] for name in tickets.COLUMNS), _ROOT_ID, _ROOT_HEAD
     ).where(_TICKET_T.c.id.in_(in_list(n)))
 )
+# the same, each ticket row locked until the commit: read at an ingest batch's start
+# for every mail of the batch, they must not change underneath it (db.tickets writes
+# drop a ticket's snapshot from the batch's memo as soon as the batch writes it)
+_SNAPSHOT_TICKETS_LOCKED = PreparedQuery(
+    lambda n: sa_select(*(_TICKET_T.c[name] for name in tickets.COLUMNS), _ROOT_ID, _ROOT_HEAD)
+    .where(_TICKET_T.c.id.in_(in_list(n)))
+    .order_by(_TICKET_T.c.id)
+    .with_for_update(of=_TICKET_T)
+)
 _AT = {name: n for n, name in enumerate(tickets.COLUMNS)}
 _ROOTS = "ticket_roots"  # the batch memo: ticket id -> (first Message-ID, head of its raw)
 
 
+def prefetch_ticket_snapshots(db: DB) -> None:
+    """Inside an ingest batch, after ``prefetch_thread_keys``: the snapshots of the
+    tickets its keys point at, in one query (a query per 500), each row locked
+    until the commit (on PostgreSQL; SQLite's batch holds the write lock), so a
+    reply reads its ticket from the memo unless the batch wrote it since."""
+    known, memo = behind.memo(_KEYS), behind.memo(tickets.SNAPSHOTS)
+    if known is None or memo is None:
+        return
+    ids = sorted({k.ticket_id for k in known.values() if k is not None})
+    for i in range(0, len(ids), 500):
+        memo.update(_read_snapshots(conn_of(db), ids[i : i + 500], _SNAPSHOT_TICKETS_LOCKED))
+
+
 def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnapshot]:
+    """What threading needs of these tickets: from the batch's memo, else read."""
+    memo = behind.memo(tickets.SNAPSHOTS)
     ids = sorted(set(ticket_ids))
+    if memo is None:
+        return _read_snapshots(conn_of(db), ids, _SNAPSHOT_TICKETS)
+    found = {i: memo[i] for i in ids if i in memo}
+    missing = [i for i in ids if i not in found]
+    if missing:  # locked as the batch's first read: current until the batch writes it
+        found.update(_read_snapshots(conn_of(db), missing, _SNAPSHOT_TICKETS_LOCKED))
+        memo.update({i: found[i] for i in missing if i in found})
+    return found
+
+
+def _read_snapshots(
+    conn: Connection, ids: Sequence[int], query: PreparedQuery
+) -> dict[int, TicketSnapshot]:
     if not ids:
         return {}
-    conn = conn_of(db)
     roles: dict[int, dict[str, str]] = {i: {} for i in ids}
     id_params, shape = in_values(ids)
     params = {**id_params, "one": 1, "head": SNAPSHOT_HEAD_BYTES, **_ONE_ROW}
     people_rows = _SNAPSHOT_PEOPLE.send(conn, id_params, shape)  # one round trip for both
-    ticket_rows = _SNAPSHOT_TICKETS.send(conn, params, shape)
+    ticket_rows = query.send(conn, params, shape)
     for ticket_id, email, role in people_rows():
         roles[ticket_id][email] = role
     out: dict[int, TicketSnapshot] = {}

@@ -154,6 +154,7 @@ def save(db: DB, change: Change) -> None:
     solve = _solve_time(change)
     if solve is not None:
         fields["survey_due_at"] = solve  # the survey job looks after its delay
+    _changed(change.ticket_id)
     if fields:
         values = {k: _column_value(v) for k, v in fields.items()}
         _UPDATE_TICKET.write(conn_of(db), {**values, "tid": change.ticket_id})
@@ -221,8 +222,19 @@ class Person(NamedTuple):
 RECIPIENT_ROLES = ("requester", "customer")
 
 
+SNAPSHOTS = "ticket_snapshots"  # the batch memo: ticket id -> its snapshot (db.messages)
+
+
+def _changed(ticket_id: int) -> None:
+    """The ticket's row or people are written: a snapshot the batch read of it is stale."""
+    snapshots = behind.memo(SNAPSHOTS)
+    if snapshots:
+        snapshots.pop(ticket_id, None)
+
+
 def add_participants(db: DB, ticket_id: int, people: Iterable[Person]) -> None:
     """An address already on the ticket keeps its role."""
+    _changed(ticket_id)
     rows = [
         {"ticket_id": ticket_id, "email": p.email, "name": p.name, "role": p.role}
         for p in people

@@ -253,6 +253,7 @@ class Pipeline:
                     identities = [(p.message_id, p.content_digest) for p in parsed]
                     messages.prefetch_messages(session.connection(), identities)  # one query
                     messages.prefetch_thread_keys(session.connection(), parsed)  # one or two
+                    messages.prefetch_ticket_snapshots(session.connection())  # one
                     if not careful:  # the careful try takes each id as it stores
                         messages.reserve_message_ids(session.connection(), len(parsed))
                     self._before_batch(session, [m.parsed for m in mails])
