@@ -18,27 +18,47 @@ from typing import Any
 from sqlalchemy import Connection, event
 from sqlalchemy.engine import Engine
 
-# id(driver connection) -> its open pipeline; emptied by flush and discard (the pool
-# discards before it resets a connection it takes back)
-_OPEN: dict[int, Any] = {}
+# id(driver connection) -> its open pipeline and the one cursor its writes go on;
+# emptied by flush and discard (the pool discards before it resets a connection it
+# takes back)
+_OPEN: dict[int, tuple[Any, Any]] = {}
 
 
 def cursor(conn: Connection) -> Any:
-    """A cursor on ``conn``'s driver connection whose writes may wait for the next sync."""
+    """A cursor on ``conn``'s driver connection whose writes may wait for the next
+    sync. On PostgreSQL every write of a pipeline goes on the same cursor: nobody
+    reads their results, and making a cursor is a good part of a write's cost on
+    the client (``bench/deferred.py`` prints both)."""
     driver: Any = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql" and id(driver) not in _OPEN:
+    if conn.dialect.name != "postgresql":
+        return driver.cursor()
+    return _open(driver)[1]
+
+
+def reader(conn: Connection) -> Any:
+    """A cursor of its own for a query whose rows are read later (``fastexec``'s
+    ``send``), in the pipeline on PostgreSQL like the writes before it."""
+    driver: Any = conn.connection.driver_connection
+    if conn.dialect.name == "postgresql":
+        _open(driver)
+    return driver.cursor()
+
+
+def _open(driver: Any) -> tuple[Any, Any]:
+    found = _OPEN.get(id(driver))
+    if found is None:
         pipeline = driver.pipeline()
         pipeline.__enter__()
-        _OPEN[id(driver)] = pipeline
-    return driver.cursor()
+        found = _OPEN[id(driver)] = (pipeline, driver.cursor())
+    return found
 
 
 def flush(driver: Any) -> None:
     """End the deferred writes of a driver connection: wait for their answers,
     raising the first error among them."""
-    pipeline = _OPEN.pop(id(driver), None) if _OPEN else None
-    if pipeline is not None:
-        pipeline.__exit__(None, None, None)
+    found = _OPEN.pop(id(driver), None) if _OPEN else None
+    if found is not None:
+        found[0].__exit__(None, None, None)
 
 
 def settle(conn: Connection) -> None:
@@ -48,10 +68,10 @@ def settle(conn: Connection) -> None:
 
 def discard(driver: Any) -> None:
     """End the deferred writes without caring how they went (a rollback follows)."""
-    pipeline = _OPEN.pop(id(driver), None) if _OPEN else None
-    if pipeline is not None:
+    found = _OPEN.pop(id(driver), None) if _OPEN else None
+    if found is not None:
         abandoned = _Abandoned()
-        pipeline.__exit__(_Abandoned, abandoned, None)
+        found[0].__exit__(_Abandoned, abandoned, None)
 
 
 class _Abandoned(Exception):

@@ -225,7 +225,7 @@ class PreparedQuery:
         it goes into the connection's pipeline (``db.deferred``), so the queries
         sent before the first read are answered in one round trip."""
         compiled = self._compiled(conn, shape)
-        cursor = deferred.cursor(conn)
+        cursor = deferred.reader(conn)
         cursor.execute(compiled.sql, self._args(compiled, params))
         return lambda: _processed(compiled.results, cursor.fetchall())
 
