@@ -273,13 +273,14 @@ class Flow:
         queued = QueuedMail(
             mail, letter, now, tuple(AttachmentRef.of(a) for a in attachments), tag_format
         )
+        rcpts = mail.recipients  # a property: worked out once here
         q.enqueue_held(
             connection(db),
             ticket_id=mail.ticket_id,
             kind=mail.kind.value,
             message_id=mail.message_id,
             mail_from=envelope_address(mail_from),
-            rcpts=mail.recipients,
+            rcpts=rcpts,
             intent=encode(queued),
             now=now,
         )
@@ -290,7 +291,7 @@ class Flow:
             mail.kind.value,
             mail.ticket_id,
             mail.message_id,
-            len(mail.recipients),
+            len(rcpts),
         )
 
 
