@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import Connection, LargeBinary, bindparam, func, insert, text
 from sqlalchemy import select as sa_select
+from sqlalchemy.sql import Select
 from sqlmodel import Session, col, select
 
 from inboxd.core.inbound import Arrival, Source
@@ -24,7 +25,7 @@ from inboxd.core.model import ParsedMessage
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
 from inboxd.db import behind, tickets
 from inboxd.db.fastexec import Prepared, PreparedQuery
-from inboxd.db.sql import DB, conn_of, in_list, in_values, insert_ignore, utc
+from inboxd.db.sql import DB, conn_of, in_chunks, in_list, in_values, insert_ignore, utc
 from inboxd.db.tables import Attachment as AttachmentRow
 from inboxd.db.tables import (
     Blob,
@@ -107,8 +108,7 @@ def prefetch_messages(db: DB, identities: Iterable[tuple[str, str]]) -> None:
         return
     wanted = set(identities)
     ids = sorted({mid for mid, _ in wanted})
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
+    for chunk in in_chunks(ids):
         rows = _FIND_MESSAGES.all(conn_of(db), *in_values(chunk))
         for mid, dig, row_id, ticket_id in rows:
             if (mid, dig) in wanted:
@@ -129,16 +129,15 @@ def find_message(db: DB, message_id: str, digest: str) -> tuple[int, int | None]
 
 def add_message(db: DB, values: dict[str, Any]) -> int:
     conn = conn_of(db)
-    ids = behind.memo(_RESERVED)
-    free = ids.get("free") if ids else None
-    if ids and free:  # an id reserved at the batch's start: the INSERT need not answer
-        row_id: int = free.popleft()
+    ids = behind.memo(_RESERVED)  # empty unless reserve_message_ids filled it
+    if ids and ids["free"]:  # an id reserved at the batch's start: the INSERT need not answer
+        row_id: int = ids["free"].popleft()
         _INSERT_MESSAGE_WITH_ID.write(conn, {**values, "id": row_id})
         ids["lowest"].setdefault(values["ticket_id"], row_id)  # they are taken ascending
     else:
         row_id = int(_INSERT_MESSAGE.run(conn, values).fetchone()[0])
-    if ids is not None:
-        ids.setdefault("ours", []).append(row_id)
+    if ids:  # also an id taken here once the reserved ones ran out: the check skips it
+        ids["ours"].append(row_id)
     seen = behind.memo(_SEEN)
     if seen is not None:
         seen[(values["message_id"], values["content_digest"])] = (row_id, values.get("ticket_id"))
@@ -172,8 +171,7 @@ def reserve_message_ids(db: DB, count: int) -> None:
     if ids is None or conn.dialect.name != "postgresql" or count < 2:
         return
     rows = conn.execute(_TAKE_IDS, {"table": _MESSAGE_T.name, "n": count})
-    ids["free"] = deque(int(r[0]) for r in rows)
-    ids["lowest"] = {}
+    ids.update(free=deque(int(r[0]) for r in rows), lowest={}, ours=[])
 
 
 def reserved_ids_in_order(db: DB) -> bool:
@@ -183,9 +181,9 @@ def reserved_ids_in_order(db: DB) -> bool:
     again without reservations). A mail committed before ours was stored is seen
     here, whatever its writer locked, since this runs after our last write."""
     ids = behind.memo(_RESERVED)
-    lowest: dict[int, int] = ids.get("lowest", {}) if ids else {}
-    if not lowest or ids is None:
+    if not ids or not ids["lowest"]:
         return True
+    lowest: dict[int, int] = ids["lowest"]
     params = {"tickets": list(lowest), "lowest": list(lowest.values()), "ours": ids["ours"]}
     later = conn_of(db).execute(_LATER_MAIL, params).first()
     return later is None
@@ -206,8 +204,7 @@ def prefetch_thread_keys(db: DB, mails: Iterable[ParsedMessage]) -> None:
 
 
 def _look_up_keys(db: DB, ids: Sequence[str], into: dict[str, KnownKey | None]) -> None:
-    for i in range(0, len(ids), 500):
-        chunk = ids[i : i + 500]
+    for chunk in in_chunks(ids):
         for key in chunk:
             into[key] = None
         for key, ticket_id, origin in _KEY_LOOKUP.all(conn_of(db), *in_values(chunk)):
@@ -267,20 +264,21 @@ _ROOT_HEAD = _of_first_mail(
 )
 SNAPSHOT_HEAD_BYTES = 8192  # most header blocks end within; a longer one is read whole later
 
-# the whole ticket row: the mail that finds its ticket among them keeps it (one read)
-_SNAPSHOT_TICKETS = PreparedQuery(
-    lambda n: sa_select(
-        *(_TICKET_T.c[name] for name in tickets.COLUMNS), _ROOT_ID, _ROOT_HEAD
-    ).where(_TICKET_T.c.id.in_(in_list(n)))
-)
+
+def _snapshot_rows(n: int) -> Select[Any]:
+    """The whole ticket row of ``n`` tickets: the mail that finds its ticket among
+    them keeps it (one read)."""
+    return sa_select(*(_TICKET_T.c[name] for name in tickets.COLUMNS), _ROOT_ID, _ROOT_HEAD).where(
+        _TICKET_T.c.id.in_(in_list(n))
+    )
+
+
+_SNAPSHOT_TICKETS = PreparedQuery(_snapshot_rows)
 # the same, each ticket row locked until the commit: read at an ingest batch's start
 # for every mail of the batch, they must not change underneath it (db.tickets writes
 # drop a ticket's snapshot from the batch's memo as soon as the batch writes it)
 _SNAPSHOT_TICKETS_LOCKED = PreparedQuery(
-    lambda n: sa_select(*(_TICKET_T.c[name] for name in tickets.COLUMNS), _ROOT_ID, _ROOT_HEAD)
-    .where(_TICKET_T.c.id.in_(in_list(n)))
-    .order_by(_TICKET_T.c.id)
-    .with_for_update(of=_TICKET_T)
+    lambda n: _snapshot_rows(n).order_by(_TICKET_T.c.id).with_for_update(of=_TICKET_T)
 )
 _AT = {name: n for n, name in enumerate(tickets.COLUMNS)}
 _ROOTS = "ticket_roots"  # the batch memo: ticket id -> (first Message-ID, head of its raw)
@@ -288,15 +286,15 @@ _ROOTS = "ticket_roots"  # the batch memo: ticket id -> (first Message-ID, head 
 
 def prefetch_ticket_snapshots(db: DB) -> None:
     """Inside an ingest batch, after ``prefetch_thread_keys``: the snapshots of the
-    tickets its keys point at, in one query (a query per 500), each row locked
+    tickets its keys point at, in one query (one per ``sql.IN_CHUNK``), each row locked
     until the commit (on PostgreSQL; SQLite's batch holds the write lock), so a
     reply reads its ticket from the memo unless the batch wrote it since."""
     known, memo = behind.memo(_KEYS), behind.memo(tickets.SNAPSHOTS)
     if known is None or memo is None:
         return
     ids = sorted({k.ticket_id for k in known.values() if k is not None})
-    for i in range(0, len(ids), 500):
-        memo.update(_read_snapshots(conn_of(db), ids[i : i + 500], _SNAPSHOT_TICKETS_LOCKED))
+    for chunk in in_chunks(ids):
+        memo.update(_read_snapshots(conn_of(db), chunk, _SNAPSHOT_TICKETS_LOCKED))
 
 
 def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnapshot]:

@@ -25,9 +25,7 @@ from typing import Any
 from inboxd.db import behind
 from inboxd.db.fastexec import PreparedQuery
 from inboxd.db.row_queue import utc
-from inboxd.db.sql import DB, conn_of, in_values
-
-_CHUNK = 500  # keys per query: SQLite's bound-parameter limit stays far away
+from inboxd.db.sql import DB, conn_of, in_chunks, in_values
 
 
 class RecentTimes:
@@ -48,8 +46,7 @@ class RecentTimes:
         wanted = sorted({k for k in keys if _slot(k, params) not in memo})
         times: dict[str, list[datetime]] = {k: [] for k in wanted}
         conn = conn_of(db)
-        for i in range(0, len(wanted), _CHUNK):
-            chunk = wanted[i : i + _CHUNK]
+        for chunk in in_chunks(wanted):
             chunk_params, shape = in_values(chunk)
             query_params = {**chunk_params, **params, "since": since}
             for key, at in self._query.all(conn, query_params, shape):

@@ -45,6 +45,15 @@ def in_shape(n: int) -> int:
     return n if n <= 8 else 1 << (n - 1).bit_length()
 
 
+IN_CHUNK = 500  # values per IN list: SQLite's bound-parameter limit stays far away
+
+
+def in_chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """``values`` in slices of ``IN_CHUNK``: one query each for a batch's look-ups."""
+    for start in range(0, len(values), IN_CHUNK):
+        yield values[start : start + IN_CHUNK]
+
+
 def in_values(values: Sequence[Any]) -> tuple[dict[str, Any], int]:
     """The parameters of ``in_list(shape)`` for ``values``, and that shape: the list
     is padded with its last value (IN is a set, a repeat changes nothing)."""
