@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from sqlmodel import Session, select
 
 from inboxd.core.desk import Change
-from inboxd.db import messages, sql, tickets
+from inboxd.db import fastexec, messages, sql, tickets
 from inboxd.db.engine import make_engine, upgrade
 from inboxd.db.fastexec import Prepared
 from inboxd.db.sql import savepoint
@@ -165,4 +165,39 @@ def test_many_rows_ignoring_conflicts_keep_the_first_of_repeated_keys(db_url: st
     with Session(engine) as s:
         found = {k.key: k.ticket_id for k in s.exec(select(ThreadKey))}
     assert found == {**{f"k{i}@x": one for i in range(5)}, "old@x": one}
+    engine.dispose()
+
+
+def test_datetimes_convert_once_per_instant_and_each_reads_back_its_own(db_url: str) -> None:
+    """One mail's rows bind the same ``now`` many times: each instant is converted
+    once, and no row gets another's value, whichever order the values come in
+    (equal instants in another zone included)."""
+    engine = make_engine(db_url)
+    upgrade(engine)
+    a = datetime(2026, 3, 2, 10, 30, 15, 123456, tzinfo=UTC)
+    b = a + timedelta(microseconds=1)
+    a_in_berlin = a.astimezone(timezone(timedelta(hours=1)))
+    ats = [a, b, a, b, b, a_in_berlin, a, datetime(2026, 3, 2, 10, 30, 15, 123456, tzinfo=UTC)]
+    insert = Prepared(lambda _d: Event.__table__.insert())  # type: ignore[attr-defined]
+    with Session(engine) as s, s.begin():
+        tid = _new(s, a)
+        compiled = insert._compiled(s.connection(), ("actor", "at", "data", "kind", "ticket_id"))
+        converted: list[datetime] = []
+        real = fastexec._DATETIME_MEMOS[(engine.dialect.name, "UTCDateTime()")]
+        fastexec._DATETIME_MEMOS.clear()  # a fresh memo, so its conversions are counted
+        try:
+            counting = fastexec._recent_values_memo(lambda v: converted.append(v) or real(v))
+            compiled.processors["at"] = counting
+            rows = [
+                {"ticket_id": tid, "at": at, "actor": "t", "kind": f"k{n}", "data": {}}
+                for n, at in enumerate(ats)
+            ]
+            for row in rows:
+                insert.run(s.connection(), row)
+        finally:
+            fastexec._DATETIME_MEMOS.clear()
+            insert._cache.clear()
+        stored = {e.kind: e.at for e in tickets.event_rows(s, tid) if e.kind.startswith("k")}
+    assert stored == {f"k{n}": at.astimezone(UTC) for n, at in enumerate(ats)}
+    assert converted == [a, b]  # one conversion per instant
     engine.dispose()

@@ -16,10 +16,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, bindparam, cast, func
+from sqlalchemy import ARRAY, Connection, DateTime, bindparam, cast, func
 from sqlalchemy import select as sa_select
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.types import TypeDecorator
 
 from inboxd.db import deferred
 
@@ -51,7 +52,7 @@ class Prepared:
         if found is None:
             stmt = self._make(dialect.name)
             compiled = stmt.compile(dialect=dialect, column_keys=list(columns))
-            processors = dict(compiled._bind_processors)
+            processors = _memoized_datetimes(compiled)
             positional = compiled.positional and compiled.positiontup
             names = tuple(compiled.positiontup or ()) if positional else None
             table: Any = stmt.table
@@ -161,6 +162,46 @@ class Prepared:
         deferred.cursor(conn).execute(arrays.sql, params)
 
 
+def _memoized_datetimes(compiled: Any) -> dict[str, Any]:
+    """The statement's bind processors, those of datetimes through one memo per type.
+
+    The rows one mail writes (its message, events, outbox rows, ticket) carry the
+    same ``now`` object a dozen times, and a datetime's processors (UTC
+    conversion, then SQLite's text form) cost more than the rest of a row's
+    parameters. A datetime is immutable and every column of one type converts
+    alike on one dialect, so all statements share the type's memo."""
+    processors = dict(compiled._bind_processors)
+    for name, proc in processors.items():
+        bind = compiled.binds.get(name)
+        kind = bind.type if bind is not None else None
+        impl = kind.impl if isinstance(kind, TypeDecorator) else kind
+        if isinstance(impl, DateTime):
+            key = (compiled.dialect.name, repr(kind))
+            processors[name] = _DATETIME_MEMOS.setdefault(key, _recent_values_memo(proc))
+    return processors
+
+
+def _recent_values_memo(proc: Callable[[Any], Any], size: int = 64) -> Callable[[Any], Any]:
+    """``proc`` answering from a memo of the last ``size`` or so values it met (then it
+    starts afresh). Equal datetimes are the same instant, converted alike."""
+    memo: dict[Any, Any] = {}
+
+    def process(value: Any) -> Any:
+        out = memo.get(value, memo)
+        if out is memo:
+            out = proc(value)
+            if len(memo) >= size:
+                memo.clear()
+            memo[value] = out
+        return out
+
+    return process
+
+
+# (dialect name, the type's repr) -> its processor with its recent values remembered
+_DATETIME_MEMOS: dict[tuple[str, str], Callable[[Any], Any]] = {}
+
+
 @dataclass(frozen=True)
 class _Arrays:
     sql: str
@@ -195,7 +236,7 @@ class PreparedQuery:
             results = tuple(
                 rc.type._cached_result_processor(dialect, None) for rc in compiled._result_columns
             )
-            found = _CompiledQuery(compiled.string, names, dict(compiled._bind_processors), results)
+            found = _CompiledQuery(compiled.string, names, _memoized_datetimes(compiled), results)
             self._cache[key] = found
         return found
 
