@@ -6,12 +6,13 @@ pipe share two cores and a few percent disappear in the run-to-run spread.
 This one times only what the ingest transaction itself costs (CPU and wall per
 mail), on the same generated mailbox, with the example rules, acknowledgements
 and notifications (``--store-only``: without them), into a fresh SQLite file per
-round. The rounds alternate with those of ``--against`` (another checkout's
+round (``--postgresql``: a fresh database a round on a private server, durable
+as bench/ingest.py's). The rounds alternate with those of ``--against`` (another checkout's
 inboxd, rules and templates on this checkout's mails; each round is a
 subprocess), so two versions are compared in the same minutes.
 
 Usage: python bench/store.py [--count 5000] [--rounds 3] [--store-only]
-       [--against ../other-checkout] [--profile 40]
+       [--against ../other-checkout] [--postgresql] [--profile 40]
 """
 
 from __future__ import annotations
@@ -33,10 +34,15 @@ BATCH = 200
 
 
 def one_round(
-    tree: Path, count: int, full: bool, profile: cProfile.Profile | None = None
+    tree: Path,
+    count: int,
+    full: bool,
+    profile: cProfile.Profile | None = None,
+    db_url: str = "",
 ) -> dict[str, float]:
     """Store ``count`` generated mails in batches with ``tree``'s inboxd, rules and
-    templates (the mails are this checkout's); CPU and wall of the storing only."""
+    templates (the mails are this checkout's) into ``db_url`` (empty: a fresh
+    SQLite file); CPU and wall of the storing only."""
     sys.path.insert(0, str(ROOT / "tests"))
     from support.mailgen import stream
 
@@ -56,7 +62,7 @@ def one_round(
         cfg.write_text(
             f"""
 [database]
-url = "sqlite:///{work / "inboxd.db"}"
+url = "{db_url or f"sqlite:///{work / 'inboxd.db'}"}"
 [helpdesk]
 secret_file = "{work / "secret"}"
 acknowledge = {"true" if full else "false"}
@@ -87,8 +93,9 @@ enabled = false
     return {"cpu_us": cpu / count * 1e6, "wall_us": wall / count * 1e6}
 
 
-def in_subprocess(tree: Path, count: int, full: bool) -> dict[str, float]:
+def in_subprocess(tree: Path, count: int, full: bool, db_url: str) -> dict[str, float]:
     args = [sys.executable, __file__, "--one", str(tree), "--count", str(count)]
+    args += ["--url", db_url] if db_url else []
     if not full:
         args.append("--store-only")
     done = subprocess.run(args, cwd=tree, capture_output=True, text=True, check=False)
@@ -104,26 +111,43 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--store-only", action="store_true", help="no rules, acks or notifications")
     ap.add_argument("--against", type=Path, help="another checkout, measured in turn")
+    ap.add_argument(
+        "--postgresql", action="store_true", help="a private PostgreSQL, a fresh database a round"
+    )
+    ap.add_argument("--url", default="", help=argparse.SUPPRESS)  # a round's database
     ap.add_argument("--profile", type=int, metavar="N", help="one round under cProfile: top N")
     ap.add_argument("--one", type=Path, help=argparse.SUPPRESS)  # a round of this tree
     args = ap.parse_args()
     full = not args.store_only
-    if args.profile:
-        profile = cProfile.Profile()
-        print(one_round(ROOT, args.count, full, profile))
-        pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
-        return
     if args.one:
-        print(json.dumps(one_round(args.one, args.count, full)))
+        print(json.dumps(one_round(args.one, args.count, full, db_url=args.url)))
         return
-    trees = {"this": ROOT} | ({"against": args.against.resolve()} if args.against else {})
-    results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    os.environ.setdefault("PYTHONHASHSEED", "0")
-    for _ in range(args.rounds):
-        for name, tree in trees.items():
-            results[name].append(in_subprocess(tree, args.count, full))
+    server = None
+    if args.postgresql:
+        sys.path.insert(0, str(ROOT / "tests"))
+        from servers.postgres import PostgresServer
+
+        server = PostgresServer(durable=True).start()
+    try:
+        fresh = (lambda: str(server.create_database())) if server is not None else (lambda: "")
+        if args.profile:
+            profile = cProfile.Profile()
+            print(one_round(ROOT, args.count, full, profile, db_url=fresh()))
+            pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
+            return
+        trees = {"this": ROOT} | ({"against": args.against.resolve()} if args.against else {})
+        results: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+        os.environ.setdefault("PYTHONHASHSEED", "0")
+        for _ in range(args.rounds):
+            for name, tree in trees.items():
+                results[name].append(in_subprocess(tree, args.count, full, fresh()))
+    finally:
+        if server is not None:
+            server.stop()
     path = "full path" if full else "store only"
-    print(f"store_batch, {path}, {args.count} mails, {args.rounds} rounds (median, min):")
+    where = "PostgreSQL" if server is not None else "SQLite"
+    print(f"store_batch on {where}, {path}, {args.count} mails, {args.rounds} rounds", end="")
+    print(" (median, min):")
     for name, rows in results.items():
         cpu = [r["cpu_us"] for r in rows]
         wall = [r["wall_us"] for r in rows]
