@@ -604,6 +604,27 @@ def test_a_batch_reads_the_tickets_its_replies_go_to_in_one_query(
         ]  # fmt: skip
 
 
+def test_a_batch_reads_no_ticket_it_created_or_wrote_itself(sqlite_pipeline: Pipeline) -> None:
+    """A new ticket and the replies to it in the same batch (one from a new person):
+    each reply finds the ticket as the mail before it left it, in the batch's memo
+    (tests/test_batch_snapshots.py checks the memo against the database)."""
+    pipeline = sqlite_pipeline
+    statements = _traced(pipeline)
+    mails = [
+        FetchedMail(1, raw_mail("root@c")),
+        FetchedMail(2, raw_mail("r1@c", in_reply_to="root@c")),
+        FetchedMail(3, raw_mail("r2@c", in_reply_to="r1@c", sender="bob@customer.example")),
+        FetchedMail(4, raw_mail("r3@c", in_reply_to="r2@c", sender="bob@customer.example")),
+    ]
+    pipeline.store_batch("support", "INBOX", 1, mails)
+    reads = [s for s in statements if s.upper().startswith("SELECT TICKET.ID, TICKET.SUBJECT")]
+    assert reads == []
+    with Session(pipeline.engine) as s:
+        assert {m.ticket_id for m in s.exec(select(Message))} == {1}
+        joined = [e for e in tickets.typed_events(s, 1) if e.kind == "sender_joined"]
+        assert len(joined) == 1  # bob's second mail found him on the ticket already
+
+
 def test_reserved_ids_give_way_to_mail_another_writer_committed_meanwhile(
     pg_pipeline: Pipeline, clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -303,7 +303,7 @@ def ticket_snapshots(db: DB, ticket_ids: Iterable[int]) -> dict[int, TicketSnaps
     ids = sorted(set(ticket_ids))
     if memo is None:
         return _read_snapshots(conn_of(db), ids, _SNAPSHOT_TICKETS)
-    found = {i: memo[i] for i in ids if i in memo}
+    found = {i: snap for i in ids if (snap := tickets.batch_snapshot(memo, i)) is not None}
     missing = [i for i in ids if i not in found]
     if missing:  # locked as the batch's first read: current until the batch writes it
         found.update(_read_snapshots(conn_of(db), missing, _SNAPSHOT_TICKETS_LOCKED))
@@ -331,21 +331,7 @@ def _read_snapshots(
         head = bytes(root_head or b"")
         if roots is not None and root_id is not None and _whole_header_block(head):
             roots[tid] = (str(root_id), head)
-        people = frozenset(roles[tid])
-        out[tid] = TicketSnapshot(
-            tid,
-            row[_AT["status"]],
-            row[_AT["status_changed_at"]],
-            people,
-            row[_AT["merged_into"]],
-            created_at=utc(row[_AT["created_at"]]),
-            requester=row[_AT["requester"]],
-            mailbox=row[_AT["mailbox"]],
-            answered=row[_AT["first_agent_reply_at"]] is not None,
-            customers=frozenset(e for e, r in roles[tid].items() if r in tickets.RECIPIENT_ROLES),
-            ticket=tickets.from_row(row, people),
-            roles=roles[tid],
-        )
+        out[tid] = tickets.snapshot_of(tickets.from_row(row, frozenset(roles[tid])), roles[tid])
     return out
 
 

@@ -12,7 +12,8 @@ round robin) and the CLI's listings, which return typed rows.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -23,6 +24,7 @@ from sqlmodel import Session, col, select
 from inboxd.core.desk import OPEN_STATUSES, STORED_FIELDS, Change, Status, Ticket
 from inboxd.core.desk import events as ev
 from inboxd.core.desk.vocab import REOPENABLE
+from inboxd.core.thread import TicketSnapshot
 from inboxd.db import behind
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.recent import RecentTimes
@@ -52,13 +54,20 @@ _MERGE_HOPS = 16
 
 def from_row(row: Sequence[Any], participants: frozenset[str]) -> Ticket:
     """The ticket value of a row of ``COLUMNS`` (a read that joins in more than tickets)."""
-    values = dict(zip(COLUMNS, row, strict=True))
-    for name in _DATETIMES:
+    return Ticket(participants=participants, **_as_read(dict(zip(COLUMNS, row, strict=True))))
+
+
+def _as_read(values: dict[str, Any]) -> dict[str, Any]:
+    """Column values (all of them, or those just written) as a read gives them back."""
+    for name in _DATETIMES.intersection(values):
         values[name] = utc(values[name])
-    values["tags"] = tuple(values["tags"] or ())
-    values["status"] = Status(values["status"])
-    values["reopened_count"] = int(values["reopened_count"] or 0)
-    return Ticket(participants=participants, **values)
+    if "tags" in values:
+        values["tags"] = tuple(values["tags"] or ())
+    if "status" in values:
+        values["status"] = Status(values["status"])
+    if "reopened_count" in values:
+        values["reopened_count"] = int(values["reopened_count"] or 0)
+    return values
 
 
 def load(db: DB, ticket_id: int, *, participants: frozenset[str] | None = None) -> Ticket | None:
@@ -134,9 +143,13 @@ def create(
         _CREATED_BY.add(requester, now)
     record(db, ticket_id, ev.Created(at=now, actor=actor, source=source, follow_up_of=follow_up_of))
     values.pop("tags")
-    return Ticket(
+    ticket = Ticket(
         id=ticket_id, status=Status.NEW, **{k: v for k, v in values.items() if k != "status"}
     )
+    snapshots = behind.memo(SNAPSHOTS)
+    if snapshots is not None:  # the batch's later mail on it finds it here (no read)
+        snapshots[ticket_id] = _Unapplied(ticket, {})
+    return ticket
 
 
 def _column_value(value: Any) -> Any:
@@ -154,11 +167,13 @@ def save(db: DB, change: Change) -> None:
     solve = _solve_time(change)
     if solve is not None:
         fields["survey_due_at"] = solve  # the survey job looks after its delay
-    _changed(change.ticket_id)
     if fields:
         values = {k: _column_value(v) for k, v in fields.items()}
         _UPDATE_TICKET.write(conn_of(db), {**values, "tid": change.ticket_id})
         _move_open_counts(change)
+        pending = _rewrite_snapshot(change.ticket_id)
+        if pending is not None:
+            pending.saved.append(change)
     added = change.after.participants - change.before.participants
     if added:
         add_participants(db, change.ticket_id, [Person(e, "", "customer") for e in sorted(added)])
@@ -225,22 +240,90 @@ RECIPIENT_ROLES = ("requester", "customer")
 SNAPSHOTS = "ticket_snapshots"  # the batch memo: ticket id -> its snapshot (db.messages)
 
 
-def _changed(ticket_id: int) -> None:
-    """The ticket's row or people are written: a snapshot the batch read of it is stale."""
+def snapshot_of(ticket: Ticket, roles: Mapping[str, str]) -> TicketSnapshot:
+    """What threading needs of a ticket, from its value and its addresses' roles."""
+    people = frozenset(roles)
+    return TicketSnapshot(
+        ticket.id,
+        ticket.status,
+        ticket.status_changed_at,
+        people,
+        ticket.merged_into,
+        created_at=ticket.created_at,
+        requester=ticket.requester,
+        mailbox=ticket.mailbox,
+        answered=ticket.first_agent_reply_at is not None,
+        customers=frozenset(e for e, r in roles.items() if r in RECIPIENT_ROLES),
+        ticket=ticket if ticket.participants == people else replace(ticket, participants=people),
+        roles=roles,
+    )
+
+
+@dataclass(slots=True)
+class _Unapplied:
+    """A ticket in the batch's memo and the batch's writes to it since: most tickets
+    a batch writes are not read again in it, so a write only notes itself and the
+    snapshot is made when the ticket is read (``batch_snapshot``)."""
+
+    ticket: Ticket
+    roles: Mapping[str, str]
+    saved: list[Change] = field(default_factory=list)  # each wrote its changed fields
+    people: list[Person] = field(default_factory=list)  # inserted (a known one keeps its role)
+    accepted: list[str] = field(default_factory=list)  # made customers
+
+    def applied(self) -> TicketSnapshot:
+        written: dict[str, Any] = {}
+        for change in self.saved:
+            written.update((k, getattr(change.after, k)) for k in change.fields)
+        roles = dict(self.roles)
+        for person in self.people:
+            roles.setdefault(person.email, person.role)
+        for email in self.accepted:  # after the inserts: accepting inserts first
+            if roles.get(email) not in RECIPIENT_ROLES:
+                roles[email] = "customer"
+        ticket = replace(self.ticket, **_as_read(written)) if written else self.ticket
+        return snapshot_of(ticket, roles)
+
+
+def batch_snapshot(memo: dict[int, Any], ticket_id: int) -> TicketSnapshot | None:
+    """The ticket's snapshot in the batch's memo (``SNAPSHOTS``), the batch's writes
+    to it applied; None when the memo has none."""
+    found = memo.get(ticket_id)
+    if isinstance(found, _Unapplied):
+        found = memo[ticket_id] = found.applied()
+    return found
+
+
+def _rewrite_snapshot(ticket_id: int) -> _Unapplied | None:
+    """The batch writes the ticket: its snapshot in the batch's memo is to take the
+    same change (the caller notes it on what this returns), so the batch's next
+    mail on it need not read it again. Every write of a snapshot's columns and
+    people goes through this module, and the memo only holds tickets read locked
+    or created in the batch, so it stays what the database holds. None: the memo
+    has no snapshot of it."""
     snapshots = behind.memo(SNAPSHOTS)
-    if snapshots:
-        snapshots.pop(ticket_id, None)
+    if not snapshots:
+        return None
+    found = snapshots.get(ticket_id)
+    if found is None or isinstance(found, _Unapplied):
+        return found
+    if found.ticket is None:
+        del snapshots[ticket_id]
+        return None
+    pending = snapshots[ticket_id] = _Unapplied(found.ticket, found.roles)
+    return pending
 
 
 def add_participants(db: DB, ticket_id: int, people: Iterable[Person]) -> None:
     """An address already on the ticket keeps its role."""
-    _changed(ticket_id)
+    added = [p for p in people if p.email]
     rows = [
-        {"ticket_id": ticket_id, "email": p.email, "name": p.name, "role": p.role}
-        for p in people
-        if p.email
+        {"ticket_id": ticket_id, "email": p.email, "name": p.name, "role": p.role} for p in added
     ]
     insert_ignore(db, Participant, rows)
+    pending = _rewrite_snapshot(ticket_id)
+    if pending is not None:
+        pending.people += added
 
 
 def customer_participants(db: DB, ticket_id: int) -> list[Person]:
@@ -279,6 +362,9 @@ def accept_participant(db: DB, ticket_id: int, email: str) -> None:
         )
         .values(role="customer")
     )
+    pending = _rewrite_snapshot(ticket_id)
+    if pending is not None:
+        pending.accepted.append(email)
 
 
 def copy_customers(db: DB, source_id: int, target_id: int) -> None:
