@@ -93,29 +93,40 @@ def test_savepoint_rolls_back_only_its_own_writes(db_url: str) -> None:
 
 def test_in_lists_of_every_length_answer_exactly_and_compile_a_few_shapes(db_url: str) -> None:
     """A batch's IN lists vary in length; each length is sent padded to a power of
-    two, so the query compiles for a few shapes and still matches only the values."""
+    two, so the query compiles for a few shapes and still matches only the values.
+    On PostgreSQL the list is one array: one shape, a statement of a few parameters
+    (psycopg parses a statement with more than 50 again each time it runs)."""
     from sqlalchemy import select as sa_select
 
     from inboxd.db.fastexec import PreparedQuery
-    from inboxd.db.sql import in_list, in_values
+    from inboxd.db.sql import ARRAY_SHAPE, in_values, one_of
 
     table = Ticket.__table__  # type: ignore[attr-defined]
-    by_id = PreparedQuery(lambda n: sa_select(table.c.id).where(table.c.id.in_(in_list(n))))
+    by_id = PreparedQuery(lambda n: sa_select(table.c.id).where(one_of(table.c.id, n)))
+    by_subject = PreparedQuery(lambda n: sa_select(table.c.id).where(one_of(table.c.subject, n)))
     engine = make_engine(db_url)
     upgrade(engine)
     now = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
     with Session(engine) as s, s.begin():
-        ids = [_new(s, now) for _ in range(40)]
+        ids = [_new(s, now, f"s{n}") for n in range(40)]
         conn = s.connection()
         for n in range(1, 41):
             wanted = ids[:n:2] + ids[n - 1 : n]  # a gap in the middle, a repeat at the end
-            found = {row[0] for row in by_id.all(conn, *in_values(wanted))}
+            found = {row[0] for row in by_id.all(conn, *in_values(wanted, conn))}
             assert found == set(wanted)
-    assert len(by_id._cache) <= 11  # 1..8, 16, 32 (and nothing per length past 8)
+        subjects = [f"s{n}" for n in range(0, 40, 3)] + ["nobody's"]
+        found = {row[0] for row in by_subject.all(conn, *in_values(subjects, conn))}
+        assert found == {ids[n] for n in range(0, 40, 3)}
+        sql_of_many = by_id._compiled(conn, in_values(ids, conn)[1]).sql
+        if engine.dialect.name == "postgresql":
+            assert in_values([1, 2], conn) == ({"vs": [1, 2]}, ARRAY_SHAPE)
+            assert len(by_id._cache) == 1 and sql_of_many.count("%(") == 1
+        else:
+            assert len(by_id._cache) <= 11  # 1..8, 16, 32, 64 (nothing per length past 8)
+            assert in_values([], conn) == ({}, 0)
+            assert in_values(list(range(9)), conn)[1] == 16
+            assert in_values(list(range(9)), conn)[0]["v15"] == 8
     engine.dispose()
-    assert in_values([]) == ({}, 0)
-    assert in_values(list(range(9)))[1] == 16
-    assert in_values(list(range(9)))[0]["v15"] == 8
 
 
 def test_many_rows_keep_their_order_and_values_in_few_statements(db_url: str) -> None:

@@ -25,7 +25,7 @@ from inboxd.core.model import ParsedMessage
 from inboxd.core.thread import KnownKey, ThreadKeys, ThreadLookup, TicketSnapshot
 from inboxd.db import behind, tickets
 from inboxd.db.fastexec import Prepared, PreparedQuery
-from inboxd.db.sql import DB, conn_of, in_chunks, in_list, in_values, insert_ignore, utc
+from inboxd.db.sql import DB, conn_of, in_chunks, in_values, insert_ignore, one_of, utc
 from inboxd.db.tables import Attachment as AttachmentRow
 from inboxd.db.tables import (
     Blob,
@@ -79,7 +79,7 @@ _UPGRADE_KEY = Prepared(
 
 _KEY_LOOKUP = PreparedQuery(
     lambda n: select(_KEY_T.c.key, _KEY_T.c.ticket_id, _KEY_T.c.origin).where(
-        _KEY_T.c.key.in_(in_list(n))
+        one_of(_KEY_T.c.key, n)
     )
 )
 
@@ -94,7 +94,7 @@ _FIND_MESSAGES = PreparedQuery(
         _MESSAGE_T.c.content_digest,
         _MESSAGE_T.c.id,
         _MESSAGE_T.c.ticket_id,
-    ).where(_MESSAGE_T.c.message_id.in_(in_list(n)))
+    ).where(one_of(_MESSAGE_T.c.message_id, n))
 )
 _SEEN = "stored_message_identities"  # the batch memo: (Message-ID, digest) -> row or None
 
@@ -109,7 +109,7 @@ def prefetch_messages(db: DB, identities: Iterable[tuple[str, str]]) -> None:
     wanted = set(identities)
     ids = sorted({mid for mid, _ in wanted})
     for chunk in in_chunks(ids):
-        rows = _FIND_MESSAGES.all(conn_of(db), *in_values(chunk))
+        rows = _FIND_MESSAGES.all(conn_of(db), *in_values(chunk, conn_of(db)))
         for mid, dig, row_id, ticket_id in rows:
             if (mid, dig) in wanted:
                 seen[(mid, dig)] = (int(row_id), ticket_id)
@@ -207,7 +207,7 @@ def _look_up_keys(db: DB, ids: Sequence[str], into: dict[str, KnownKey | None]) 
     for chunk in in_chunks(ids):
         for key in chunk:
             into[key] = None
-        for key, ticket_id, origin in _KEY_LOOKUP.all(conn_of(db), *in_values(chunk)):
+        for key, ticket_id, origin in _KEY_LOOKUP.all(conn_of(db), *in_values(chunk, conn_of(db))):
             into[key] = KnownKey(ticket_id, origin)
 
 
@@ -231,7 +231,7 @@ def thread_lookup(db: DB, keys: ThreadKeys) -> ThreadLookup:
 
 _SNAPSHOT_PEOPLE = PreparedQuery(
     lambda n: select(_PART_T.c.ticket_id, _PART_T.c.email, _PART_T.c.role).where(
-        _PART_T.c.ticket_id.in_(in_list(n))
+        one_of(_PART_T.c.ticket_id, n)
     )
 )
 
@@ -269,7 +269,7 @@ def _snapshot_rows(n: int) -> Select[Any]:
     """The whole ticket row of ``n`` tickets: the mail that finds its ticket among
     them keeps it (one read)."""
     return sa_select(*(_TICKET_T.c[name] for name in tickets.COLUMNS), _ROOT_ID, _ROOT_HEAD).where(
-        _TICKET_T.c.id.in_(in_list(n))
+        one_of(_TICKET_T.c.id, n)
     )
 
 
@@ -317,7 +317,7 @@ def _read_snapshots(
     if not ids:
         return {}
     roles: dict[int, dict[str, str]] = {i: {} for i in ids}
-    id_params, shape = in_values(ids)
+    id_params, shape = in_values(ids, conn)
     params = {**id_params, "one": 1, "head": SNAPSHOT_HEAD_BYTES, **_ONE_ROW}
     people_rows = _SNAPSHOT_PEOPLE.send(conn, id_params, shape)  # one round trip for both
     ticket_rows = query.send(conn, params, shape)

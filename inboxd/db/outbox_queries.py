@@ -22,7 +22,7 @@ from inboxd.db import behind
 from inboxd.db import row_queue as rq
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.recent import RecentTimes
-from inboxd.db.sql import in_list
+from inboxd.db.sql import one_of
 from inboxd.db.tables import Outbox
 
 DB = rq.DB
@@ -183,7 +183,7 @@ _QUEUED_TO = RecentTimes(
         lambda n: select(_T.c.rcpt_key, _T.c.created_at).where(
             _T.c.kind == bindparam("kind"),
             _T.c.created_at >= bindparam("since"),
-            _T.c.rcpt_key.in_(in_list(n)),
+            one_of(_T.c.rcpt_key, n),
         )
     ),
 )

@@ -30,7 +30,7 @@ from inboxd.db.sql import DB, conn_of, in_chunks, in_values
 
 class RecentTimes:
     """``query(n)`` selects (key, time) of the rows whose key is one of ``n``
-    parameters (``in_list``) and whose time is at or after ``since``, with any
+    parameters (``sql.one_of``) and whose time is at or after ``since``, with any
     fixed ``params`` (e.g. the outbox kind). Times are compared as aware UTC."""
 
     def __init__(self, name: str, query: PreparedQuery) -> None:
@@ -47,7 +47,7 @@ class RecentTimes:
         times: dict[str, list[datetime]] = {k: [] for k in wanted}
         conn = conn_of(db)
         for chunk in in_chunks(wanted):
-            chunk_params, shape = in_values(chunk)
+            chunk_params, shape = in_values(chunk, conn)
             query_params = {**chunk_params, **params, "since": since}
             for key, at in self._query.all(conn, query_params, shape):
                 times[key].append(utc(at))

@@ -23,7 +23,7 @@ from inboxd.core.reports.compute import ReportBuilder
 from inboxd.core.reports.facts import KINDS, WORKING
 from inboxd.core.reports.model import Filters, TicketInfo
 from inboxd.db.fastexec import PreparedQuery
-from inboxd.db.sql import DB, conn_of, in_list, in_values, utc
+from inboxd.db.sql import DB, conn_of, in_values, one_of, utc
 from inboxd.db.tables import Event, Ticket
 
 _T = Ticket.__table__  # type: ignore[attr-defined]
@@ -53,7 +53,7 @@ def _words(values: Iterable[str]) -> list[Any]:
 
 
 _ACTIVE = PreparedQuery(lambda _n: select(_E.c.ticket_id).where(_E.c.at >= bindparam("since")))
-_TICKETS = PreparedQuery(lambda n: select(*_COLUMNS).where(_T.c.id.in_(in_list(n))))
+_TICKETS = PreparedQuery(lambda n: select(*_COLUMNS).where(one_of(_T.c.id, n)))
 _OPEN = PreparedQuery(lambda _n: select(*_COLUMNS).where(_T.c.status.in_(_words(WORKING))))
 _EVENTS = PreparedQuery(
     lambda n: select(
@@ -64,7 +64,7 @@ _EVENTS = PreparedQuery(
         type_coerce(_E.c.data, String),
     )
     .where(
-        _E.c.ticket_id.in_(in_list(n)),
+        one_of(_E.c.ticket_id, n),
         _E.c.at < bindparam("end"),
         _E.c.kind.in_(_words(KINDS)),
     )
@@ -117,7 +117,7 @@ def active_ticket_ids(db: DB, since: datetime) -> list[int]:
 def _events(
     db: DB, ids: Sequence[int], end: datetime, instant: _Instants
 ) -> dict[int, list[ev.Event]]:
-    params, shape = in_values(ids)
+    params, shape = in_values(ids, conn_of(db))
     params["end"] = end
     out: dict[int, list[ev.Event]] = {}
     decode, loads = ev.decode, jsontext.loads
@@ -137,7 +137,7 @@ def tickets_with_events(
     instant = _Instants()
     for i in range(0, len(ids), page):
         chunk = list(ids[i : i + page])
-        rows = _TICKETS.all(conn, *in_values(chunk))
+        rows = _TICKETS.all(conn, *in_values(chunk, conn))
         infos = sorted(
             (t for t in (_info(r, instant) for r in rows) if filters.match(t)), key=lambda t: t.id
         )

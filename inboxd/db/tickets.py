@@ -28,7 +28,7 @@ from inboxd.core.thread import TicketSnapshot
 from inboxd.db import behind
 from inboxd.db.fastexec import Prepared, PreparedQuery
 from inboxd.db.recent import RecentTimes
-from inboxd.db.sql import DB, conn_of, in_list, in_values, insert_ignore, utc
+from inboxd.db.sql import DB, conn_of, in_values, insert_ignore, one_of, utc
 from inboxd.db.tables import AssignmentCursor, Event, Participant
 from inboxd.db.tables import Ticket as TicketRow
 
@@ -422,7 +422,7 @@ _CREATED_BY = RecentTimes(
     "tickets_by_requester",
     PreparedQuery(
         lambda n: sa_select(_TICKET_T.c.requester, _TICKET_T.c.created_at).where(
-            _TICKET_T.c.requester.in_(in_list(n)), _TICKET_T.c.created_at >= bindparam("since")
+            one_of(_TICKET_T.c.requester, n), _TICKET_T.c.created_at >= bindparam("since")
         )
     ),
 )
@@ -474,7 +474,7 @@ _OPEN_COUNTS = PreparedQuery(
     lambda n: (
         sa_select(_TICKET_T.c.assignee, func.count())
         .where(
-            _TICKET_T.c.assignee.in_(in_list(n)),
+            one_of(_TICKET_T.c.assignee, n),
             _TICKET_T.c.status.in_([bindparam(f"s{i}") for i in range(len(OPEN_STATUSES))]),
         )
         .group_by(_TICKET_T.c.assignee)
@@ -493,7 +493,7 @@ def open_ticket_counts(db: DB, agents: Sequence[str]) -> dict[str, int]:
     if known is not None and all(a in known for a in agents):
         return {a: known[a] for a in agents}
     counts = dict.fromkeys(agents, 0)
-    agent_params, shape = in_values(agents)
+    agent_params, shape = in_values(agents, conn_of(db))
     params = {**agent_params, **_OPEN_STATUS_PARAMS}
     for assignee, n in _OPEN_COUNTS.all(conn_of(db), params, shape):
         counts[assignee] = int(n)
