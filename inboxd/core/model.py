@@ -101,7 +101,6 @@ class Bounce:
     permanent: bool = True
 
 
-@pickled_by_fields
 @dataclass(frozen=True, slots=True)
 class ParsedMessage:
     """Everything inboxd needs from one raw mail; built by ``core.parse``.
@@ -152,6 +151,31 @@ class ParsedMessage:
     @property
     def recipients(self) -> tuple[Address, ...]:
         return self.to + self.cc
+
+
+_PARSED_FIELDS = [f.name for f in fields(ParsedMessage)]
+_NEW_TEXT = _PARSED_FIELDS.index("new_text")
+_parsed_values = operator.attrgetter(*_PARSED_FIELDS)
+
+
+def _reduce_parsed(mail: ParsedMessage) -> tuple[Any, ...]:
+    """``pickled_by_fields``, less the new text when it is the whole text stripped
+    (a mail that quotes nothing; most of a backlog): it is made again on loading,
+    so a worker's batch does not carry each such body twice through its pipe."""
+    values = _parsed_values(mail)
+    if mail.new_text == mail.text.strip():
+        values = (*values[:_NEW_TEXT], None, *values[_NEW_TEXT + 1 :])
+    return (_restore_parsed, values)
+
+
+def _restore_parsed(*values: Any) -> ParsedMessage:
+    if values[_NEW_TEXT] is None:
+        text = values[_PARSED_FIELDS.index("text")]
+        values = (*values[:_NEW_TEXT], text.strip(), *values[_NEW_TEXT + 1 :])
+    return ParsedMessage(*values)
+
+
+ParsedMessage.__reduce__ = _reduce_parsed  # type: ignore[method-assign,assignment]
 
 
 class ParseError(Exception):

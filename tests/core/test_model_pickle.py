@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+from dataclasses import replace
 
 from inboxd.core.model import Address, Bounce, ParseFailure
 from inboxd.core.parse import parse_message
@@ -42,3 +43,22 @@ def test_pickled_as_constructor_and_values() -> None:
     assert cls is Address and args == ("a@b.c", "A")
     cls, args = ParseFailure("why").__reduce__()  # type: ignore[misc]
     assert cls is ParseFailure and args == ("why",)
+
+
+def test_a_new_text_that_is_the_whole_text_is_not_sent_twice() -> None:
+    """Most mail quotes nothing: its new text is its text stripped, and is made again
+    on loading instead of crossing the pipe a second time. A reply's new text (its
+    quote cut) and one that only looks like the text (not stripped) cross as they are."""
+    body = "Hello, the printer is broken again. " * 200
+    alone = parse_message(RAW.replace(b"Hello\r\n", body.encode() + b"\r\n"))
+    assert alone.new_text == alone.text.strip() and len(alone.text) > 7000
+    quoted = parse_message(
+        RAW.replace(b"Hello\r\n", b"Thanks!\r\n\r\nOn Mon, 2 Mar 2026, Support wrote:\r\n> Hi\r\n")
+    )
+    assert quoted.new_text == "Thanks!"
+    unstripped = replace(alone, new_text=alone.text)  # equal to the text, not stripped
+    for mail in (alone, quoted, unstripped):
+        back = pickle.loads(pickle.dumps(mail, protocol=pickle.HIGHEST_PROTOCOL))
+        assert back == mail and type(back.new_text) is str
+    sent = len(pickle.dumps(alone, protocol=pickle.HIGHEST_PROTOCOL))
+    assert sent < len(alone.text) * 1.2  # the body once, not twice
