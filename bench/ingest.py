@@ -45,6 +45,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 from measured import run_measured  # noqa: E402
 from servers.dovecot import DovecotServer  # noqa: E402
 from support.mailgen import stream  # noqa: E402
+from workload import desk_config  # noqa: E402
 
 
 def baseline(server: DovecotServer, user: str) -> tuple[int, float]:
@@ -75,27 +76,10 @@ def inboxd_sync(
     new ticket queues rendered mail in the ingest transaction); otherwise only
     parse, dedupe, thread and store (no rules, no outbound mail)."""
     work.mkdir()
-    (work / "secret").write_text("bench-secret\n")
-    (work / "no-rules").mkdir()
     cfg = work / "inboxd.toml"
-    rules = ROOT / "rules" if full else work / "no-rules"
     cfg.write_text(
-        f"""
-[database]
-url = "{db_url}"
-[helpdesk]
-secret_file = "secret"
-acknowledge = {"true" if full else "false"}
-# one acknowledgement per new ticket, as the workload asks: the generated senders
-# share one domain, whose hourly ack cap would otherwise stop acks after 50
-ack_per_domain_per_hour = 0
-ack_per_hour = 0
-[rules]
-dir = "{rules}"
-[templates]
-dir = "{ROOT / "templates"}"
-[lmtp]
-enabled = false
+        desk_config(work, ROOT, db_url, full=full)
+        + f"""
 [[mailbox]]
 name = "support"
 address = "support@help.example"

@@ -44,7 +44,9 @@ def one_round(
     templates (the mails are this checkout's) into ``db_url`` (empty: a fresh
     SQLite file); CPU and wall of the storing only."""
     sys.path.insert(0, str(ROOT / "tests"))
+    sys.path.insert(0, str(ROOT / "bench"))
     from support.mailgen import stream
+    from workload import desk_config
 
     sys.path.insert(0, str(tree))
 
@@ -55,27 +57,9 @@ def one_round(
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        (work / "secret").write_text("bench-secret\n")
-        (work / "no-rules").mkdir()
-        rules = tree / "rules" if full else work / "no-rules"
         cfg = work / "inboxd.toml"
-        cfg.write_text(
-            f"""
-[database]
-url = "{db_url or f"sqlite:///{work / 'inboxd.db'}"}"
-[helpdesk]
-secret_file = "{work / "secret"}"
-acknowledge = {"true" if full else "false"}
-ack_per_domain_per_hour = 0
-ack_per_hour = 0
-[rules]
-dir = "{rules}"
-[templates]
-dir = "{tree / "templates"}"
-[lmtp]
-enabled = false
-"""
-        )
+        url = db_url or f"sqlite:///{work / 'inboxd.db'}"
+        cfg.write_text(desk_config(work, tree, url, full=full))
         raws = list(stream(count, seed=5))
         parsed = parse_many(raws, 50 * 1024 * 1024)
         pairs = zip(raws, parsed, strict=True)
