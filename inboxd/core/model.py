@@ -154,7 +154,7 @@ class ParsedMessage:
 
 
 _PARSED_FIELDS = [f.name for f in fields(ParsedMessage)]
-_NEW_TEXT = _PARSED_FIELDS.index("new_text")
+_NEW_TEXT, _TEXT = _PARSED_FIELDS.index("new_text"), _PARSED_FIELDS.index("text")
 _parsed_values = operator.attrgetter(*_PARSED_FIELDS)
 
 
@@ -170,8 +170,7 @@ def _reduce_parsed(mail: ParsedMessage) -> tuple[Any, ...]:
 
 def _restore_parsed(*values: Any) -> ParsedMessage:
     if values[_NEW_TEXT] is None:
-        text = values[_PARSED_FIELDS.index("text")]
-        values = (*values[:_NEW_TEXT], text.strip(), *values[_NEW_TEXT + 1 :])
+        values = (*values[:_NEW_TEXT], values[_TEXT].strip(), *values[_NEW_TEXT + 1 :])
     return ParsedMessage(*values)
 
 

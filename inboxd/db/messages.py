@@ -108,8 +108,9 @@ def prefetch_messages(db: DB, identities: Iterable[tuple[str, str]]) -> None:
         return
     wanted = set(identities)
     ids = sorted({mid for mid, _ in wanted})
+    conn = conn_of(db)
     for chunk in in_chunks(ids):
-        rows = _FIND_MESSAGES.all(conn_of(db), *in_values(chunk, conn_of(db)))
+        rows = _FIND_MESSAGES.all(conn, *in_values(chunk, conn))
         for mid, dig, row_id, ticket_id in rows:
             if (mid, dig) in wanted:
                 seen[(mid, dig)] = (int(row_id), ticket_id)
@@ -204,10 +205,11 @@ def prefetch_thread_keys(db: DB, mails: Iterable[ParsedMessage]) -> None:
 
 
 def _look_up_keys(db: DB, ids: Sequence[str], into: dict[str, KnownKey | None]) -> None:
+    conn = conn_of(db)
     for chunk in in_chunks(ids):
         for key in chunk:
             into[key] = None
-        for key, ticket_id, origin in _KEY_LOOKUP.all(conn_of(db), *in_values(chunk, conn_of(db))):
+        for key, ticket_id, origin in _KEY_LOOKUP.all(conn, *in_values(chunk, conn)):
             into[key] = KnownKey(ticket_id, origin)
 
 
